@@ -1,0 +1,121 @@
+"""One generic name -> object registry, shared by models, protocols and corpora.
+
+Built-in entries register themselves when their module is imported; the
+registry imports those modules lazily on first lookup so that ``import
+avbench`` stays cheap.  Third-party packages add entries through Python entry
+points (``avbench.models``, ``avbench.protocols``, ``avbench.corpora``): each
+entry point names either a module (imported for its side effects, which
+register things) or a callable/object registered under the entry point's name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class RegistryError(KeyError):
+    """An unknown or duplicate name; ``str()`` gives the plain message."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class Registry(Generic[T]):
+    """Maps names to objects of one kind.
+
+    Args:
+        kind: What the entries are ("model", "protocol", "corpus"), used in
+            error messages.
+        group: Entry-point group searched for third-party entries.
+        builtin_modules: Modules imported before the first lookup; they
+            register the built-in entries.
+    """
+
+    def __init__(self, kind: str, group: str, builtin_modules: tuple[str, ...] = ()):
+        self.kind = kind
+        self.group = group
+        self.builtin_modules = builtin_modules
+        self._entries: dict[str, T] = {}
+        self._loaded = False
+        self._loading = False
+
+    def register(self, name: str, obj: T | None = None) -> Any:
+        """Registers ``obj`` under ``name``; usable as a decorator when ``obj`` is None."""
+        if obj is None:
+            return lambda o: self.register(name, o)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"A {self.kind} name must be a non-empty string. Got {name!r} instead.")
+        if name in self._entries and self._entries[name] is not obj:
+            raise ValueError(f"The {self.kind} name {name!r} is already registered; pick another name.")
+        self._entries[name] = obj
+        return obj
+
+    def unregister(self, name: str) -> None:
+        """Removes an entry (used by tests and by plugins replacing their own entry)."""
+        self._entries.pop(name, None)
+
+    def _load(self) -> None:
+        if self._loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            for module in self.builtin_modules:
+                importlib.import_module(module)
+            for ep in entry_points(group=self.group):
+                self._load_entry_point(ep)
+            self._loaded = True
+        finally:
+            self._loading = False
+
+    def _load_entry_point(self, ep: Any) -> None:
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must not hide the built-ins
+            raise ImportError(
+                f"The {self.kind} plugin {ep.name!r} (entry point {ep.value!r} in group "
+                f"{self.group!r}) failed to load: {exc}"
+            ) from exc
+        if isinstance(obj, type(importlib)):  # a module: importing it registered its entries
+            return
+        if ep.name not in self._entries:
+            self.register(ep.name, obj)
+
+    def get(self, name: str) -> T:
+        """Returns the entry, or raises RegistryError naming close matches and all names."""
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        names = self.names()
+        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"Unknown {self.kind} {name!r}.{hint} Available: {', '.join(names)}."
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        self._load()
+        return iter(sorted(self._entries.items()))
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def __len__(self) -> int:
+        self._load()
+        return len(self._entries)
+
+
+MODELS: Registry[Any] = Registry("model", "avbench.models", ("avbench.models.auxformer", "baselines"))
+PROTOCOLS: Registry[Any] = Registry("protocol", "avbench.protocols", ("protocols",))
+CORPORA: Registry[Callable[..., Any]] = Registry("corpus", "avbench.corpora", ("avbench.data.corpora",))
