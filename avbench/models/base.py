@@ -1,0 +1,135 @@
+"""The model contract, model metadata and the factory.
+
+A model is a builder function registered with :func:`register_model`, the way
+timm registers variants: a few lines that call a family's constructor with
+settings.  Protocols and the runner see only this contract:
+
+* ``forward(audio, visual, audio_lengths, visual_lengths)`` takes zero-padded
+  ``(B, T, D)`` batches with per-clip lengths and returns named logits, e.g.
+  ``{"av": ..., "a": ..., "v": ...}``;
+* ``loss_weights`` maps output names to the weights of Eq. 6;
+* ``predict(outputs)`` turns the named outputs into the logits scored at test.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from avbench.registry import MODELS
+from avbench.validation import ValidationError
+
+MODALITIES = ("audio", "visual")
+
+
+class AVModel(nn.Module):
+    """Base class of every avbench model."""
+
+    loss_weights: dict[str, float]
+
+    def predict(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return outputs["av"]
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model declares about itself (mteb's ModelMeta, trimmed).
+
+    Attributes:
+        name: Registry name.
+        builder: ``builder(num_classes, audio_dim, visual_dim, **config) -> AVModel``.
+        modalities: The modalities the model reads; a protocol that removes all
+            of them reports the unit as not applicable instead of scoring it.
+        citation: Where the architecture comes from.
+        description: One line for ``avbench models list``.
+        quick: Config overrides of the ``quick`` profile (a scaled-down model).
+        paper_params: The parameter count the paper reports at 4 classes,
+            audio 130, visual 4096 (Table 5), when it reports one.
+        params_tolerance: Allowed relative deviation from ``paper_params``.
+    """
+
+    name: str
+    builder: Callable[..., AVModel]
+    modalities: tuple[str, ...]
+    citation: str = ""
+    description: str = ""
+    quick: dict[str, Any] = field(default_factory=dict)
+    paper_params: int | None = None
+    params_tolerance: float = 0.0
+
+    def options(self) -> dict[str, Any]:
+        """The builder's config options and their defaults."""
+        sig = inspect.signature(self.builder)
+        return {k: p.default for k, p in sig.parameters.items()
+                if k not in ("num_classes", "audio_dim", "visual_dim") and p.kind is p.KEYWORD_ONLY}
+
+
+def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citation: str = "",
+                   description: str = "", quick: dict[str, Any] | None = None,
+                   paper_params: int | None = None, params_tolerance: float = 0.0):
+    """Decorator registering a builder function under ``name`` in :data:`MODELS`."""
+    bad = [m for m in modalities if m not in MODALITIES]
+    if bad or not modalities:
+        raise ValueError(f"The 'modalities' of model {name!r} must be a non-empty subset of {MODALITIES}. "
+                         f"Got {modalities!r} instead.")
+
+    def wrap(builder):
+        MODELS.register(name, ModelMeta(name, builder, tuple(modalities), citation, description,
+                                        dict(quick or {}), paper_params, params_tolerance))
+        return builder
+
+    return wrap
+
+
+def get_model_meta(name: str) -> ModelMeta:
+    return MODELS.get(name)
+
+
+def check_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Refuses options the model does not take, naming the ones it does."""
+    options = get_model_meta(name).options()
+    unknown = sorted(set(config) - set(options))
+    if unknown:
+        raise ValidationError(f"Model {name!r} has no option {', '.join(map(repr, unknown))}. "
+                              f"Its options: {', '.join(sorted(options)) or '(none)'}.")
+    return config
+
+
+def create_model(name: str, *, num_classes: int, audio_dim: int, visual_dim: int, **config: Any) -> AVModel:
+    """Builds a registered model.
+
+    Args:
+        name: Registry name (``avbench models list``).
+        num_classes, audio_dim, visual_dim: Task and feature dimensions.
+        **config: Model options (``avbench models show NAME`` lists them).
+    """
+    meta = get_model_meta(name)
+    check_config(name, config)
+    model = meta.builder(num_classes=num_classes, audio_dim=audio_dim, visual_dim=visual_dim, **config)
+    model.meta = meta
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def parameter_breakdown(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters per top-level block, in declaration order."""
+    out = {name: count_parameters(child) for name, child in model.named_children()}
+    own = sum(p.numel() for p in model.parameters(recurse=False) if p.requires_grad)
+    if own:
+        out["(own)"] = own
+    return {k: v for k, v in out.items() if v}
+
+
+def model_parameters(name: str, *, num_classes: int, audio_dim: int, visual_dim: int,
+                     **config: Any) -> tuple[int, dict[str, int]]:
+    """Parameter count and per-block breakdown, built on the meta device (no memory used)."""
+    with torch.device("meta"):
+        model = create_model(name, num_classes=num_classes, audio_dim=audio_dim, visual_dim=visual_dim, **config)
+    return count_parameters(model), parameter_breakdown(model)

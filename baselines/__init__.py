@@ -1,0 +1,1 @@
+"""Baseline model plugins (one module per family), registered on import."""
