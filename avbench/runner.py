@@ -1,0 +1,296 @@
+"""Units of work: train each (model, variant, regime, seed) once, score every condition from it.
+
+The runner never draws anything itself: splits come from the corpus's split
+file, masks from each condition's seeded generator, initial weights from the
+trial seed.  Everything it computes is written at once and atomically, so a
+rerun skips finished units and conditions and a killed run resumes (mid-
+training from the last finished epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+import avbench
+from avbench.conditions import Condition, burst_mask, keep_mask
+from avbench.models import count_parameters, create_model, get_model_meta
+from avbench.models.base import check_config
+from avbench.profiles import Profile, get_profile
+from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
+from avbench.results import collect, read_json, write_json, write_npz, write_table
+from avbench.training import fit, f1_scores, predict, resolve_device
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One trained model: the key of a checkpoint and of its record."""
+
+    corpus: str
+    profile: str
+    model: str
+    variant: str
+    config: str  # JSON of the model config, sorted (hashable)
+    regime: str
+    seed: int
+
+    @property
+    def path(self) -> Path:
+        return Path("units", self.corpus, self.profile, self.model, self.variant, self.regime, f"seed-{self.seed:02d}")
+
+    def key(self) -> dict[str, Any]:
+        return {"corpus": self.corpus, "model": self.model, "variant": self.variant, "regime": self.regime,
+                "seed": self.seed}
+
+
+@dataclass
+class RunSummary:
+    """What :func:`run` did, for the CLI to print."""
+
+    table: pd.DataFrame
+    out: Path
+    trained: int = 0
+    reused: int = 0
+    train_seconds: float = 0.0  # recorded training time of every unit of the run
+    eval_seconds: float = 0.0   # recorded evaluation time of every condition of the run
+    not_applicable: list[str] = field(default_factory=list)
+
+
+def provenance() -> dict[str, Any]:
+    """Versions, git revision and machine, stored with every record."""
+    rev = "unknown"
+    try:
+        src = Path(avbench.__file__).resolve().parent.parent
+        rev = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"avbench": avbench.__version__, "git_revision": rev, "python": sys.version.split()[0],
+            "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpu_threads": torch.get_num_threads(),
+                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+
+
+def _variants(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:
+    if not options:
+        return protocol.variants
+    tag = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(options.items()))
+    return tuple(Variant(tag if v.name == "default" else f"{v.name}+{tag}", {**v.config, **options})
+                 for v in protocol.variants)
+
+
+def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: Profile, seeds: int,
+         options: dict[str, Any] | None = None) -> list[tuple[Unit, tuple[Condition, ...]]]:
+    """The units a protocol needs and the conditions each is scored under."""
+    work: list[tuple[Unit, tuple[Condition, ...]]] = []
+    model_set = list(models or protocol.models)
+    for name in model_set:
+        meta = get_model_meta(name)
+        for variant in _variants(protocol, options):
+            config = {**profile.model_config(meta), **variant.config}
+            check_config(name, config)
+            for regime in protocol.regimes:
+                for seed in range(seeds):
+                    work.append((Unit(corpus, profile.name, name, variant.name, json.dumps(config, sort_keys=True),
+                                      regime, seed), protocol.conditions))
+    for name in protocol.needs:
+        if name in model_set:
+            continue
+        meta = get_model_meta(name)
+        config = json.dumps(profile.model_config(meta), sort_keys=True)
+        for regime in protocol.needs_regimes or protocol.regimes:
+            for seed in range(seeds):
+                work.append((Unit(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed),
+                             protocol.conditions))
+    return work
+
+
+def expand_includes(protocol: Protocol) -> list[Protocol]:
+    """The protocol and, depth first, every protocol it includes (each once)."""
+    seen: dict[str, Protocol] = {}
+
+    def visit(p: Protocol) -> None:
+        if p.name in seen:
+            return
+        seen[p.name] = p
+        for name in p.include:
+            visit(get_protocol(name))
+
+    visit(protocol)
+    return [p for p in seen.values() if p.conditions and (p.regimes or p.needs)]
+
+
+class Runner:
+    """Executes units against one corpus, profile and device, writing under ``out``."""
+
+    def __init__(self, store, splits, profile: Profile, out: Path, device: torch.device, progress: bool = True,
+                 echo: Callable[[str], None] = print):
+        self.store, self.splits, self.profile = store, splits, profile
+        self.out, self.device, self.progress, self.echo = Path(out), device, progress, echo
+        self.prov = provenance()
+        self.trained = self.reused = 0
+
+    def _build(self, unit: Unit):
+        torch.manual_seed(unit.seed)
+        return create_model(unit.model, num_classes=len(self.store.label_names), audio_dim=self.store.audio_dim,
+                            visual_dim=self.store.visual_dim, **json.loads(unit.config))
+
+    def train(self, unit: Unit):
+        """Returns the dev-selected model of ``unit``, training it only if no finished record exists."""
+        d = self.out / unit.path
+        model = self._build(unit)
+        if (d / "train.json").exists() and (d / "model.pt").exists():
+            model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
+            self.reused += 1
+            return model.to(self.device), read_json(d / "train.json")
+        d.mkdir(parents=True, exist_ok=True)
+        split = self.splits[unit.seed]
+        parts = split.indices(self.store.speakers)
+        result = fit(model, self.store, parts["train"], parts["dev"], regime=unit.regime, profile=self.profile,
+                     seed=unit.seed, device=self.device, state_path=d / "train_state.pt", progress=self.progress,
+                     desc=f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}")
+        model.load_state_dict(result.state_dict)
+        tmp = d / "model.pt.tmp"
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(d / "model.pt")
+        record = {"unit": asdict(unit) | {"config": json.loads(unit.config)}, "profile": self.profile.to_dict(),
+                  "corpus": {"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
+                             "synthetic": bool(self.store.synthetic)},
+                  "split": {"index": split.index, "seed": split.seed, "train": list(split.train),
+                            "dev": list(split.dev), "test": list(split.test)},
+                  "history": result.history, "best_epoch": result.best_epoch,
+                  "train_metrics": {"seconds_per_epoch": result.seconds_per_epoch,
+                                    "train_seconds": float(sum(h["train_seconds"] for h in result.history)),
+                                    "epochs": len(result.history), "best_epoch": result.best_epoch,
+                                    "params": count_parameters(model)},
+                  "provenance": self.prov}
+        write_json(d / "train.json", record)
+        (d / "train_state.pt").unlink(missing_ok=True)
+        self.trained += 1
+        return model, record
+
+    def evaluate(self, unit: Unit, model, conditions: tuple[Condition, ...]) -> list[Path]:
+        """Scores ``model`` on the test partition under each condition not scored yet."""
+        d = self.out / unit.path
+        rows = self.splits[unit.seed].indices(self.store.speakers)["test"]
+        modalities = set(get_model_meta(unit.model).modalities)
+        paths = []
+        for c in conditions:
+            path = d / "evals" / f"{c.key}.json"
+            paths.append(path)
+            if path.exists():
+                continue
+            record: dict[str, Any] = {"condition": c.name, "level": c.level, "unit": unit.key()}
+            if modalities <= c.removes():
+                record |= {"status": "not_applicable", "metrics": {},
+                           "reason": f"{unit.model} reads only {', '.join(sorted(modalities))}, which {c.name} removes"}
+            else:
+                self._save_masks(unit.seed, c, rows)
+                start = time.perf_counter()
+                pred, label = predict(model, self.store, rows, profile=self.profile, device=self.device,
+                                      condition=c, trial_seed=unit.seed)
+                record |= {"status": "ok", "metrics": f1_scores(label, pred),
+                           "seconds": time.perf_counter() - start,
+                           "predictions": {"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
+                                           "label": label.tolist(), "pred": pred.tolist()}}
+            write_json(path, record)
+        return paths
+
+    def _save_masks(self, seed: int, c: Condition, rows: np.ndarray) -> None:
+        """Stores the keep-masks of a random masking condition once per trial (shared by all models)."""
+        if c.kind not in ("mask", "burst"):
+            return
+        path = self.out / "masks" / self.store_id / f"seed-{seed:02d}" / f"{c.key}.npz"
+        if path.exists():
+            return
+        ids = self.store.manifest["clip_id"].to_numpy()[rows]
+        n = self.store.manifest[f"{c.modality}_frames"].to_numpy()[rows]
+        draw = keep_mask if c.kind == "mask" else burst_mask
+        masks = [draw(int(k), c.level, c.rng(seed, str(i))) for i, k in zip(ids, n)]
+        write_npz(path, clip_id=ids.astype(str), offsets=np.concatenate([[0], np.cumsum(n)]),
+                  keep=np.concatenate(masks))
+
+    @property
+    def store_id(self) -> str:
+        return f"{self.store.name}-{self.store.checksum[:8]}"
+
+
+def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",
+        profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
+        device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
+        echo: Callable[[str], None] = print) -> RunSummary:
+    """Runs a protocol (and the protocols it includes) and returns the tidy results.
+
+    Args:
+        protocol: Registered protocol name, YAML path, or :class:`Protocol`.
+        models: Model names; default: the protocol's own model set.
+        corpus: Registered corpus name or feature-store path.
+        profile: ``quick``, ``paper`` or ``smoke`` (or a :class:`Profile`).
+        seeds: Number of trials (splits 0..N-1); default: the profile's.
+        out: Run directory; rerunning with the same one resumes and reuses.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        options: Model options applied on top of each variant (``--set k=v``).
+        progress: Show progress bars.
+        echo: Where to print one line per unit.
+    """
+    from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
+
+    prof = get_profile(profile)
+    n_seeds = prof.seeds if seeds is None else seeds
+    if not isinstance(n_seeds, int) or n_seeds < 1:
+        from avbench.validation import ValidationError
+        raise ValidationError(f"The 'seeds' parameter of avbench run must be a positive integer. Got {seeds!r} instead.")
+    proto = protocol if isinstance(protocol, Protocol) else get_protocol(str(protocol))
+    for name in models or []:
+        get_model_meta(name)  # unknown names fail before any work
+    dev = resolve_device(device)
+    store = open_corpus(corpus)
+    splits = load_splits(store, n_seeds)
+    out = Path(out)
+    runner = Runner(store, splits, prof, out, dev, progress, echo)
+    summary = RunSummary(table=pd.DataFrame(), out=out)
+    protocols = expand_includes(proto)
+    work = [(p, u, cs) for p in protocols
+            for u, cs in plan(p, models if p is proto or not p.models else None,
+                              corpus=runner.store_id, profile=prof, seeds=n_seeds, options=options)]
+    # one unit may serve several protocols: train once, score the union of their conditions
+    by_unit: dict[Unit, list[Condition]] = {}
+    for _, u, cs in work:
+        by_unit.setdefault(u, [])
+        by_unit[u] += [c for c in cs if c not in by_unit[u]]
+    for i, (unit, conds) in enumerate(by_unit.items(), 1):
+        model, record = runner.train(unit)
+        paths = runner.evaluate(unit, model, tuple(conds))
+        evals = [read_json(p) for p in paths]
+        write_json(out / unit.path / "record.json", record | {"evaluations": evals})
+        summary.train_seconds += record["train_metrics"]["train_seconds"]
+        summary.eval_seconds += sum(e.get("seconds", 0.0) for e in evals)
+        summary.not_applicable += [f"{unit.model} / {e['condition']}: {e['reason']}" for e in evals
+                                   if e["status"] == "not_applicable" and e["unit"]["seed"] == 0]
+        echo(f"[{i}/{len(by_unit)}] {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: "
+             f"{len(conds)} condition(s) done")
+    for p in protocols:
+        entries = [{"unit": u.key(), "eval": str(u.path / "evals" / f"{c.key}.json")}
+                   for q, u, cs in work if q is p for c in cs]
+        train = [{"unit": u.key(), "train": str(u.path / "train.json")} for q, u, _ in work if q is p]
+        write_json(out / "protocols" / f"{p.name}.json",
+                   {"protocol": p.name, "definition": p.source, "profile": prof.name, "seeds": n_seeds,
+                    "corpus": {"name": store.name, "checksum": store.checksum, "synthetic": bool(store.synthetic),
+                               "path": str(store.path)},
+                    "entries": entries, "train": train})
+    table = collect(out)
+    write_table(out / "results.csv", table)
+    summary.table = table[table["protocol"].isin([p.name for p in protocols])].reset_index(drop=True)
+    summary.trained, summary.reused = runner.trained, runner.reused
+    return summary

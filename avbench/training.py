@@ -1,0 +1,197 @@
+"""Training regimes, fit() with dev-only model selection, prediction and metrics.
+
+Sec. 4.3: Adam (lr 7.25e-4), learning-rate decay when the dev loss plateaus
+(patience 5), gradient clipping 0.8, batch 32, 25 epochs, early stopping and
+model selection on the development loss.  The test set is never touched here.
+Training state is saved after every epoch, so a killed run resumes where it
+stopped and produces the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from avbench.batching import Batch, batches
+from avbench.profiles import Profile
+from avbench.validation import ValidationError, check_choice
+
+REGIMES = ("standard", "optimized")
+OPTIMIZED_GROUPS = (0.2, 0.2)  # fractions of a batch with audio zeroed, visual zeroed (Sec. 3.6)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error, not a silent fallback."""
+    check_choice(device, "device", "avbench", ("auto", "cpu", "cuda"))
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValidationError("The 'device' parameter is 'cuda' but torch sees no CUDA device "
+                              f"(torch {torch.__version__}). Use --device cpu or auto.")
+    return torch.device(device)
+
+
+def regime_groups(batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the batch whose audio, resp. visual, the optimized regime zeroes.
+
+    The batch is split at random into 20% / 20% / 60% (rounded), Sec. 3.6.
+    """
+    perm = rng.permutation(batch_size)
+    n_a = int(round(OPTIMIZED_GROUPS[0] * batch_size))
+    n_v = int(round(OPTIMIZED_GROUPS[1] * batch_size))
+    return perm[:n_a], perm[n_a:n_a + n_v]
+
+
+def apply_regime(regime: str, batch: Batch, rng: np.random.Generator) -> Batch:
+    """Returns the training batch as the regime presents it to the model."""
+    check_choice(regime, "regime", "training", REGIMES)
+    if regime == "standard":
+        return batch
+    drop_a, drop_v = regime_groups(len(batch.rows), rng)
+    audio, visual = batch.audio.clone(), batch.visual.clone()
+    audio[torch.as_tensor(drop_a, dtype=torch.long, device=audio.device)] = 0
+    visual[torch.as_tensor(drop_v, dtype=torch.long, device=visual.device)] = 0
+    return Batch(audio, visual, batch.audio_lengths, batch.visual_lengths, batch.labels, batch.rows)
+
+
+def total_loss(model, outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 6: the weighted sum of each output's cross-entropy."""
+    return sum(w * F.cross_entropy(outputs[name], labels) for name, w in model.loss_weights.items())
+
+
+def f1_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Micro-F1, macro-F1 and accuracy of single-label predictions.
+
+    Macro-F1 averages over the classes present in either labels or predictions
+    (scikit-learn's convention); micro-F1 equals accuracy for single-label data.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    classes = np.union1d(y_true, y_pred)
+    f1 = []
+    for c in classes:
+        tp = np.sum((y_pred == c) & (y_true == c))
+        denom = np.sum(y_pred == c) + np.sum(y_true == c)
+        f1.append(2 * tp / denom if denom else 0.0)
+    acc = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
+    return {"micro_f1": acc, "macro_f1": float(np.mean(f1)) if f1 else float("nan"), "accuracy": acc}
+
+
+@dataclass
+class FitResult:
+    state_dict: dict[str, torch.Tensor]
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return float(np.mean([h["train_seconds"] for h in self.history])) if self.history else float("nan")
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def dev_loss(model, store, rows, profile: Profile, device) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool, device=device):
+        total += float(total_loss(model, model(*b.inputs()), b.labels)) * len(b.rows)
+        n += len(b.rows)
+    return total / max(n, 1)
+
+
+def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: str, profile: Profile,
+        seed: int, device: torch.device, state_path: Path | None = None, progress: bool = True,
+        desc: str = "") -> FitResult:
+    """Trains ``model`` and returns the weights with the lowest dev loss.
+
+    Args:
+        model: An :class:`~avbench.models.AVModel` (already initialised from ``seed``).
+        store: The feature store.
+        train_rows, dev_rows: Store rows of the split's train and dev partitions.
+        regime: ``standard`` or ``optimized``.
+        profile: Optimiser, schedule and batching settings.
+        seed: Seeds batch order, regime groups and dropout.
+        device: Where to train.
+        state_path: Where to save the per-epoch state; an existing file is resumed.
+        progress: Show a progress bar per epoch.
+        desc: Label of the progress bar.
+    """
+    check_choice(regime, "regime", "fit", REGIMES)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=profile.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=profile.lr_factor,
+                                                       patience=profile.lr_patience)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    st: dict[str, Any] = {"epoch": 0, "best_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0,
+                          "history": [], "best_state": None}
+    if state_path is not None and state_path.exists():
+        saved = torch.load(state_path, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        st = saved["progress"]
+    while st["epoch"] < profile.epochs and st["bad_epochs"] < profile.early_stop:
+        model.train()
+        start, total, n = time.perf_counter(), 0.0, 0
+        it = batches(store, train_rows, profile.batch_size, generator=rng, pool=profile.frame_pool, device=device)
+        bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False, disable=not progress,
+                   desc=f"{desc} epoch {st['epoch'] + 1}/{profile.epochs}")
+        for batch in bar:
+            batch = apply_regime(regime, batch, rng)
+            loss = total_loss(model, model(*batch.inputs()), batch.labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
+            opt.step()
+            total += float(loss) * len(batch.rows)
+            n += len(batch.rows)
+            bar.set_postfix(loss=f"{total / n:.3f}")
+        train_seconds = time.perf_counter() - start
+        dl = dev_loss(model, store, dev_rows, profile, device)
+        sched.step(dl)
+        st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), "dev_loss": dl,
+                              "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds})
+        if dl < st["best_loss"]:
+            st.update(best_loss=dl, best_epoch=st["epoch"] + 1, bad_epochs=0,
+                      best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+        else:
+            st["bad_epochs"] += 1
+        st["epoch"] += 1
+        if state_path is not None:
+            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "scheduler": sched.state_dict(), "rng": rng.bit_generator.state,
+                          "torch_rng": torch.get_rng_state(),
+                          "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                          "progress": st}, state_path)
+    return FitResult(st["best_state"], st["best_epoch"], st["history"])
+
+
+@torch.no_grad()
+def predict(model, store, rows: np.ndarray, *, profile: Profile, device, condition=None,
+            trial_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted class and true label per row (in ``rows`` order) under a test condition."""
+    model.eval()
+    preds = np.empty(len(rows), dtype=np.int64)
+    pos = {r: i for i, r in enumerate(rows)}
+    for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool,
+                     device=device, condition=condition, trial_seed=trial_seed):
+        out = model.predict(model(*b.inputs())).argmax(-1).cpu().numpy()
+        preds[[pos[r] for r in b.rows]] = out
+    return preds, np.asarray(store.labels[rows])
