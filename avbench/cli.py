@@ -1,0 +1,239 @@
+"""The ``avbench`` command line: a thin click wrapper, each command one library call."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from avbench.registry import MODELS, PROTOCOLS, RegistryError
+from avbench.validation import ValidationError
+
+USER_ERRORS = (ValidationError, RegistryError, FileNotFoundError, ValueError, ImportError)
+
+
+def user_errors(fn):
+    """Turns bad input into a one-line message and exit status 2, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise click.UsageError(str(exc)) from exc
+
+    return wrapper
+
+
+def parse_sets(values: tuple[str, ...]) -> dict:
+    """``key=value`` pairs; values are parsed as YAML (numbers, booleans, lists)."""
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"The '--set' option must look like key=value (e.g. pos_enc=false). Got {item!r} instead.")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@click.group()
+@click.version_option(package_name="avbench")
+def main() -> None:
+    """Benchmark audiovisual emotion recognition and its robustness to missing modalities."""
+
+
+@main.command()
+@click.option("--protocol", "-p", required=True, help="Protocol name (avbench protocols list) or a YAML file.")
+@click.option("--model", "-m", "models", multiple=True, help="Model name; repeat for several. Default: the protocol's.")
+@click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
+@click.option("--profile", default="quick", show_default=True, type=click.Choice(["quick", "paper", "smoke"]))
+@click.option("--seeds", type=int, default=None, help="Number of trials (splits). Default: the profile's.")
+@click.option("--out", default="runs/avbench", show_default=True, type=click.Path(file_okay=False),
+              help="Run directory; rerunning with the same one resumes and reuses finished work.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def run(protocol, models, corpus, profile, seeds, out, device, sets, quiet):
+    """Train, select on dev, and score on test under a protocol's conditions."""
+    from avbench.runner import run as run_protocol
+    from avbench.results import summary_table
+
+    summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
+                           device=device, options=parse_sets(sets), progress=not quiet,
+                           echo=lambda s: click.echo(s, err=True))
+    corpus_note = ""
+    if not summary.table.empty and "synthetic" in str(summary.table["corpus"].iloc[0]):
+        corpus_note = " (SYNTHETIC corpus: numbers test the tool, not emotion recognition)"
+    click.echo(f"\nResults{corpus_note}: {summary.out / 'results.csv'}")
+    with _wide_pandas():
+        click.echo(summary_table(summary.table).round(3).to_string())
+    for line in summary.not_applicable:
+        click.echo(f"not applicable: {line}")
+    ratio = summary.eval_seconds / summary.train_seconds if summary.train_seconds else float("nan")
+    click.echo(f"\nunits trained now: {summary.trained}, reused: {summary.reused}; recorded training time "
+               f"{summary.train_seconds:.1f} s, evaluation time (all conditions) {summary.eval_seconds:.1f} s "
+               f"= {100 * ratio:.1f}% of training")
+
+
+def _wide_pandas():
+    import pandas as pd
+
+    return pd.option_context("display.width", 250, "display.max_columns", 100, "display.max_rows", 500)
+
+
+@main.group()
+def models() -> None:
+    """List and inspect registered models."""
+
+
+def _dims(fn):
+    fn = click.option("--visual-dim", default=4096, show_default=True, type=int)(fn)
+    fn = click.option("--audio-dim", default=130, show_default=True, type=int)(fn)
+    return click.option("--classes", default=4, show_default=True, type=int)(fn)
+
+
+@models.command("list")
+@_dims
+@click.option("--profile", default="paper", show_default=True, type=click.Choice(["quick", "paper", "smoke"]))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@user_errors
+def models_list(classes, audio_dim, visual_dim, profile, as_json):
+    """Names, modalities and parameter counts for the given dimensions."""
+    from avbench.models import model_parameters
+    from avbench.profiles import get_profile
+
+    prof = get_profile(profile)
+    rows = []
+    for name, meta in MODELS.items():
+        n, _ = model_parameters(name, num_classes=classes, audio_dim=audio_dim, visual_dim=visual_dim,
+                                **prof.model_config(meta))
+        rows.append({"name": name, "modalities": list(meta.modalities), "params": n,
+                     "paper_params": meta.paper_params, "description": meta.description})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    click.echo(f"{'model':<18} {'modalities':<13} {'params':>11} {'paper':>11}  description")
+    for r in rows:
+        paper = f"{r['paper_params']:,}" if r["paper_params"] else "-"
+        click.echo(f"{r['name']:<18} {'+'.join(r['modalities']):<13} {r['params']:>11,} {paper:>11}  {r['description']}")
+    click.echo(f"\n(counts at {classes} classes, audio {audio_dim}, visual {visual_dim}, profile {profile}; "
+               "the paper's Table 5 is at 4 / 130 / 4096)")
+
+
+@models.command("show")
+@click.argument("name")
+@_dims
+@click.option("--profile", default="paper", show_default=True, type=click.Choice(["quick", "paper", "smoke"]))
+@user_errors
+def models_show(name, classes, audio_dim, visual_dim, profile):
+    """Metadata, options and a per-block parameter breakdown of one model."""
+    from avbench.models import get_model_meta, model_parameters
+    from avbench.profiles import get_profile
+
+    meta = get_model_meta(name)
+    config = get_profile(profile).model_config(meta)
+    total, blocks = model_parameters(name, num_classes=classes, audio_dim=audio_dim, visual_dim=visual_dim, **config)
+    click.echo(f"{name}: {meta.description}\nmodalities: {', '.join(meta.modalities)}\ncitation: {meta.citation}")
+    click.echo(f"options (paper defaults): {json.dumps(meta.options(), default=str)}")
+    if config:
+        click.echo(f"profile {profile} overrides: {json.dumps(config)}")
+    click.echo(f"\nparameters at {classes} classes, audio {audio_dim}, visual {visual_dim}:")
+    for block, n in blocks.items():
+        click.echo(f"  {block:<16} {n:>11,}")
+    click.echo(f"  {'total':<16} {total:>11,}" + (f"   (paper: {meta.paper_params:,})" if meta.paper_params else ""))
+
+
+@main.group()
+def protocols() -> None:
+    """List and inspect protocols."""
+
+
+@protocols.command("list")
+@user_errors
+def protocols_list():
+    from avbench.protocol import get_protocol
+
+    for name in PROTOCOLS.names():
+        p = get_protocol(name)
+        click.echo(f"{name:<18} {p.reference:<28} {p.description.splitlines()[0][:90] if p.description else ''}")
+
+
+@protocols.command("show")
+@click.argument("name")
+@user_errors
+def protocols_show(name):
+    """The protocol's full definition, then what it expands to."""
+    from avbench.protocol import get_protocol
+
+    p = get_protocol(name)
+    click.echo(p.to_yaml())
+    click.echo(f"# expands to {len(p.conditions)} test condition(s): {', '.join(c.key for c in p.conditions)}")
+
+
+@main.group()
+def data() -> None:
+    """Create, import and inspect feature stores."""
+
+
+@data.command("synth")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where to write; default: the cache used by --corpus synthetic.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--speakers", default=91, show_default=True, type=int)
+@click.option("--clips-per-speaker", default=24, show_default=True, type=int)
+@click.option("--visual-dim", default=64, show_default=True, type=int)
+@user_errors
+def data_synth(out, seed, speakers, clips_per_speaker, visual_dim):
+    """Generate the built-in synthetic corpus (CREMA-D's shape, SYNTHETIC data)."""
+    from avbench.data.synthetic import default_synthetic, generate_synthetic
+
+    params = dict(seed=seed, n_speakers=speakers, clips_per_speaker=clips_per_speaker, visual_dim=visual_dim)
+    store = generate_synthetic(Path(out), **params) if out else default_synthetic(**params)
+    click.echo(f"synthetic corpus: {store.path} ({len(store)} clips, {len(set(store.speakers))} speakers, "
+               f"audio {store.audio_dim}-d @ {store.audio_rate} fps, visual {store.visual_dim}-d @ {store.visual_rate} fps)")
+
+
+@data.command("import")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.argument("features", type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--audio-rate", default=62.5, show_default=True, type=float, help="Audio frames per second.")
+@click.option("--visual-rate", default=30.0, show_default=True, type=float, help="Visual frames per second.")
+@click.option("--dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]))
+@user_errors
+def data_import(manifest, features, out, audio_rate, visual_rate, dtype):
+    """Build a feature store from MANIFEST (clip_id, speaker, label, ...) and per-clip
+    FEATURES/<clip_id>.audio.npy and .visual.npy files."""
+    from avbench.data.store import import_arrays
+
+    store = import_arrays(Path(out), Path(manifest), Path(features), audio_rate=audio_rate,
+                          visual_rate=visual_rate, dtype=dtype)
+    click.echo(f"feature store: {store.path} ({len(store)} clips, labels {', '.join(store.label_names)})")
+
+
+@data.command("info")
+@click.argument("corpus")
+@click.option("--verify", is_flag=True, help="Recompute checksums.")
+@user_errors
+def data_info(corpus, verify):
+    """Summary and provenance of a feature store."""
+    from avbench.data import open_corpus
+
+    store = open_corpus(corpus)
+    if verify:
+        store.verify()
+    m = store.manifest
+    click.echo(f"{store.name} at {store.path}{'  [SYNTHETIC]' if store.synthetic else ''}\n"
+               f"clips {len(store)}, speakers {m['speaker'].nunique()}, checksum {store.checksum}\n"
+               f"audio {store.audio_dim}-d @ {store.audio_rate} fps, visual {store.visual_dim}-d @ {store.visual_rate} fps\n"
+               f"labels: " + ", ".join(f"{k} {v}" for k, v in m["label"].value_counts().items()))
+    click.echo("provenance: " + json.dumps(store.provenance, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
