@@ -1,0 +1,102 @@
+"""The runner: records, the tidy table, reuse on rerun, resume after a crash, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+import avbench.runner as runner_mod
+from avbench.registry import RegistryError
+from avbench.results import COLUMNS, load_results
+from avbench.runner import run
+from avbench.validation import ValidationError
+
+
+def _run(store, out, protocol="masking", **kw):
+    return run(protocol, ["auxformer"], corpus=store.path, profile="smoke", seeds=2, out=out, progress=False,
+               echo=lambda s: None, **kw)
+
+
+def test_masking_run_writes_records_and_tidy_table(tiny_store, tmp_path):
+    s = _run(tiny_store, tmp_path)
+    t = s.table
+    assert list(t.columns) == COLUMNS
+    scored = t[(t.condition != "train") & (t.metric == "micro_f1")]
+    assert set(scored.seed) == {0, 1}
+    assert sorted(scored[scored.condition == "mask_audio"].level.unique()) == pytest.approx(
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    assert len(scored) == 2 * 19
+    assert scored.value.between(0, 1).all()
+    rec = json.loads(next(tmp_path.glob("units/**/seed-00/record.json")).read_text())
+    for key in ("unit", "profile", "corpus", "split", "history", "provenance", "evaluations"):
+        assert key in rec
+    assert rec["corpus"]["checksum"] == tiny_store.checksum and rec["profile"]["name"] == "smoke"
+    assert "git_revision" in rec["provenance"] and "torch" in rec["provenance"]
+    ev = rec["evaluations"][0]
+    assert len(ev["predictions"]["clip_id"]) == len(ev["predictions"]["pred"]) > 0
+    assert load_results(tmp_path).shape == t.shape
+    assert s.train_seconds > 0 and s.eval_seconds > 0
+
+
+def test_second_run_trains_nothing_and_gives_the_same_table(tiny_store, tmp_path):
+    first = _run(tiny_store, tmp_path, protocol="optimized")
+    second = _run(tiny_store, tmp_path, protocol="optimized")
+    assert first.trained == 2 and second.trained == 0 and second.reused == 2
+    assert first.table.equals(second.table)
+
+
+def test_crash_mid_evaluation_resumes_without_retraining(tiny_store, tmp_path, monkeypatch):
+    reference = _run(tiny_store, tmp_path / "ref")
+    calls = {"n": 0}
+    real = runner_mod.predict
+
+    def flaky(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("killed")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(runner_mod, "predict", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tiny_store, tmp_path / "crash")
+    done = list((tmp_path / "crash").glob("units/**/evals/*.json"))
+    assert len(done) == 4  # what was computed before the crash is on disk
+    monkeypatch.setattr(runner_mod, "predict", real)
+    resumed = _run(tiny_store, tmp_path / "crash")
+    assert resumed.trained == 1 and resumed.reused == 1  # seed 0 reused, seed 1 trained now
+    a = reference.table.sort_values(COLUMNS[:-1]).reset_index(drop=True)
+    b = resumed.table.sort_values(COLUMNS[:-1]).reset_index(drop=True)
+    scored = a.condition != "train"
+    np.testing.assert_array_equal(a[scored].value.to_numpy(), b[scored].value.to_numpy())
+
+
+def test_masks_are_stored_and_match_what_the_model_saw(tiny_store, tmp_path):
+    from avbench.conditions import Condition, keep_mask
+
+    _run(tiny_store, tmp_path)
+    f = next(tmp_path.glob("masks/*/seed-01/mask_visual@0.3.npz"))
+    z = np.load(f)
+    i = 0
+    cid = str(z["clip_id"][i])
+    keep = z["keep"][z["offsets"][i]:z["offsets"][i + 1]]
+    c = Condition("mask", "visual", 0.3)
+    row = int(np.flatnonzero(tiny_store.manifest["clip_id"].to_numpy() == cid)[0])
+    v = np.asarray(tiny_store.visual(row), dtype=np.float32)
+    _, v2 = c.apply(np.zeros((1, 1)), v, rng=c.rng(1, cid), rates=(62.5, 30.0))
+    np.testing.assert_array_equal(np.any(v2 != 0, axis=1), keep & np.any(v != 0, axis=1))
+    assert np.array_equal(keep, keep_mask(len(v), 0.3, c.rng(1, cid)))
+
+
+def test_bad_names_and_options_fail_clearly(tiny_store, tmp_path):
+    with pytest.raises(RegistryError, match="Did you mean 'masking'"):
+        run("maskng", ["auxformer"], corpus=tiny_store.path, out=tmp_path)
+    with pytest.raises(RegistryError, match="Did you mean 'auxformer'"):
+        run("masking", ["auxfomer"], corpus=tiny_store.path, out=tmp_path)
+    with pytest.raises(ValidationError, match="'seeds'"):
+        run("masking", ["auxformer"], corpus=tiny_store.path, out=tmp_path, seeds=0)
+    with pytest.raises(ValidationError, match="no option 'posenc'"):
+        run("masking", ["auxformer"], corpus=tiny_store.path, out=tmp_path, profile="smoke", options={"posenc": False})
+    with pytest.raises(ValidationError, match="'profile'"):
+        run("masking", ["auxformer"], corpus=tiny_store.path, out=tmp_path, profile="fast")
+    with pytest.raises(ValidationError, match="corpus"):
+        run("masking", ["auxformer"], corpus=tmp_path / "nowhere", out=tmp_path, profile="smoke")
