@@ -1,0 +1,55 @@
+"""An avbench model plugin: one GRU per modality, last states concatenated, a linear classifier.
+
+Importing this module registers ``late-fusion-gru``; avbench imports it through
+the ``avbench.models`` entry point declared in ``pyproject.toml``, so after
+``pip install`` the model is available to every avbench command.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from avbench.models import AVModel, register_model
+from avbench.validation import check_float, check_int
+
+__all__ = ["LateFusionGRU", "late_fusion_gru"]
+
+
+def _last_state(rnn: nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Final hidden state at each clip's last *real* frame (packing ignores the zero padding)."""
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    _, h = rnn(packed)
+    return h[-1]
+
+
+class LateFusionGRU(AVModel):
+    """Late fusion: a GRU per modality, the two final states concatenated, dropout, a linear layer.
+
+    Args:
+        num_classes, audio_dim, visual_dim: Task and feature sizes.
+        hidden: GRU width per modality.
+        dropout: Dropout on the concatenated states.
+    """
+
+    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, hidden: int = 64,
+                 dropout: float = 0.1):
+        super().__init__()
+        check_int(hidden, "hidden", "LateFusionGRU", minimum=1)
+        check_float(dropout, "dropout", "LateFusionGRU", low=0.0, high=1.0, high_open=True)
+        self.gru_audio = nn.GRU(audio_dim, hidden, batch_first=True)
+        self.gru_visual = nn.GRU(visual_dim, hidden, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(2 * hidden, num_classes)
+        self.loss_weights = {"av": 1.0}
+
+    def forward(self, audio, visual, audio_lengths, visual_lengths):
+        z = torch.cat([_last_state(self.gru_audio, audio, audio_lengths),
+                       _last_state(self.gru_visual, visual, visual_lengths)], dim=-1)
+        return {"av": self.out(self.dropout(z))}
+
+
+@register_model("late-fusion-gru", citation="avbench plugin example", quick={"hidden": 32},
+                description="Example plugin: one GRU per modality, late fusion by concatenation")
+def late_fusion_gru(*, num_classes, audio_dim, visual_dim, hidden=64, dropout=0.1):
+    return LateFusionGRU(num_classes, audio_dim, visual_dim, hidden=hidden, dropout=dropout)
