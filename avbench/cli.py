@@ -235,5 +235,82 @@ def data_info(corpus, verify):
     click.echo("provenance: " + json.dumps(store.provenance, indent=1, default=str))
 
 
+# --------------------------------------------------------------------------- reports
+REPORT_DEFAULT_CORRECTION = "holm"  # = avbench.report.DEFAULT_CORRECTION (kept here so --help stays fast)
+
+
+def _report_options(fn):
+    fn = click.option("--no-html", is_flag=True, help="Write index.md only (no index.html).")(fn)
+    fn = click.option("--test", "test_", default="t", show_default=True, type=click.Choice(["t", "wilcoxon"]),
+                      help="Paired test behind '*': one-tailed paired t-test (the paper) or Wilcoxon signed-rank.")(fn)
+    fn = click.option("--alpha", default=0.05, show_default=True, type=float, help="Significance level (the paper: 0.05).")(fn)
+    fn = click.option("--correction", default=REPORT_DEFAULT_CORRECTION, show_default=True, metavar="METHOD",
+                      help="Multiple-comparison correction behind '*': holm (default; controls every single "
+                           "comparison), none (the paper's choice; valid for the claim 'better than every "
+                           "baseline', an intersection-union test), bonferroni, fdr_bh, ... (any statsmodels "
+                           "multipletests method).")(fn)
+    fn = click.option("--metric", default="micro_f1", show_default=True,
+                      type=click.Choice(["micro_f1", "macro_f1", "accuracy"]),
+                      help="Score the figures plot (tables always show micro- and macro-F1, as the paper's).")(fn)
+    return fn
+
+
+def _print_report(rep) -> None:
+    click.echo(f"report: {rep.index}" + ("  [SYNTHETIC corpus]" if rep.run.synthetic else ""))
+    click.echo(f"  tables: {', '.join(t.number for t in rep.tables) or 'none'}")
+    click.echo(f"  figures: {', '.join(f.number for f in rep.figures) or 'none'}")
+    for s in rep.skipped:
+        click.echo(f"  skipped {s.artifact}: {s.reason} (protocol: {s.protocol})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Report directory.  [default: RUN_DIR/report]")
+@_report_options
+@user_errors
+def report(run_dir, out, metric, correction, alpha, test_, no_html):
+    """Build paper-style tables (LaTeX + Markdown) and figures (PNG + PDF) from RUN_DIR.
+
+    RUN_DIR is a run directory (avbench run --out), a report's data/ folder, or a results.csv.
+    Nothing is retrained: whatever the run lacks is skipped and listed in index.md with the
+    protocol that produces it.
+    """
+    from avbench.report import build_report
+
+    _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
+                               html_page=not no_html))
+
+
+@main.command()
+@click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
+@click.option("--profile", default="quick", show_default=True, type=click.Choice(["quick", "paper", "smoke"]),
+              help="paper = the paper's models, 25 epochs, 20 trials (GPU days); quick = scaled down (CPU).")
+@click.option("--seeds", type=int, default=None, help="Number of trials.  [default: the profile's: paper 20, quick 3]")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Where units are trained and resumed.  [default: runs/paper-PROFILE]")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Report directory (self-contained: tables, figures, data/).  [default: RUN_DIR/report]")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@_report_options
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, quiet):
+    """Run the paper protocol (Tables 1-5, Figs. 3-8) and build its report.
+
+    Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
+    then runs `avbench report`.  The default profile and corpus give a synthetic, CPU-sized
+    reproduction whose numbers test the software, not emotion recognition.
+    """
+    from avbench.report import build_report
+    from avbench.runner import run as run_protocol
+
+    run_dir = run_dir or f"runs/paper-{profile}"
+    run_protocol("paper", None, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
+                 progress=not quiet, echo=lambda s: click.echo(s, err=True))
+    _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
+                               html_page=not no_html))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,343 @@
+"""Builds a whole report from a run directory: tables, figures, statistics, index page.
+
+Layout of a report directory::
+
+    index.md, index.html     every table and figure, the run's provenance, what was skipped and why
+    tables/<key>.tex|.md|.csv   LaTeX (booktabs) and Markdown tables; CSV = every cell with mean, sd, n, CI
+    figures/<key>.png|.pdf   PNG at 200 dpi and vector PDF
+    stats.csv                every paired test behind a '*' (means, difference, CI, d_z, p, adjusted p)
+    data/                    results.csv, protocols/*.json and provenance.json: enough to rebuild the
+                             report (``avbench report <report>/data --out <report>``) without the units
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import gc
+import html
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+import avbench
+from avbench import stats
+from avbench.report import style
+from avbench.report.figures import FIGURES, FigureResult
+from avbench.report.render import Table, md_escape
+from avbench.report.rundata import PERFORMANCE_METRICS, RunData, load_run
+from avbench.report.tables import DEFAULT_CORRECTION, TABLES, Skip, StatsConfig, robustness_table
+from avbench.results import write_json, write_table
+from avbench.validation import ValidationError, check_choice, check_float
+
+#: What each artifact shows, for the index's "skipped" list.
+ARTIFACT_NAMES = {
+    "table1": "Table 1 (audiovisual baselines, standard and optimized training)",
+    "table2": "Table 2 (missing modality: visual only / acoustic only)",
+    "table3": "Table 3 (positional encoding)",
+    "table4": "Table 4 (loss-weight grid)",
+    "table5": "Table 5 (parameters and training time)",
+    "robustness": "Table R1 (robustness summary, AUC)",
+    "fig3": "Fig. 3 (per-trial box plots)",
+    "fig4": "Fig. 4 (standard vs optimized, AV / V / A)",
+    "fig5": "Fig. 5 (random frame masking)",
+    "fig6": "Fig. 6 (self-attention ablation)",
+    "fig7": "Fig. 7 (classification token)",
+    "fig8": "Fig. 8 (upscaled baselines)",
+    "misalignment": "Fig. R1 (temporal misalignment)",
+    "occlusion": "Fig. R2 (contiguous occlusion)",
+    "noise": "Fig. R3 (additive noise)",
+}
+
+
+@dataclass
+class Skipped:
+    artifact: str
+    reason: str
+    protocol: str
+    error: bool = False   # True: the builder failed (a bug or odd data), not a missing protocol
+
+
+@dataclass
+class FigureFiles:
+    key: str
+    number: str
+    title: str
+    caption: str
+    files: list[Path]
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote."""
+
+    out: Path
+    run: RunData
+    config: StatsConfig
+    metric: str
+    tables: list[Table] = field(default_factory=list)
+    figures: list[FigureFiles] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def index(self) -> Path:
+        return self.out / "index.md"
+
+
+def _attempt(key: str, default_protocol: str, fn: Callable[[], Any], report: Report, strict: bool) -> Any:
+    try:
+        return fn()
+    except Skip as s:
+        report.skipped.append(Skipped(ARTIFACT_NAMES.get(key, key), str(s), s.protocol or default_protocol))
+    except Exception as exc:  # one broken artifact must not cost the researcher the rest of the report
+        if strict:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        warnings.warn(f"avbench report: {key} failed: {first}\n{traceback.format_exc()}", RuntimeWarning,
+                      stacklevel=2)
+        report.skipped.append(Skipped(ARTIFACT_NAMES.get(key, key), f"failed: {type(exc).__name__}: {first}",
+                                      default_protocol, error=True))
+    return None
+
+
+@contextlib.contextmanager
+def _frozen_gc():
+    """statsmodels' Holm correction calls gc.collect() on every call (statsmodels 0.14, multitest.py);
+    with torch and pandas loaded each collection takes ~0.2 s and a report makes hundreds of tests.
+    Freezing the objects that exist now keeps those collections short; they are unfrozen after."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: str = "micro_f1",
+                 correction: str = DEFAULT_CORRECTION, alpha: float = 0.05, test: str = "t", html_page: bool = True,
+                 figures: bool = True, strict: bool = False) -> Report:
+    """Builds every table and figure the run's results support; never trains.
+
+    Args:
+        run_dir: A run directory (``avbench run --out``), a report's ``data/`` folder, or a results CSV.
+        out: Report directory; default ``<run_dir>/report``.
+        metric: The score the figures plot (``micro_f1`` as in the paper, ``macro_f1``, ``accuracy``).
+            Tables always show micro- and macro-F1, as the paper's do.
+        correction: Multiple-comparison correction behind the ``*`` marks: ``holm`` (default), ``none``
+            (the paper's; valid for the "better than every baseline" claim, see
+            :data:`avbench.report.tables.DEFAULT_CORRECTION`) or any :data:`avbench.stats.CORRECTIONS` method.
+        alpha: Significance level (0.05 in the paper).
+        test: ``t`` (paired t-test, the paper) or ``wilcoxon``.
+        html_page: Also write ``index.html``.
+        figures: Draw the figures (False: tables, statistics and index only; much faster).
+        strict: Raise when a builder fails instead of listing it as failed (tests use this).
+
+    Returns:
+        A :class:`Report` listing the tables, figures, skipped artifacts and files written.
+    """
+    run = load_run(run_dir)
+    if metric not in PERFORMANCE_METRICS:
+        raise ValidationError(f"The 'metric' parameter of avbench report must be one of "
+                              f"{', '.join(PERFORMANCE_METRICS)}. Got {metric!r} instead.")
+    correction = check_choice(str(correction).lower(), "correction", "avbench report", stats.CORRECTIONS)
+    alpha = check_float(alpha, "alpha", "avbench report", low=0, high=1, low_open=True, high_open=True)
+    check_choice(test, "test", "avbench report", stats.TESTS)
+    cfg = StatsConfig(correction=correction, alpha=alpha, test=test)
+    src = Path(run_dir)
+    out = Path(out) if out is not None else (src if src.is_dir() else src.parent) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(out, run, cfg, metric)
+
+    # tables
+    with _frozen_gc():
+        for key, (builder, protocol) in TABLES.items():
+            tab = _attempt(key, protocol, lambda b=builder: b(run, cfg), report, strict)
+            if tab is not None:
+                report.tables.append(tab)
+        tab = _attempt("robustness", "masking / occlusion / misalignment / noise",
+                       lambda: robustness_table(run, cfg, metric), report, strict)
+        if tab is not None:
+            report.tables.append(tab)
+    for tab in report.tables:
+        base = out / "tables" / tab.key
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for suffix, text in ((".tex", tab.to_latex()), (".md", tab.to_markdown())):
+            base.with_suffix(suffix).write_text(text)
+            report.files.append(base.with_suffix(suffix))
+        write_table(base.with_suffix(".csv"), tab.to_frame())
+        report.files.append(base.with_suffix(".csv"))
+
+    # figures
+    with style.styled():
+        for key, (builder, protocol) in (FIGURES.items() if figures else ()):
+            res: FigureResult | None = _attempt(key, protocol, lambda b=builder: b(run, metric), report, strict)
+            if res is None:
+                continue
+            files = style.save_figure(res.fig, out / "figures" / res.key)
+            report.files += files
+            report.figures.append(FigureFiles(res.key, res.number, res.title, res.caption, files))
+            res.fig.clear()
+
+    # statistics behind the marks
+    comps = [t.comparisons for t in report.tables if len(t.comparisons)]
+    if comps:
+        write_table(out / "stats.csv", pd.concat(comps, ignore_index=True))
+        report.files.append(out / "stats.csv")
+
+    _write_data(report)
+    report.files.append(_write_index(report))
+    if html_page:
+        report.files.append(_write_html(report))
+    return report
+
+
+# ---------------------------------------------------------------------------- data/ (self-contained input)
+def _write_data(report: Report) -> None:
+    run, data = report.run, report.out / "data"
+    if data.resolve() == (run.source if run.source.is_dir() else run.source.parent).resolve():
+        return  # rebuilding from our own data/: it is already there
+    write_table(data / "results.csv", run.raw)
+    for name, manifest in run.manifests.items():
+        write_json(data / "protocols" / f"{name}.json", {**manifest, "entries": [], "train": []})
+    write_json(data / "provenance.json", run.provenance())
+    report.files += [data / "results.csv", data / "provenance.json"]
+
+
+# ---------------------------------------------------------------------------- index
+def provenance_rows(report: Report) -> list[tuple[str, str]]:
+    run, prov = report.run, report.run.provenance()
+    rows = []
+    for c in prov.get("corpora", []) or [{"name": "unknown", "checksum": None, "synthetic": None}]:
+        kind = "SYNTHETIC" if c.get("synthetic") else ("real" if c.get("synthetic") is False else "unknown (no manifest)")
+        rows.append(("Corpus", f"{c['name']} — {kind}; checksum {c.get('checksum') or 'not recorded'}"))
+    rows.append(("Profile", ", ".join(prov.get("profiles") or run.profiles) or "not recorded"))
+    rows.append(("Trials (seeds)", str(prov.get("seeds", run.seeds))))
+    rows.append(("Protocols in the run", ", ".join(prov.get("protocols") or run.protocols)))
+    revs = prov.get("git_revision") or []
+    rows.append(("avbench (run)", f"{', '.join(prov.get('avbench') or ['not recorded'])}; git revision "
+                                  f"{', '.join(r[:12] for r in revs) or 'not recorded'}"))
+    rows.append(("torch", ", ".join(prov.get("torch") or ["not recorded"])))
+    rows.append(("Python", ", ".join(prov.get("python") or ["not recorded"])))
+    machines = prov.get("machines") or []
+    rows.append(("Machine(s)", "; ".join(f"{m['machine']} ({m['units']} unit{'s' if m['units'] != 1 else ''})"
+                                        for m in machines) or "not recorded"))
+    cfg = report.config
+    rows.append(("Statistics", f"{cfg.sentence(str(prov.get('seeds', run.seeds)))}; '*' needs every comparison "
+                               f"of a cell to be significant"))
+    rows.append(("Figure metric", style.metric_label(report.metric)))
+    rows.append(("Report", f"avbench {avbench.__version__}, built "
+                           f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from {run.source}"))
+    return rows
+
+
+SYNTHETIC_BANNER = ("**SYNTHETIC CORPUS.** Every number in this report comes from a synthetic corpus generated by "
+                    "avbench: it shows that the benchmark runs end to end and what its outputs look like. It says "
+                    "nothing about emotion recognition and must not be compared with the paper's results.")
+
+
+def _rel(report: Report, path: Path) -> str:
+    return path.relative_to(report.out).as_posix()
+
+
+def _write_index(report: Report) -> Path:
+    run = report.run
+    lines = ["# avbench report", ""]
+    if run.synthetic:
+        lines += [f"> {SYNTHETIC_BANNER}", ""]
+    lines += ["Benchmark of audiovisual emotion recognition following AuxFormer (Goncalves & Busso, IEEE TAC "
+              "2022). Built from the run's tidy results only (nothing retrained).", "", "## Provenance", "",
+              "| | |", "| :--- | :--- |"]
+    lines += [f"| {md_escape(k)} | {md_escape(v)} |" for k, v in provenance_rows(report)]
+    if run.notes:
+        lines += ["", "Warnings while reading the run:", ""] + [f"- {md_escape(n)}" for n in run.notes]
+    lines += ["", "## Contents", ""]
+    lines += [f"- [{t.number}: {t.title}](#{_anchor(t.number + ' ' + t.title)})" for t in report.tables]
+    lines += [f"- [{f.number}: {f.title}](#{_anchor(f.number + ' ' + f.title)})" for f in report.figures]
+    if report.skipped:
+        lines.append("- [Skipped](#skipped)")
+    lines += ["", "## Tables", ""]
+    for t in report.tables:
+        lines += [f"### {t.number}: {t.title}", "", t.to_markdown().rstrip(), "",
+                  f"Files: [LaTeX](tables/{t.key}.tex) · [Markdown](tables/{t.key}.md) · "
+                  f"[CSV with sd, n, 95% CI](tables/{t.key}.csv)", ""]
+    lines += ["## Figures", ""]
+    for f in report.figures:
+        png = next((p for p in f.files if p.suffix == ".png"), f.files[0])
+        pdf = next((p for p in f.files if p.suffix == ".pdf"), None)
+        lines += [f"### {f.number}: {f.title}", "", f"![{md_escape(f.number)}]({_rel(report, png)})", "",
+                  f"**{md_escape(f.number)}.** {md_escape(f.caption)}", ""]
+        if pdf:
+            lines += [f"Files: [PNG]({_rel(report, png)}) · [PDF]({_rel(report, pdf)})", ""]
+    if report.skipped:
+        lines += ["## Skipped", "", "What this run does not contain (run the protocol to add it; rerunning "
+                  "into the same --out reuses finished units):", "", "| Artifact | Why | Produced by protocol |",
+                  "| :--- | :--- | :--- |"]
+        lines += [f"| {md_escape(s.artifact)} | {md_escape(s.reason)} | {md_escape(s.protocol)} |"
+                  for s in report.skipped]
+        lines.append("")
+    if (report.out / "stats.csv").exists():
+        lines += ["## Statistics", "", "[stats.csv](stats.csv) lists every paired test behind a `*`: means, mean "
+                  "difference with its 95% CI, Cohen's d_z, raw and adjusted p-values.", ""]
+    path = report.out / "index.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
+
+
+def _anchor(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9 -]", "", text.lower()).strip().replace(" ", "-")
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table.avbench,table.prov,table.skip{border-collapse:collapse;margin:1em 0;font-size:0.9em}
+table.avbench caption{caption-side:top;text-align:left;margin-bottom:.4em}
+table.avbench th,table.avbench td{padding:2px 8px;text-align:right}
+table.avbench th:first-child{text-align:left;font-weight:normal}
+table.avbench thead{border-top:2px solid #000;border-bottom:1px solid #000}
+table.avbench tbody{border-bottom:2px solid #000}
+tr.section td{text-align:center;border-top:1px solid #000;border-bottom:1px solid #000}
+table.prov td,table.skip td,table.skip th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}
+.banner{background:#FCE8D5;border-left:6px solid #D55E00;padding:.6em 1em;margin:1em 0}
+figure{margin:1.5em 0}figure img{max-width:100%}figcaption{font-size:.9em}"""
+
+
+def _write_html(report: Report) -> Path:
+    e = html.escape
+    run = report.run
+    parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\"><title>avbench report</title>",
+             f"<style>{_CSS}</style></head><body>", "<h1>avbench report</h1>"]
+    if run.synthetic:
+        parts.append(f"<div class=\"banner\"><b>SYNTHETIC CORPUS.</b> {e(SYNTHETIC_BANNER.split('**', 2)[2].strip())}</div>")
+    parts.append("<h2>Provenance</h2><table class=\"prov\">")
+    parts += [f"<tr><td><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in provenance_rows(report)]
+    parts.append("</table>")
+    if run.notes:
+        parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in run.notes) + "</ul>")
+    parts.append("<h2>Tables</h2>")
+    for t in report.tables:
+        parts.append(f"<h3 id=\"{e(t.key)}\">{e(t.number)}: {e(t.title)}</h3>")
+        parts.append(t.to_html())
+        parts.append(f"<p>Files: <a href=\"tables/{e(t.key)}.tex\">LaTeX</a> · <a href=\"tables/{e(t.key)}.md\">"
+                     f"Markdown</a> · <a href=\"tables/{e(t.key)}.csv\">CSV</a></p>")
+    parts.append("<h2>Figures</h2>")
+    for f in report.figures:
+        png = next((p for p in f.files if p.suffix == ".png"), f.files[0])
+        links = " · ".join(f"<a href=\"{e(_rel(report, p))}\">{p.suffix[1:].upper()}</a>" for p in f.files)
+        parts.append(f"<figure id=\"{e(f.key)}\"><h3>{e(f.number)}: {e(f.title)}</h3>"
+                     f"<img src=\"{e(_rel(report, png))}\" alt=\"{e(f.number)}\">"
+                     f"<figcaption><b>{e(f.number)}.</b> {e(f.caption)} ({links})</figcaption></figure>")
+    if report.skipped:
+        parts.append("<h2>Skipped</h2><table class=\"skip\"><tr><th>Artifact</th><th>Why</th>"
+                     "<th>Produced by protocol</th></tr>")
+        parts += [f"<tr><td>{e(s.artifact)}</td><td>{e(s.reason)}</td><td>{e(s.protocol)}</td></tr>"
+                  for s in report.skipped]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    path = report.out / "index.html"
+    path.write_text("\n".join(parts) + "\n")
+    return path

@@ -1,0 +1,279 @@
+"""Everything a report needs from a run directory, read once: the tidy table, manifests, provenance.
+
+A report reads only what a run wrote (``results.csv``, ``protocols/*.json``, the units'
+``train.json``) and never trains.  A report also saves a ``data/`` folder with the table,
+the manifests and a ``provenance.json`` digest, which is itself a valid input: a committed
+report can be rebuilt from its own ``data/`` without the (large) unit directories.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from avbench.results import COLUMNS, load_results, read_json
+
+KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
+PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
+TRAIN_METRICS = ("seconds_per_epoch", "train_seconds", "epochs", "best_epoch", "params")
+#: How the corpus names of the data layer read in a paper.
+CORPUS_LABELS = {"crema-d": "CREMA-D", "cremad": "CREMA-D", "msp-improv": "MSP-IMPROV", "mspimprov": "MSP-IMPROV"}
+
+
+@dataclass
+class Corpus:
+    """One corpus of a run, as its protocol manifests describe it."""
+
+    id: str                 # the ``corpus`` value of the tidy table (name-checksum8)
+    name: str
+    checksum: str | None
+    synthetic: bool | None  # None: no manifest says (a bare CSV)
+
+    @property
+    def label(self) -> str:
+        base = CORPUS_LABELS.get(self.name.lower(), self.name)
+        return f"{base} (synthetic)" if self.synthetic and "synth" not in base.lower() else base
+
+
+@dataclass
+class RunData:
+    """A run as a report sees it.
+
+    Attributes:
+        source: The directory (or CSV) read.
+        raw: The tidy table as written (one row per protocol that asked for a score).
+        table: The same without the per-protocol copies: one row per (corpus, model, variant,
+            regime, condition, level, seed, metric); ``protocol`` keeps the first protocol.
+        manifests: ``protocols/<name>.json`` by protocol name, without their entry lists.
+        units: Per trained unit (corpus, model, variant, regime, seed) the profile and provenance
+            its ``train.json`` recorded (empty when the unit directories are not there).
+        notes: Problems found while reading (conflicting duplicate scores, unreadable records).
+    """
+
+    source: Path
+    raw: pd.DataFrame
+    table: pd.DataFrame
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    units: list[dict[str, Any]] = field(default_factory=list)
+    saved_provenance: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ corpus and protocols
+    @cached_property
+    def corpora(self) -> list[Corpus]:
+        seen: dict[str, Corpus] = {}
+        for m in self.manifests.values():
+            c = m.get("corpus") or {}
+            if not c.get("name"):
+                continue
+            cid = f"{c['name']}-{str(c.get('checksum') or '')[:8]}"
+            seen.setdefault(cid, Corpus(cid, str(c["name"]), c.get("checksum"),
+                                        None if c.get("synthetic") is None else bool(c["synthetic"])))
+        for cid in self.raw["corpus"].dropna().astype(str).unique():
+            if cid not in seen:
+                # no manifest (a bare CSV, or a second corpus whose manifest a later run replaced): the id
+                # is "<name>-<first 8 hex of the checksum>", and the data layer names synthetic stores
+                # "synthetic-..."
+                m = re.fullmatch(r"(.+)-([0-9a-f]{8})", cid)
+                name, prefix = (m.group(1), m.group(2)) if m else (cid, None)
+                seen[cid] = Corpus(cid, name, prefix, True if "synthetic" in cid.lower() else None)
+        present = set(self.raw["corpus"].astype(str).unique())
+        return [c for c in seen.values() if c.id in present] or list(seen.values())
+
+    def corpus(self, cid: str) -> Corpus:
+        for c in self.corpora:
+            if c.id == cid:
+                return c
+        return Corpus(cid, cid, None, None)
+
+    @property
+    def synthetic(self) -> bool:
+        """True if any corpus of the run is (or, lacking manifests, looks) synthetic."""
+        return any(c.synthetic for c in self.corpora)
+
+    @property
+    def protocols(self) -> list[str]:
+        return sorted(set(self.manifests) | set(self.raw["protocol"].dropna().astype(str)))
+
+    def definition(self, protocol: str) -> dict[str, Any] | None:
+        m = self.manifests.get(protocol)
+        return (m or {}).get("definition") or None
+
+    def find_protocols(self, config_key: str) -> list[str]:
+        """Protocols of this run whose variants set ``config_key`` (e.g. ``pos_enc``)."""
+        out = []
+        for name, m in self.manifests.items():
+            variants = (m.get("definition") or {}).get("variants") or []
+            if any(config_key in (v.get("config") or {}) for v in variants):
+                out.append(name)
+        return sorted(out)
+
+    # ------------------------------------------------------------------ provenance
+    @property
+    def profiles(self) -> list[str]:
+        names = [m.get("profile") for m in self.manifests.values() if m.get("profile")]
+        names += [u["profile"] for u in self.units if u.get("profile")]
+        return sorted(set(names)) or list(self.saved_provenance.get("profiles", []))
+
+    @property
+    def seeds(self) -> int:
+        """Number of trials in the table (distinct seeds of the performance rows)."""
+        perf = self.table[self.table["metric"].isin(PERFORMANCE_METRICS)]
+        return int(perf["seed"].nunique()) if not perf.empty else int(self.table["seed"].nunique())
+
+    def provenance(self) -> dict[str, Any]:
+        """A digest: versions, git revisions, machines (with how many units each trained)."""
+        if not self.units and self.saved_provenance:
+            return dict(self.saved_provenance)  # a report's data/ folder: the digest made from the units
+        records = [u["provenance"] for u in self.units if u.get("provenance")]
+        if not records:  # no unit records: the manifests say where the run was last invoked
+            records = [m["provenance"] for m in self.manifests.values() if m.get("provenance")]
+
+        def values(key: str) -> list[str]:
+            return sorted({str(r.get(key)) for r in records if r.get(key) is not None})
+
+        machines = Counter(describe_machine(r.get("machine") or {}) for r in records)
+        out = {
+            "corpora": [{"id": c.id, "name": c.name, "checksum": c.checksum, "synthetic": c.synthetic}
+                        for c in self.corpora],
+            "profiles": self.profiles,
+            "seeds": self.seeds,
+            "protocols": self.protocols,
+            "avbench": values("avbench"),
+            "git_revision": values("git_revision"),
+            "torch": values("torch"),
+            "python": values("python"),
+            "machines": [{"machine": k, "units": v} for k, v in machines.most_common()],
+            "units_read": len(self.units),
+        }
+        return out
+
+    def unit_machines(self, model: str | None = None) -> list[str]:
+        """The machines (described) that trained the units of ``model`` (all models if None)."""
+        got = Counter(describe_machine((u.get("provenance") or {}).get("machine") or {})
+                      for u in self.units if model is None or u.get("model") == model)
+        return [k for k, _ in got.most_common()]
+
+
+def describe_machine(machine: dict[str, Any]) -> str:
+    """One line: ``NVIDIA H100 (CUDA) on Linux-... x86_64, 16 CPU threads``."""
+    if not machine:
+        return "unknown machine"
+    parts = []
+    if machine.get("cuda"):
+        parts.append(f"GPU {machine['cuda']}")
+    cpu = machine.get("processor") or "CPU"
+    threads = machine.get("cpu_threads")
+    parts.append(f"{cpu}" + (f", {threads} CPU threads" if threads else ""))
+    if machine.get("platform"):
+        parts.append(str(machine["platform"]))
+    return "; ".join(parts)
+
+
+def _dedupe(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """One row per score: a unit scored for several protocols appears once per protocol in ``raw``."""
+    t = raw.copy()
+    t["_level"] = t["level"].astype(float).round(9)
+    key = [c if c != "level" else "_level" for c in KEY]
+    agg = t.groupby(key, dropna=False, observed=True)["value"].agg(["max", "min"])
+    bad = agg[(agg["max"] - agg["min"]).abs() > 1e-12]
+    if len(bad):
+        example = dict(zip(key, bad.index[0]))
+        example.pop("_level", None)
+        notes.append(f"{len(bad)} score(s) are recorded with different values under different protocols "
+                     f"(e.g. {example}); the first protocol's value is used. This happens when runs with "
+                     f"different profiles share one directory.")
+    t = t.drop_duplicates(subset=key, keep="first").drop(columns="_level")
+    return t.reset_index(drop=True)
+
+
+def load_run(path: str | Path) -> RunData:
+    """Reads a run directory (or a report's ``data/`` folder, or a bare ``results.csv``).
+
+    Raises:
+        FileNotFoundError: No results table at ``path``.
+    """
+    path = Path(path)
+    notes: list[str] = []
+    raw = load_results(path)
+    raw["seed"] = raw["seed"].astype(int)
+    raw["level"] = pd.to_numeric(raw["level"], errors="coerce")
+    for col in ("corpus", "model", "variant", "regime", "protocol", "condition", "metric"):
+        raw[col] = raw[col].astype(str).astype("category")  # categorical: fast repeated selections
+    raw["value"] = pd.to_numeric(raw["value"], errors="coerce")
+    root = path if path.is_dir() else path.parent
+    manifests: dict[str, dict[str, Any]] = {}
+    units: list[dict[str, Any]] = []
+    train_paths: dict[str, dict[str, Any]] = {}
+    for file in sorted((root / "protocols").glob("*.json")):
+        try:
+            m = read_json(file)
+        except ValueError as exc:
+            notes.append(str(exc))
+            continue
+        for entry in m.get("train", []):
+            train_paths.setdefault(entry["train"], entry["unit"])
+        manifests[str(m.get("protocol", file.stem))] = {k: v for k, v in m.items() if k not in ("entries", "train")}
+    for rel, unit in train_paths.items():
+        file = root / rel
+        if not file.exists():
+            continue
+        try:
+            rec = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            notes.append(f"{file}: unreadable ({exc})")
+            continue
+        units.append({**unit, "profile": (rec.get("profile") or {}).get("name"),
+                      "provenance": rec.get("provenance") or {}})
+    saved = {}
+    if (root / "provenance.json").exists():
+        try:
+            saved = read_json(root / "provenance.json")
+        except ValueError as exc:
+            notes.append(str(exc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = _dedupe(raw, notes)
+    return RunData(source=path, raw=raw, table=table, manifests=manifests, units=units,
+                   saved_provenance=saved, notes=notes)
+
+
+# ---------------------------------------------------------------------- selection helpers
+def select(table: pd.DataFrame, **filt: Any) -> pd.DataFrame:
+    """Rows matching every filter; ``level=None`` matches a missing level (NaN)."""
+    mask = np.ones(len(table), dtype=bool)
+    for col, want in filt.items():
+        if col == "level":
+            if want is None or (isinstance(want, float) and math.isnan(want)):
+                mask &= table["level"].isna().to_numpy()
+            else:
+                mask &= np.isclose(table["level"].astype(float).to_numpy(), float(want), atol=1e-9)
+        elif isinstance(want, (list, tuple, set)):
+            mask &= table[col].isin(list(want)).to_numpy()
+        else:
+            mask &= (table[col] == want).to_numpy()
+    return table[mask]
+
+
+def summarize(values: pd.Series | np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    """Mean, sample sd, n and the half-width of the t confidence interval of the mean."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n == 0:
+        return {"mean": math.nan, "sd": math.nan, "n": 0, "ci": math.nan}
+    sd = float(v.std(ddof=1)) if n > 1 else math.nan
+    ci = float(stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": float(v.mean()), "sd": sd, "n": int(n), "ci": ci}

@@ -1,0 +1,458 @@
+"""Tests for avbench.report: tables, figures, index, CLI, from realistic tidy tables (no training)
+except one tiny real run through `avbench report`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from avbench import stats
+from avbench.report import build_report
+from avbench.report.render import latex_escape
+from avbench.report.style import mplstyle_text
+from avbench.results import COLUMNS, write_json, write_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = 6
+ALL_PROTOCOLS = ("standard", "optimized", "training-regimes", "clipping", "masking", "posenc", "self-attention",
+                 "token", "lambda-grid", "complexity", "upscaled", "misalignment", "misalignment-trained",
+                 "occlusion", "noise")
+QUALITY = {"auxformer": 0.76, "baseline1": 0.72, "mult": 0.71, "xmodal": 0.64, "mult-xl": 0.715,
+           "xmodal-xl": 0.655, "unimodal-audio": 0.57, "unimodal-visual": 0.60}
+ONE_MODALITY = {"auxformer": (0.60, 0.62), "unimodal-audio": (0.57, None), "unimodal-visual": (None, 0.60)}
+PARAMS = {"auxformer": 707_474, "baseline1": 477_699, "mult": 35_838, "xmodal": 221_162, "mult-xl": 707_040,
+          "xmodal-xl": 712_527, "unimodal-audio": 436_435, "unimodal-visual": 436_435}
+VARIANT_EFFECT = {"pos_enc": {False: -0.008}, "self_attention": {"none": -0.014, "lstm": -0.008, "gru": -0.007},
+                  "token": {"cls": -0.012, "mean": -0.003}}
+
+
+def _rng(*key) -> np.random.Generator:
+    return np.random.default_rng(int(hashlib.sha256(repr(key).encode()).hexdigest()[:12], 16))
+
+
+def score(corpus, model, config, regime, condition, level, seed) -> float:
+    """A deterministic plausible micro-F1: shared split difficulty + model quality + condition effect."""
+    split = _rng(corpus, "split", seed).normal(0, 0.012)
+    full = QUALITY[model] - (0.004 if regime == "standard" else 0.0)
+    for key, effects in VARIANT_EFFECT.items():
+        full += effects.get(config.get(key), 0.0)
+    if "loss_weights" in config:
+        w = np.asarray(config["loss_weights"], float)
+        full -= 0.04 * float(np.abs(w - 1 / 3).max()) + (0.03 if (w == 0).any() else 0.0)
+    a_only, v_only = ONE_MODALITY.get(model, (0.52, 0.55))
+    if regime == "standard" and model not in ONE_MODALITY:
+        a_only, v_only = a_only - 0.18, v_only - 0.15
+    elif regime == "standard" and model == "auxformer":
+        a_only, v_only = a_only - 0.08, v_only - 0.06
+    kind, _, mod = condition.partition("_")
+    if model == "unimodal-audio":
+        value = a_only
+    elif model == "unimodal-visual":
+        value = v_only
+    elif kind == "full":
+        value = full
+    else:
+        other = v_only if mod == "audio" else a_only  # what is left when `mod` is gone
+        lost = full - other
+        frac = {"clip": 1.0, "mask": (1 - (level or 0)) ** 2, "burst": (level or 0) ** 1.5,
+                "shift": min(abs(level or 0) / 500, 1) * 0.4, "noise": 1 / (1 + np.exp(((level or 0) - 2) / 3))}[kind]
+        robust = 0.6 if model == "auxformer" else 1.0
+        value = full - lost * frac * (robust if kind != "clip" else 1.0)
+    return float(np.clip(value + split + _rng(corpus, model, repr(sorted(config.items())), regime, condition,
+                                             level, seed).normal(0, 0.004), 0, 1))
+
+
+def make_run(root: Path, protocols=ALL_PROTOCOLS, *, synthetic: bool = True, corpora=("crema-d",),
+             seeds: int = SEEDS, drop_seed: tuple[str, int] | None = None) -> Path:
+    """Writes a run directory (results.csv + protocols/*.json) shaped like avbench.runner.run's."""
+    from avbench.protocol import Protocol
+    from avbench.robustness import with_summaries
+
+    rows = []
+    for cname in corpora:
+        checksum = hashlib.sha256(cname.encode()).hexdigest()
+        name = f"synthetic-{cname}" if synthetic else cname
+        cid = f"{name}-{checksum[:8]}"
+        for pname in protocols:
+            p = Protocol.from_yaml(ROOT / "protocols" / f"{pname}.yaml")
+            d = p.source
+            suffix = f"+train_shift={d['train_shift_ms']:g}ms" if d.get("train_shift_ms") else ""
+            units = [(m, v.name + suffix, v.config, r, p.conditions) for m in p.models for v in p.variants
+                     for r in p.regimes]
+            units += [(m, "default", {}, r, p.needs_conditions or p.conditions) for m in p.needs
+                      for r in (p.needs_regimes or p.regimes)]
+            for model, variant, config, regime, conditions in units:
+                mods = {"unimodal-audio": {"audio"}, "unimodal-visual": {"visual"}}.get(model, {"audio", "visual"})
+                for seed in range(seeds):
+                    if drop_seed and drop_seed == (model, seed):
+                        continue
+                    base = {"corpus": cid, "model": model, "variant": variant, "regime": regime, "protocol": pname,
+                            "seed": seed}
+                    cfg = dict(config, train_shift=bool(suffix)) if suffix else config
+                    for c in conditions:
+                        if mods <= c.removes():
+                            continue
+                        mi = score(cid, model, cfg, regime, c.name, c.level, seed)
+                        for metric, value in (("micro_f1", mi), ("macro_f1", mi - 0.004),
+                                              ("accuracy", mi)):
+                            rows.append({**base, "condition": c.name, "level": c.level, "metric": metric,
+                                         "value": value})
+                    spe = {"auxformer": 1.2, "baseline1": 0.7, "mult": 0.4}.get(model, 0.6)
+                    spe *= 1 + 0.05 * _rng(model, seed, "t").standard_normal()
+                    for metric, value in (("seconds_per_epoch", spe), ("train_seconds", 12 * spe),
+                                          ("epochs", 12), ("best_epoch", 9), ("params", PARAMS[model])):
+                        rows.append({**base, "condition": "train", "level": None, "metric": metric, "value": value})
+            write_json(root / "protocols" / f"{pname}.json", {
+                "protocol": pname, "definition": d, "profile": "quick", "seeds": seeds,
+                "corpus": {"name": name, "checksum": checksum, "synthetic": synthetic, "path": f"/data/{name}"},
+                "provenance": {"avbench": "0.1.0", "git_revision": "0123456789abcdef", "python": "3.12.0",
+                               "torch": "2.13.0", "machine": {"platform": "Linux-test", "processor": "x86_64",
+                                                              "cpu_threads": 2, "cuda": None}},
+                "entries": [], "train": []})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = table.drop_duplicates(subset=COLUMNS[:-1])
+    write_table(root / "results.csv", with_summaries(table, root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """Every protocol, two corpora: tables, statistics and index (figures are drawn in figure_report)."""
+    root = make_run(tmp_path_factory.mktemp("run"), corpora=("crema-d", "msp-improv"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no builder may fail silently
+        report = build_report(root, figures=False, strict=True)
+    return root, report
+
+
+@pytest.fixture(scope="module")
+def figure_report(tmp_path_factory):
+    """Every protocol, one corpus, with figures."""
+    root = make_run(tmp_path_factory.mktemp("run1"), corpora=("crema-d",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        report = build_report(root, strict=True)
+    return root, report
+
+
+# ------------------------------------------------------------------------------------ helpers
+def latex_rows(tex: str) -> list[tuple[str | None, list[str]]]:
+    """(section, cells) for each body row of a booktabs table; section rows set the section."""
+    body = tex.split("\\midrule", 1)[1].split("\\bottomrule")[0]
+    out, section = [], None
+    for line in body.splitlines():
+        line = line.strip()
+        if not line.endswith("\\\\"):
+            continue
+        m = re.match(r"\\multicolumn\{\d+\}\{c\}\{\\textit\{(.*)\}\} \\\\$", line)
+        if m:
+            section = m.group(1)
+            continue
+        out.append((section, [c.strip() for c in line[:-2].split(" & ")]))
+    return out
+
+
+def number(cell: str) -> float:
+    return float(re.search(r"\d+\.\d+", cell).group())
+
+
+def check_braces(tex: str) -> None:
+    depth = 0
+    for i, ch in enumerate(tex):
+        if ch in "{}" and i and tex[i - 1] == "\\":
+            continue
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        assert depth >= 0, "closing brace without opening one"
+    assert depth == 0, "unbalanced braces"
+
+
+def md_table_blocks(md: str) -> list[list[str]]:
+    blocks, cur = [], []
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cur.append(line)
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    if cur:
+        blocks.append(cur)
+    return blocks
+
+
+def n_cells(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line)) - 1
+
+
+# ------------------------------------------------------------------------------------ tests
+def test_every_artifact_is_produced(full_report, figure_report):
+    for root, _ in (full_report, figure_report):
+        for key in ("table1", "table2", "table3", "table4", "table5", "robustness"):
+            for ext in ("tex", "md", "csv"):
+                assert (root / "report" / "tables" / f"{key}.{ext}").stat().st_size > 0, f"{key}.{ext}"
+    root, report = figure_report
+    out = root / "report"
+    for stem in ("fig3_trials_boxplot", "fig4_regimes_clipping", "fig5_masking", "fig6_self_attention", "fig7_token",
+                 "fig8_upscaled", "figR1_misalignment", "figR2_occlusion", "figR3_noise"):
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
+    assert not report.skipped, report.skipped
+    for f in ("index.md", "index.html", "stats.csv", "data/results.csv", "data/provenance.json"):
+        assert (out / f).exists(), f
+    index = (out / "index.md").read_text()
+    for stem in ("fig3_trials_boxplot.png", "fig5_masking.png", "figR3_noise.png"):
+        assert f"](figures/{stem})" in index
+    assert "## Skipped" not in index
+
+
+def test_latex_structure_is_valid(full_report):
+    root, report = full_report
+    for tex_file in sorted((root / "report" / "tables").glob("*.tex")):
+        tex = tex_file.read_text()
+        check_braces(tex)
+        for token in ("\\begin{tabular}", "\\end{tabular}", "\\toprule", "\\midrule", "\\bottomrule", "\\caption{",
+                      "\\label{tab:avbench-"):
+            assert tex.count(token) >= 1, (tex_file.name, token)
+        assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 1
+        assert tex.index("\\toprule") < tex.index("\\midrule") < tex.index("\\bottomrule")
+        spec = re.search(r"\\begin\{tabular\}\{@\{\}(l[c]+)@\{\}\}", tex).group(1)
+        for _, cells in latex_rows(tex):
+            assert len(cells) == len(spec), (tex_file.name, cells)
+        assert "trials" in tex or tex_file.stem == "table5"
+        assert "SYNTHETIC" in tex
+
+
+def test_captions_state_the_test(full_report):
+    root, _ = full_report
+    tex = (root / "report" / "tables" / "table1.tex").read_text()
+    assert "one-tailed paired t-test" in tex and "$\\alpha$ = 0.05" in tex and "Holm correction over the comparisons of each cell" in tex
+    assert f"over {SEEDS} trials" in tex
+    t5 = (root / "report" / "tables" / "table5.tex").read_text()
+    assert "measured on" in t5 and "x86\\_64, 2 CPU threads" in t5 and "707{,}474" in t5
+
+
+def _expected_marks(raw: pd.DataFrame, where: dict, metric: str, proposed_filter: dict, others: dict,
+                    correction: str = "none") -> str:
+    res = stats.compare(raw, metric, proposed_filter, others, correction=correction)
+    return stats.significance_mark(res)
+
+
+@pytest.mark.parametrize("correction", ["none", "holm"])
+def test_table1_marks_match_stats(tmp_path, full_report, correction):
+    root, _ = full_report
+    report = build_report(root, tmp_path / "r", correction=correction, figures=False, strict=True)
+    tex = (tmp_path / "r" / "tables" / "table1.tex").read_text()
+    raw = pd.read_csv(root / "results.csv")
+    sub = raw[raw["protocol"].isin(["standard", "optimized"]) & (raw["condition"] == "full")
+              & raw["metric"].isin(["micro_f1", "macro_f1"])].drop(columns="protocol")
+    corpora = sorted(sub["corpus"].unique())
+    expected_any = False
+    rows = latex_rows(tex)
+    for section, regime in (("Standard Training Procedure", "standard"), ("Optimized Training Procedure", "optimized")):
+        ours = [c for s, c in rows if s == section and c[0].startswith("AuxFormer")][0]
+        others = [c for s, c in rows if s == section and not c[0].startswith("AuxFormer")]
+        assert all("*" not in cell for row in others for cell in row[1:])
+        j = 1
+        for corpus in corpora:
+            for metric in ("micro_f1", "macro_f1"):
+                res = stats.compare_all(sub[(sub["corpus"] == corpus) & (sub["regime"] == regime)], metric,
+                                        proposed="auxformer", correction=correction)
+                want = stats.significance_mark(res)
+                expected_any |= bool(want)
+                assert ours[j].endswith("*") == bool(want), (section, corpus, metric, ours[j], res)
+                j += 1
+    assert expected_any, "the fixture should make some cells significant"
+    assert report.tables[0].comparisons["correction"].eq(correction).all()
+
+
+def test_table2_marks_include_baseline4(full_report):
+    root, _ = full_report
+    raw = pd.read_csv(root / "results.csv")
+    tex = (root / "report" / "tables" / "table2.tex").read_text()
+    rows = latex_rows(tex)
+    corpora = sorted(raw["corpus"].unique())
+    for section, cond, b4 in (("Visual Features Only", "clip_audio", "unimodal-visual"),
+                              ("Acoustic Features Only", "clip_visual", "unimodal-audio")):
+        labels = [c[0] for s, c in rows if s == section]
+        assert labels[:2] == ["AuxFormer (ours)", "Baseline 4"] and len(labels) == 5
+        ours = [c for s, c in rows if s == section][0]
+        j = 1
+        for corpus in corpora:
+            for metric in ("micro_f1", "macro_f1"):
+                t = raw[(raw["corpus"] == corpus) & (raw["protocol"] == "clipping")]
+                prop = {"model": "auxformer", "condition": cond, "regime": "optimized"}
+                others = {m: {"model": m, "condition": cond, "regime": "optimized"}
+                          for m in ("baseline1", "mult", "xmodal")}
+                others["b4"] = {"model": b4, "condition": "full", "regime": "standard"}
+                want = _expected_marks(t, {}, metric, prop, others)
+                assert ours[j].endswith("*") == bool(want), (section, corpus, metric)
+                # baseline 4's cell is its mean full-condition score
+                b4_row = [c for s, c in rows if s == section][1]
+                mean = t[(t["model"] == b4) & (t["condition"] == "full") & (t["metric"] == metric)]["value"].mean()
+                assert number(b4_row[j]) == pytest.approx(round(mean, 3), abs=1e-9)
+                j += 1
+
+
+def test_bold_is_the_best_of_each_column(full_report):
+    root, _ = full_report
+    for key in ("table1", "table2", "table3", "table4"):
+        rows = latex_rows((root / "report" / "tables" / f"{key}.tex").read_text())
+        sections = sorted({s for s, _ in rows}, key=str)
+        for section in sections:
+            block = [c for s, c in rows if s == section]
+            for j in range(1, len(block[0])):
+                values = [number(r[j]) for r in block]
+                bold = [number(r[j]) for r in block if "\\textbf{" in r[j]]
+                assert bold and all(b == max(values) for b in bold), (key, section, j)
+                assert len(bold) == values.count(max(values))
+    t5 = (root / "report" / "tables" / "table5.tex").read_text()
+    assert "\\textbf" not in t5
+
+
+def test_table_means_are_means_over_trials(full_report):
+    root, report = full_report
+    raw = pd.read_csv(root / "results.csv")
+    csv = pd.read_csv(root / "report" / "tables" / "table1.csv")
+    row = csv[(csv["row"] == "Baseline 1") & (csv["section"] == "Optimized Training Procedure")].iloc[0]
+    corpus = sorted(raw["corpus"].unique())[0]
+    want = raw[(raw["model"] == "baseline1") & (raw["regime"] == "optimized") & (raw["condition"] == "full")
+               & (raw["metric"] == "micro_f1") & (raw["corpus"] == corpus) & (raw["protocol"] == "optimized")]["value"]
+    assert row["n"] == SEEDS and row["mean"] == pytest.approx(want.mean())
+    assert row["sd"] == pytest.approx(want.std(ddof=1))
+
+
+def test_table3_and_4_layout(full_report):
+    root, _ = full_report
+    t3 = latex_rows((root / "report" / "tables" / "table3.tex").read_text())
+    assert [c[0] for _, c in t3] == ["No Pos. Encoding", "1-D Pos. Encoding"]
+    t4 = latex_rows((root / "report" / "tables" / "table4.tex").read_text())
+    assert [c[0] for _, c in t4][:3] == ["(0.20, 0.40, 0.40)", "(0.30, 0.35, 0.35)", "(0.33, 0.33, 0.33)"]
+    assert len(t4) == 11
+    assert "$(\\lambda_{av}, \\lambda_{a}, \\lambda_{v})$" in (root / "report" / "tables" / "table4.tex").read_text()
+
+
+def test_markdown_tables_have_consistent_columns(full_report):
+    root, _ = full_report
+    files = sorted((root / "report" / "tables").glob("*.md")) + [root / "report" / "index.md"]
+    n_tables = 0
+    for f in files:
+        for block in md_table_blocks(f.read_text()):
+            counts = {n_cells(line) for line in block}
+            assert len(counts) == 1, (f.name, block[:3])
+            assert re.match(r"^\|( :?-+:? \|)+$", block[1]), (f.name, block[1])
+            n_tables += 1
+    assert n_tables >= 7
+
+
+def test_synthetic_banner_only_when_synthetic(tmp_path):
+    fake = make_run(tmp_path / "synth", ("standard", "optimized"), synthetic=True)
+    real = make_run(tmp_path / "real", ("standard", "optimized"), synthetic=False)
+    build_report(fake, figures=False, strict=True)
+    build_report(real, figures=False, strict=True)
+    for root, want in ((fake, True), (real, False)):
+        index = (root / "report" / "index.md").read_text()
+        assert ("SYNTHETIC CORPUS" in index) is want
+        assert ("SYNTHETIC" in (root / "report" / "tables" / "table1.tex").read_text()) is want
+        assert ("SYNTHETIC" in (root / "report" / "index.html").read_text()) is want
+        assert ("— SYNTHETIC;" in index) is want and ("— real;" in index) is not want
+    assert "CREMA-D" in (tmp_path / "real" / "report" / "tables" / "table1.md").read_text()
+
+
+def test_missing_protocols_are_skipped_and_listed(tmp_path):
+    root = make_run(tmp_path / "run", ("optimized",), seeds=5)
+    report = build_report(root, strict=True)
+    index = (root / "report" / "index.md").read_text()
+    assert [t.key for t in report.tables] == ["table1", "table5"]
+    assert {f.key for f in report.figures} == {"fig3_trials_boxplot"}
+    skipped = "\n".join(index.split("## Skipped", 1)[1].splitlines())
+    for artifact, protocol in (("Table 2", "clipping"), ("Table 3", "posenc"), ("Table 4", "lambda-grid"),
+                               ("Fig. 4", "training-regimes"), ("Fig. 5", "masking"), ("Fig. 6", "self-attention"),
+                               ("Fig. 7", "token"), ("Fig. 8", "upscaled"), ("Fig. R1", "misalignment"),
+                               ("Fig. R2", "occlusion"), ("Fig. R3", "noise")):
+        line = next(l for l in skipped.splitlines() if l.startswith(f"| {artifact} "))
+        assert protocol in line, line
+    t1 = (root / "report" / "tables" / "table1.tex").read_text()
+    assert "Standard Training" not in t1 and "Standard training is not in this run" in t1
+
+
+def test_unpaired_seeds_do_not_crash(tmp_path):
+    root = make_run(tmp_path / "run", ("optimized",), drop_seed=("mult", 3))
+    report = build_report(root, figures=False, strict=True)
+    t1 = report.tables[0]
+    assert any("No significance test in 2 cell(s)" in n and "Baseline 2 lacks trial(s) [3]" in n for n in t1.notes)
+    assert "No test (hence no *) in 2 cell(s): trials are not paired across rows" in t1.caption
+    assert "Baseline 2 has 5" in (root / "report" / "tables" / "table1.tex").read_text()
+
+
+def test_report_rebuilds_from_its_own_data(tmp_path):
+    root = make_run(tmp_path / "run", ("optimized", "clipping"))
+    build_report(root, tmp_path / "rep", figures=False, strict=True)
+    first = (tmp_path / "rep" / "tables" / "table2.tex").read_text()
+    shutil.rmtree(root)
+    again = build_report(tmp_path / "rep" / "data", tmp_path / "rep", figures=False, strict=True)
+    assert (tmp_path / "rep" / "tables" / "table2.tex").read_text() == first
+    assert again.run.synthetic and "x86\\_64, 2 CPU threads" in (tmp_path / "rep" / "index.md").read_text()
+
+
+def test_latex_escape():
+    assert latex_escape("a_b & 50% #1 {x} α ± λ") == r"a\_b \& 50\% \#1 \{x\} $\alpha$ $\pm$ $\lambda$"
+    assert latex_escape("--profile 1–2") == "-{}-profile 1--2"
+
+
+def test_mplstyle_file_matches_style_module():
+    assert (ROOT / "reports" / "avbench.mplstyle").read_text() == mplstyle_text()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_tables_compile_with_pdflatex(full_report, tmp_path):
+    root, _ = full_report
+    inputs = "\n".join(f"\\input{{{p.as_posix()}}}\\clearpage"
+                       for p in sorted((root / "report" / "tables").glob("*.tex")))
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
+                   "\\usepackage{booktabs}\n\\usepackage[margin=1.5cm]{geometry}\n\\begin{document}\n"
+                   f"{inputs}\n\\end{{document}}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_cli_report_on_a_tiny_real_run(tiny_store, tmp_path):
+    try:
+        from avbench.data import load_splits, open_corpus  # noqa: F401 -- the data layer the runner needs
+    except ImportError:
+        pytest.skip("the data layer (avbench.data.open_corpus / load_splits) is not there yet")
+    from click.testing import CliRunner
+
+    from avbench.cli import main
+    from avbench.runner import run
+
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run("optimized", ["auxformer"], corpus=tiny_store.path, profile="smoke", seeds=2, out=out, progress=False,
+            echo=lambda s: None)
+    result = CliRunner().invoke(main, ["report", str(out), "--correction", "holm"])
+    assert result.exit_code == 0, result.output
+    index = (out / "report" / "index.md").read_text()
+    assert "SYNTHETIC CORPUS" in index and "smoke" in index and "torch" in index
+    assert "Table 1" in index.split("## Skipped", 1)[1]   # one model: nothing to compare
+    assert (out / "report" / "tables" / "table5.tex").exists()
+    assert (out / "report" / "figures" / "fig3_trials_boxplot.png").exists()
+    bad = CliRunner().invoke(main, ["report", str(out), "--correction", "bogus"])
+    assert bad.exit_code != 0 and "correction" in bad.output
+
+
+def test_cli_default_correction_matches_library():
+    from avbench.cli import REPORT_DEFAULT_CORRECTION
+    from avbench.report import DEFAULT_CORRECTION
+
+    assert REPORT_DEFAULT_CORRECTION == DEFAULT_CORRECTION == "holm"
