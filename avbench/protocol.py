@@ -14,7 +14,19 @@ Keys:
     conditions: test conditions, ``[{kind: mask, modality: audio, levels: [...]}]``.
     needs: models trained alongside for reference lines (e.g. baseline 4), default variant.
     needs_regimes: regimes for ``needs`` (default: the protocol's regimes).
+    needs_conditions: conditions the ``needs`` models are scored under (default: the
+        protocol's conditions); ``[{kind: full}]`` when only their clean score is the reference.
     include: other protocols whose units and conditions this one adds (``paper``).
+    summary: append the robustness summary (:mod:`avbench.robustness`) of this
+        protocol's rows to the results table.
+    train_shift_ms: train with random misalignment: each training clip has one modality
+        (drawn at random) shifted by a uniform draw in [-train_shift_ms, +train_shift_ms]
+        ms; the units get ``+train_shift=<ms>ms`` appended to their variant name, so they
+        never collide with units trained without shifts.  Default 0 (off).
+
+A variant whose resolved config equals the model's default config (e.g.
+``{name: pos_enc=true, config: {pos_enc: true}}``) is the default model under
+another name: the runner trains it once and reports it under each name.
 """
 
 from __future__ import annotations
@@ -28,10 +40,11 @@ import yaml
 from avbench.conditions import Condition, expand
 from avbench.registry import PROTOCOLS
 from avbench.training import REGIMES
-from avbench.validation import ValidationError, check_choice
+from avbench.validation import ValidationError, check_choice, check_float
 
 KEYS = {"name", "description", "reference", "regimes", "models", "variants", "conditions", "needs",
-        "needs_regimes", "include", "summary"}
+        "needs_regimes", "needs_conditions", "include", "summary", "train_shift_ms"}
+VARIANT_KEYS = {"name", "config"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class Protocol:
     needs_regimes: tuple[str, ...] | None = None
     include: tuple[str, ...] = ()
     summary: bool = False
+    needs_conditions: tuple[Condition, ...] | None = None
+    train_shift_ms: float = 0.0
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -66,10 +81,15 @@ class Protocol:
         if unknown:
             raise ValidationError(f"{where}: unknown protocol keys {sorted(unknown)}; known: {sorted(KEYS)}.")
         owner = f"protocol {d['name']!r}"
+        for key in ("models", "needs", "include", "regimes", "needs_regimes", "conditions", "needs_conditions"):
+            if d.get(key) is not None and not isinstance(d[key], list):
+                raise ValidationError(f"The {key!r} parameter of {owner} must be a list. Got {d[key]!r} instead.")
         regimes = tuple(check_choice(r, "regimes", owner, REGIMES) for r in d.get("regimes", ["optimized"]))
-        variants = tuple(Variant(str(v["name"]), dict(v.get("config") or {})) for v in d.get("variants", [])) \
-            or (DEFAULT_VARIANT,)
+        variants = _variants(d.get("variants") or [], owner) or (DEFAULT_VARIANT,)
         conditions = tuple(c for spec in d.get("conditions", [{"kind": "full"}]) for c in expand(spec))
+        nc = d.get("needs_conditions")
+        needs_conditions = None if nc is None else tuple(c for spec in nc for c in expand(spec))
+        shift = check_float(d.get("train_shift_ms", 0.0), "train_shift_ms", owner, low=0.0)
         nr = d.get("needs_regimes")
         return cls(name=str(d["name"]), description=str(d.get("description", "")).strip(),
                    reference=str(d.get("reference", "")), regimes=regimes,
@@ -77,7 +97,8 @@ class Protocol:
                    needs=tuple(d.get("needs", [])),
                    needs_regimes=None if nr is None else tuple(check_choice(r, "needs_regimes", owner, REGIMES)
                                                                for r in nr),
-                   include=tuple(d.get("include", [])), summary=bool(d.get("summary", False)), source=dict(d))
+                   include=tuple(d.get("include", [])), summary=bool(d.get("summary", False)),
+                   needs_conditions=needs_conditions, train_shift_ms=shift, source=dict(d))
 
     @classmethod
     def from_yaml(cls, path: Path) -> "Protocol":
@@ -91,11 +112,35 @@ class Protocol:
         return yaml.safe_dump(self.source, sort_keys=False)
 
 
+def _variants(specs: Any, owner: str) -> tuple[Variant, ...]:
+    if not isinstance(specs, list):
+        raise ValidationError(f"The 'variants' parameter of {owner} must be a list of {{name, config}} mappings. "
+                              f"Got {specs!r} instead.")
+    out: list[Variant] = []
+    for v in specs:
+        if not isinstance(v, dict) or "name" not in v or set(v) - VARIANT_KEYS \
+                or not isinstance(v.get("config") or {}, dict):
+            raise ValidationError(f"Each variant of {owner} must be a mapping with a 'name' and an optional "
+                                  f"'config' mapping. Got {v!r} instead.")
+        out.append(Variant(str(v["name"]), dict(v.get("config") or {})))
+    names = [v.name for v in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValidationError(f"The variants of {owner} must have distinct names; repeated: {', '.join(dupes)}.")
+    return tuple(out)
+
+
 def get_protocol(name: str) -> Protocol:
-    """A registered protocol by name (``Did you mean ...`` on a typo), or a path to a YAML file."""
+    """A registered protocol by name (``Did you mean ...`` on a typo), or a path to a YAML file.
+
+    A registered entry (built-in YAML or ``avbench.protocols`` entry point) may be a
+    :class:`Protocol`, a dict in the YAML format, or a callable returning either.
+    """
     if name.endswith((".yaml", ".yml")) and Path(name).exists():
         return Protocol.from_yaml(Path(name))
     obj = PROTOCOLS.get(name)
+    if callable(obj) and not isinstance(obj, (Protocol, dict)):
+        obj = obj()
     return obj if isinstance(obj, Protocol) else Protocol.from_dict(obj, where=f"protocol plugin {name!r}")
 
 

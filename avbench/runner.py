@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +29,7 @@ from avbench.models.base import check_config
 from avbench.profiles import Profile, get_profile
 from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
 from avbench.results import collect, read_json, write_json, write_npz, write_table
+from avbench.robustness import with_summaries
 from avbench.training import fit, f1_scores, predict, resolve_device
 
 
@@ -43,14 +44,19 @@ class Unit:
     config: str  # JSON of the model config, sorted (hashable)
     regime: str
     seed: int
+    train_shift_ms: float = 0.0  # random misalignment in training (protocol key train_shift_ms)
+    # the name a protocol gives this unit when it differs from ``variant`` (a variant that is the
+    # default model under another name, e.g. ``pos_enc=true``); not part of the unit's identity
+    label: str = field(default="", compare=False)
 
     @property
     def path(self) -> Path:
         return Path("units", self.corpus, self.profile, self.model, self.variant, self.regime, f"seed-{self.seed:02d}")
 
     def key(self) -> dict[str, Any]:
-        return {"corpus": self.corpus, "model": self.model, "variant": self.variant, "regime": self.regime,
-                "seed": self.seed}
+        """The unit as the results table names it (under the protocol's variant name)."""
+        return {"corpus": self.corpus, "model": self.model, "variant": self.label or self.variant,
+                "regime": self.regime, "seed": self.seed}
 
 
 @dataclass
@@ -90,20 +96,40 @@ def _variants(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Varia
                  for v in protocol.variants)
 
 
+def _effective(meta, config: dict[str, Any]) -> str | None:
+    """The complete model config (builder defaults filled in) as canonical JSON, None if not JSON-able."""
+    try:
+        return json.dumps(json.loads(json.dumps({**meta.options(), **config})), sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+
+
 def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: Profile, seeds: int,
          options: dict[str, Any] | None = None) -> list[tuple[Unit, tuple[Condition, ...]]]:
-    """The units a protocol needs and the conditions each is scored under."""
+    """The units a protocol needs and the conditions each is scored under.
+
+    A variant whose complete config equals the default model's (e.g. ``pos_enc=true``) is
+    planned as the default unit (trained once, shared) labelled with the variant's name.
+    """
     work: list[tuple[Unit, tuple[Condition, ...]]] = []
     model_set = list(models or protocol.models)
+    base = _variants(Protocol("_", variants=(DEFAULT_VARIANT,)), options)[0]
+    shift = protocol.train_shift_ms
+    suffix = f"+train_shift={shift:g}ms" if shift else ""
     for name in model_set:
         meta = get_model_meta(name)
+        default = _effective(meta, {**profile.model_config(meta), **base.config})
         for variant in _variants(protocol, options):
             config = {**profile.model_config(meta), **variant.config}
             check_config(name, config)
+            vname, label = variant.name + suffix, ""
+            if variant.name != base.name and default is not None and _effective(meta, config) == default:
+                config = {**profile.model_config(meta), **base.config}
+                vname, label = base.name + suffix, variant.name + suffix
             for regime in protocol.regimes:
                 for seed in range(seeds):
-                    work.append((Unit(corpus, profile.name, name, variant.name, json.dumps(config, sort_keys=True),
-                                      regime, seed), protocol.conditions))
+                    work.append((Unit(corpus, profile.name, name, vname, json.dumps(config, sort_keys=True),
+                                      regime, seed, shift, label), protocol.conditions))
     for name in protocol.needs:
         if name in model_set:
             continue
@@ -112,7 +138,7 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
         for regime in protocol.needs_regimes or protocol.regimes:
             for seed in range(seeds):
                 work.append((Unit(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed),
-                             protocol.conditions))
+                             protocol.needs_conditions or protocol.conditions))
     return work
 
 
@@ -159,12 +185,14 @@ class Runner:
         parts = split.indices(self.store.speakers)
         result = fit(model, self.store, parts["train"], parts["dev"], regime=unit.regime, profile=self.profile,
                      seed=unit.seed, device=self.device, state_path=d / "train_state.pt", progress=self.progress,
-                     desc=f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}")
+                     desc=f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}",
+                     train_shift_ms=unit.train_shift_ms)
         model.load_state_dict(result.state_dict)
         tmp = d / "model.pt.tmp"
         torch.save(model.state_dict(), tmp)
         tmp.replace(d / "model.pt")
-        record = {"unit": asdict(unit) | {"config": json.loads(unit.config)}, "profile": self.profile.to_dict(),
+        identity = {k: v for k, v in asdict(unit).items() if k != "label"}
+        record = {"unit": identity | {"config": json.loads(unit.config)}, "profile": self.profile.to_dict(),
                   "corpus": {"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
                              "synthetic": bool(self.store.synthetic)},
                   "split": {"index": split.index, "seed": split.seed, "train": list(split.train),
@@ -191,7 +219,7 @@ class Runner:
             paths.append(path)
             if path.exists():
                 continue
-            record: dict[str, Any] = {"condition": c.name, "level": c.level, "unit": unit.key()}
+            record: dict[str, Any] = {"condition": c.name, "level": c.level, "unit": replace(unit, label="").key()}
             if modalities <= c.removes():
                 record |= {"status": "not_applicable", "metrics": {},
                            "reason": f"{unit.model} reads only {', '.join(sorted(modalities))}, which {c.name} removes"}
@@ -288,8 +316,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
                    {"protocol": p.name, "definition": p.source, "profile": prof.name, "seeds": n_seeds,
                     "corpus": {"name": store.name, "checksum": store.checksum, "synthetic": bool(store.synthetic),
                                "path": str(store.path)},
-                    "entries": entries, "train": train})
-    table = collect(out)
+                    "provenance": runner.prov, "entries": entries, "train": train})
+    table = with_summaries(collect(out), out)
     write_table(out / "results.csv", table)
     summary.table = table[table["protocol"].isin([p.name for p in protocols])].reset_index(drop=True)
     summary.trained, summary.reused = runner.trained, runner.reused

@@ -62,6 +62,30 @@ def apply_regime(regime: str, batch: Batch, rng: np.random.Generator) -> Batch:
     return Batch(audio, visual, batch.audio_lengths, batch.visual_lengths, batch.labels, batch.rows)
 
 
+def random_shift(batch: Batch, max_ms: float, rates: tuple[float, float], rng: np.random.Generator) -> Batch:
+    """Training-time misalignment: each clip gets one modality (audio or visual, drawn at random)
+    shifted by a uniform draw in [-max_ms, +max_ms] ms, at the frame rate the model sees
+    (``rates``: frames/s after pooling), within the clip's real length and zero-filled, as the
+    ``shift`` test condition does (positive: the modality lags)."""
+    n = len(batch.rows)
+    which = rng.integers(0, 2, size=n)  # 0: audio, 1: visual
+    ms = rng.uniform(-max_ms, max_ms, size=n)
+    audio, visual = batch.audio.clone(), batch.visual.clone()
+    for i in range(n):
+        x, length, rate = ((audio, batch.audio_lengths, rates[0]) if which[i] == 0
+                           else (visual, batch.visual_lengths, rates[1]))
+        L, k = int(length[i]), int(round(ms[i] * rate / 1000.0))
+        if k == 0:
+            continue
+        seg = x[i, :L].clone()
+        x[i, :L] = 0
+        if 0 < k < L:
+            x[i, k:L] = seg[:L - k]
+        elif -L < k < 0:
+            x[i, :L + k] = seg[-k:]
+    return Batch(audio, visual, batch.audio_lengths, batch.visual_lengths, batch.labels, batch.rows)
+
+
 def total_loss(model, outputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
     """Eq. 6: the weighted sum of each output's cross-entropy."""
     return sum(w * F.cross_entropy(outputs[name], labels) for name, w in model.loss_weights.items())
@@ -113,7 +137,7 @@ def dev_loss(model, store, rows, profile: Profile, device) -> float:
 
 def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: str, profile: Profile,
         seed: int, device: torch.device, state_path: Path | None = None, progress: bool = True,
-        desc: str = "") -> FitResult:
+        desc: str = "", train_shift_ms: float = 0.0) -> FitResult:
     """Trains ``model`` and returns the weights with the lowest dev loss.
 
     Args:
@@ -127,8 +151,16 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         state_path: Where to save the per-epoch state; an existing file is resumed.
         progress: Show a progress bar per epoch.
         desc: Label of the progress bar.
+        train_shift_ms: If positive, each training clip also gets one modality shifted at random
+            by up to this many ms (:func:`random_shift`), after the regime; 0 draws nothing, so
+            runs without shifts are unchanged.
+
+    ``history[i]["train_seconds"]`` times the training loop only (reading and batching the
+    training clips, forward, backward, optimiser step), not the dev evaluation nor the
+    checkpoint; :attr:`FitResult.seconds_per_epoch` is its mean over the epochs.
     """
     check_choice(regime, "regime", "fit", REGIMES)
+    rates = (store.audio_rate / profile.frame_pool[0], store.visual_rate / profile.frame_pool[1])
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=profile.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=profile.lr_factor,
@@ -155,6 +187,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
                    desc=f"{desc} epoch {st['epoch'] + 1}/{profile.epochs}")
         for batch in bar:
             batch = apply_regime(regime, batch, rng)
+            if train_shift_ms > 0:
+                batch = random_shift(batch, train_shift_ms, rates, rng)
             loss = total_loss(model, model(*batch.inputs()), batch.labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -163,6 +197,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
             total += float(loss) * len(batch.rows)
             n += len(batch.rows)
             bar.set_postfix(loss=f"{total / n:.3f}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - start
         dl = dev_loss(model, store, dev_rows, profile, device)
         sched.step(dl)
