@@ -170,9 +170,15 @@ def protocols_show(name):
     """The protocol's full definition, then what it expands to."""
     from avbench.protocol import get_protocol
 
+    from avbench.runner import expand_includes
+
     p = get_protocol(name)
     click.echo(p.to_yaml())
-    click.echo(f"# expands to {len(p.conditions)} test condition(s): {', '.join(c.key for c in p.conditions)}")
+    for q in expand_includes(p):
+        models = ", ".join(q.models) + (f" (+ {', '.join(q.needs)} for reference)" if q.needs else "")
+        click.echo(f"# {q.name}: models {models}; regimes {', '.join(q.regimes)}; "
+                   f"{len(q.variants)} variant(s); {len(q.conditions)} test condition(s): "
+                   f"{', '.join(c.key for c in q.conditions)}")
 
 
 @main.group()

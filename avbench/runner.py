@@ -10,6 +10,7 @@ training from the last finished epoch).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -72,8 +73,19 @@ class RunSummary:
     not_applicable: list[str] = field(default_factory=list)
 
 
-def provenance() -> dict[str, Any]:
-    """Versions, git revision and machine, stored with every record."""
+def cpu_model() -> str:
+    """The CPU's marketing name (Table 5's timings mean little without it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(device: torch.device | None = None) -> dict[str, Any]:
+    """Versions, git revision, machine and the device used, stored with every record."""
     rev = "unknown"
     try:
         src = Path(avbench.__file__).resolve().parent.parent
@@ -81,11 +93,13 @@ def provenance() -> dict[str, Any]:
                              timeout=5).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         pass
+    cuda = torch.cuda.get_device_name(device if device is not None and device.type == "cuda" else 0) \
+        if torch.cuda.is_available() else None
     return {"avbench": avbench.__version__, "git_revision": rev, "python": sys.version.split()[0],
             "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__,
-            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpu_threads": torch.get_num_threads(),
-                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+            "machine": {"platform": platform.platform(), "processor": cpu_model(), "cpu_count": os.cpu_count(),
+                        "cpu_threads": torch.get_num_threads(), "cuda": cuda,
+                        "device": str(device) if device is not None else None}}
 
 
 def _variants(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:
@@ -164,7 +178,7 @@ class Runner:
                  echo: Callable[[str], None] = print):
         self.store, self.splits, self.profile = store, splits, profile
         self.out, self.device, self.progress, self.echo = Path(out), device, progress, echo
-        self.prov = provenance()
+        self.prov = provenance(device)
         self.trained = self.reused = 0
 
     def _build(self, unit: Unit):
@@ -312,7 +326,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         entries = [{"unit": u.key(), "eval": str(u.path / "evals" / f"{c.key}.json")}
                    for q, u, cs in work if q is p for c in cs]
         train = [{"unit": u.key(), "train": str(u.path / "train.json")} for q, u, _ in work if q is p]
-        write_json(out / "protocols" / f"{p.name}.json",
+        write_json(out / "protocols" / f"{p.name}@{runner.store_id}.json",  # one per corpus
                    {"protocol": p.name, "definition": p.source, "profile": prof.name, "seeds": n_seeds,
                     "corpus": {"name": store.name, "checksum": store.checksum, "synthetic": bool(store.synthetic),
                                "path": str(store.path)},

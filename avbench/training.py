@@ -194,7 +194,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
             opt.step()
-            total += float(loss) * len(batch.rows)
+            total += loss.item() * len(batch.rows)
             n += len(batch.rows)
             bar.set_postfix(loss=f"{total / n:.3f}")
         if device.type == "cuda":

@@ -54,7 +54,7 @@ class RunData:
         raw: The tidy table as written (one row per protocol that asked for a score).
         table: The same without the per-protocol copies: one row per (corpus, model, variant,
             regime, condition, level, seed, metric); ``protocol`` keeps the first protocol.
-        manifests: ``protocols/<name>.json`` by protocol name, without their entry lists.
+        manifests: ``protocols/<name>@<corpus>.json`` by file stem, without their entry lists.
         units: Per trained unit (corpus, model, variant, regime, seed) the profile and provenance
             its ``train.json`` recorded (empty when the unit directories are not there).
         notes: Problems found while reading (conflicting duplicate scores, unreadable records).
@@ -103,11 +103,14 @@ class RunData:
 
     @property
     def protocols(self) -> list[str]:
-        return sorted(set(self.manifests) | set(self.raw["protocol"].dropna().astype(str)))
+        named = {str(m.get("protocol", stem.split("@")[0])) for stem, m in self.manifests.items()}
+        return sorted(named | set(self.raw["protocol"].dropna().astype(str)))
 
     def definition(self, protocol: str) -> dict[str, Any] | None:
-        m = self.manifests.get(protocol)
-        return (m or {}).get("definition") or None
+        for stem, m in self.manifests.items():
+            if str(m.get("protocol", stem.split("@")[0])) == protocol and m.get("definition"):
+                return m["definition"]
+        return None
 
     def find_protocols(self, config_key: str) -> list[str]:
         """Protocols of this run whose variants set ``config_key`` (e.g. ``pos_enc``)."""
@@ -170,7 +173,7 @@ def describe_machine(machine: dict[str, Any]) -> str:
     if not machine:
         return "unknown machine"
     parts = []
-    if machine.get("cuda"):
+    if machine.get("cuda") and str(machine.get("device") or "cuda").startswith("cuda"):  # trained on it
         parts.append(f"GPU {machine['cuda']}")
     cpu = machine.get("processor") or "CPU"
     threads = machine.get("cpu_threads")
@@ -223,7 +226,7 @@ def load_run(path: str | Path) -> RunData:
             continue
         for entry in m.get("train", []):
             train_paths.setdefault(entry["train"], entry["unit"])
-        manifests[str(m.get("protocol", file.stem))] = {k: v for k, v in m.items() if k not in ("entries", "train")}
+        manifests[file.stem] = {k: v for k, v in m.items() if k not in ("entries", "train")}
     for rel, unit in train_paths.items():
         file = root / rel
         if not file.exists():
