@@ -1,0 +1,208 @@
+"""Speaker-independent train/dev/test splits, shared by every model and protocol.
+
+The paper trains each model 20 times on 20 random speaker-independent
+70/15/15 partitions and reuses the same 20 partitions for every model, so that
+matched-pair tests compare like with like.  Splits here are a pure function of
+(speaker set, base seed, index), and :func:`load_splits` pins them in the
+store's ``splits.json`` so that every run, model and protocol reads the same
+ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from avbench.validation import ValidationError, check_int
+
+if TYPE_CHECKING:
+    from avbench.data.store import FeatureStore
+
+PARTITIONS = ("train", "dev", "test")
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+SPLITS_FILE = "splits.json"
+SPLITS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Split:
+    """One trial's partition of the speakers, and the seed the trial trains with."""
+
+    index: int
+    seed: int
+    train: tuple[str, ...]
+    dev: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def partitions(self) -> dict[str, tuple[str, ...]]:
+        return {p: getattr(self, p) for p in PARTITIONS}
+
+    def indices(self, speakers: np.ndarray) -> dict[str, np.ndarray]:
+        """Maps each partition to the sorted rows whose speaker belongs to it."""
+        spk = np.asarray(speakers).astype(str)
+        return {p: np.flatnonzero(np.isin(spk, list(members))) for p, members in self.partitions().items()}
+
+
+def split_seed(base_seed: int, index: int) -> int:
+    """The seed of trial ``index``: distinct for every (base_seed, index) pair."""
+    return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+
+
+def check_fractions(fractions: Sequence[float], owner: str) -> tuple[float, float, float]:
+    """Train/dev/test shares: three positive numbers summing to 1."""
+    try:
+        f = tuple(float(x) for x in fractions)
+    except (TypeError, ValueError):
+        f = ()
+    valid = len(f) == 3 and all(math.isfinite(x) and x > 0 for x in f)
+    if not valid or not math.isclose(sum(f), 1, abs_tol=1e-6):
+        raise ValidationError(f"The 'fractions' parameter of {owner} must be three positive numbers "
+                              f"(train, dev, test) summing to 1. Got {fractions!r} instead.")
+    return f
+
+
+def make_split(speakers: Sequence[Any], index: int, base_seed: int = 0,
+               fractions: Sequence[float] = DEFAULT_FRACTIONS) -> Split:
+    """Draws split ``index``: permutes the speakers, then cuts by clip counts.
+
+    Args:
+        speakers: The speaker of every clip (repeats give the clip counts).
+        index: Trial number; with ``base_seed`` it fixes the permutation.
+        base_seed: Seed shared by a family of splits.
+        fractions: Target clip shares of train, dev and test.
+
+    The cuts put the cumulative clip share as close to the targets as
+    possible while leaving every partition at least one speaker.
+    """
+    owner = "make_split"
+    index = check_int(index, "index", owner, minimum=0)
+    base_seed = check_int(base_seed, "base_seed", owner, minimum=0)
+    f = check_fractions(fractions, owner)
+    names, counts = np.unique(np.asarray(speakers).astype(str), return_counts=True)
+    n = len(names)
+    if n < 3:
+        raise ValidationError(f"The 'speakers' parameter of {owner} must hold at least 3 distinct "
+                              f"speakers (one per partition). Got {n} instead.")
+    seed = split_seed(base_seed, index)
+    order = np.random.default_rng(seed).permutation(n)
+    share = np.cumsum(counts[order]) / counts.sum()  # share[j]: first j + 1 speakers
+    a = 1 + int(np.argmin(np.abs(share[: n - 2] - f[0])))
+    b = a + 1 + int(np.argmin(np.abs(share[a: n - 1] - f[0] - f[1])))
+    parts = [tuple(sorted(names[order[s]].tolist())) for s in (slice(0, a), slice(a, b), slice(b, n))]
+    return Split(index, seed, *parts)
+
+
+def make_splits(speakers: Sequence[Any], n_splits: int = 20, base_seed: int = 0,
+                fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[Split]:
+    """Splits 0 .. ``n_splits`` - 1 (see :func:`make_split`)."""
+    n_splits = check_int(n_splits, "n_splits", "make_splits", minimum=1)
+    return [make_split(speakers, i, base_seed, fractions) for i in range(n_splits)]
+
+
+def check_split(split: Split, speakers: Sequence[Any] | None = None, *, where: str | None = None) -> None:
+    """Refuses empty partitions, shared speakers and (given ``speakers``) unknown ones.
+
+    Args:
+        split: The split to check.
+        speakers: The corpus's speakers (per clip or unique); optional.
+        where: Prefix naming the file the split came from, for messages.
+    """
+    prefix = f"{where}: split {split.index}" if where else f"split {split.index}"
+    parts = split.partitions()
+    for p, members in parts.items():
+        if not members:
+            raise ValidationError(f"{prefix}: the {p!r} partition is empty; every partition needs "
+                                  "at least one speaker.")
+    for i, p in enumerate(PARTITIONS):
+        for q in PARTITIONS[i + 1:]:
+            both = sorted(set(parts[p]) & set(parts[q]))
+            if both:
+                raise ValidationError(f"{prefix}: speakers {', '.join(both)} are in both {p!r} and {q!r}; "
+                                      "splits must be speaker-independent.")
+    if speakers is not None:
+        unknown = sorted(set().union(*parts.values()) - set(np.asarray(speakers).astype(str)))
+        if unknown:
+            raise ValidationError(f"{prefix}: speakers {', '.join(unknown)} are not in the corpus.")
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    """Writes to a temporary sibling and renames, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_record(file: Path, store: "FeatureStore") -> dict:
+    try:
+        record = json.loads(file.read_text())
+        splits = [Split(int(s["index"]), int(s["seed"]), *(tuple(map(str, s[p])) for p in PARTITIONS))
+                  for s in record["splits"]]
+        record = {**record, "splits": splits, "fractions": check_fractions(record["fractions"], str(file)),
+                  "base_seed": int(record["base_seed"])}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValidationError(f"{file}: cannot be read as a splits file ({exc}); delete it to "
+                              "regenerate the splits.") from None
+    if record.get("store_checksum") != store.checksum:
+        raise ValidationError(f"{file}: made for a store with checksum {record.get('store_checksum')!r}, "
+                              f"but this store's checksum is {store.checksum!r}; the data changed since "
+                              "the splits were drawn. Delete the file to draw new splits.")
+    for i, split in enumerate(record["splits"]):
+        if split.index != i:
+            raise ValidationError(f"{file}: entry {i} has index {split.index}; expected indices 0, 1, 2, ...")
+        check_split(split, store.speakers, where=str(file))
+    return record
+
+
+def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None = None,
+                fractions: Sequence[float] | None = None) -> list[Split]:
+    """The store's first ``n_splits`` splits, drawn once and then reused.
+
+    Splits live in ``<store>/splits.json`` with the base seed, the fractions
+    and the store checksum.  An existing file is reused (extended
+    deterministically when more splits are asked for); one that is
+    inconsistent with the store is refused.
+
+    Args:
+        store: The corpus.
+        n_splits: How many splits (the paper uses 20).
+        base_seed, fractions: For a new file (defaults 0 and 70/15/15); for an
+            existing file they must match what it records, or be None.
+    """
+    owner = "load_splits"
+    n_splits = check_int(n_splits, "n_splits", owner, minimum=1)
+    if base_seed is not None:
+        base_seed = check_int(base_seed, "base_seed", owner, minimum=0)
+    if fractions is not None:
+        fractions = check_fractions(fractions, owner)
+    file = Path(store.path) / SPLITS_FILE
+    if file.exists():
+        record = _read_record(file, store)
+        for key, asked in (("base_seed", base_seed), ("fractions", fractions)):
+            if asked is not None and not np.allclose(asked, record[key]):
+                raise ValidationError(f"The {key!r} parameter of {owner} must match the {record[key]!r} "
+                                      f"recorded in {file} (or be None). Got {asked!r} instead.")
+    else:
+        record = {"base_seed": 0 if base_seed is None else base_seed,
+                  "fractions": fractions or DEFAULT_FRACTIONS, "splits": []}
+    splits = record["splits"]
+    if len(splits) < n_splits:
+        splits = splits + [make_split(store.speakers, i, record["base_seed"], record["fractions"])
+                           for i in range(len(splits), n_splits)]
+        _write_json_atomic(file, {"format_version": SPLITS_FORMAT, "store_name": store.name,
+                                  "store_checksum": store.checksum, "base_seed": record["base_seed"],
+                                  "fractions": list(record["fractions"]),
+                                  "splits": [asdict(s) for s in splits]})
+    return splits[:n_splits]
