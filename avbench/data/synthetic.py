@@ -35,7 +35,7 @@ from avbench.validation import ValidationError, check_choice, check_float, check
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump whenever the same parameters would give different data
 LABELS = ("anger", "disgust", "fear", "happiness", "sadness", "neutral")
 EMOTION_CODES = ("ANG", "DIS", "FEA", "HAP", "SAD", "NEU")
 CREMA_D_COUNTS = (1067, 1222, 1180, 1230, 672, 2071)  # audiovisual consensus labels, of 7442
@@ -262,8 +262,9 @@ DEFAULTS = {k: v.default for k, v in inspect.signature(generate_synthetic).param
 def default_synthetic(**overrides) -> FeatureStore:
     """The built-in corpus, generated on first use under :func:`avbench.paths.data_home`.
 
-    The directory name hashes the parameters (and the generator version), so
-    changed parameters never reuse a stale corpus.  Two processes generating
+    The directory name hashes the parameters, the generative model's knobs
+    and the generator version, so a changed generator never reuses a stale
+    corpus.  Two processes generating
     at once both finish; the writer's atomic rename lets one win and the other
     opens the winner's store.
     """
@@ -272,7 +273,8 @@ def default_synthetic(**overrides) -> FeatureStore:
         raise ValidationError(f"default_synthetic got an unknown option {unknown[0]!r}; expected options "
                               f"among {', '.join(DEFAULTS)}.")
     params = _check_params({**DEFAULTS, **overrides})
-    key = json.dumps({"generator_version": GENERATOR_VERSION, **params}, sort_keys=True)
+    key = json.dumps({"generator_version": GENERATOR_VERSION, "generative_model": asdict(Generative()),
+                      **params}, sort_keys=True)
     path = data_home() / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if (path / "store.json").exists():
         return FeatureStore.open(path)
