@@ -12,6 +12,8 @@ visual 4096 (Table 5): AuxFormer's 7,054,748 less the two auxiliary stacks
 
 from __future__ import annotations
 
+from functools import partial
+
 from avbench.models.auxformer import CITATION as AUXFORMER_CITATION
 from avbench.models.auxformer import AuxFormer
 from avbench.models.base import register_model
@@ -19,14 +21,7 @@ from avbench.models.base import register_model
 QUICK = {"d_model": 32, "heads": 4, "layers": 1}
 
 
-@register_model("baseline1", citation=AUXFORMER_CITATION + " Baseline 1 (Sec. 4.5.1).", quick=QUICK,
-                paper_params=4_776_994, params_tolerance=0.0,
-                description="Baseline 1: AuxFormer's F_av without auxiliary networks or shared loss")
-def baseline1(*, num_classes, audio_dim, visual_dim, d_model=None, heads=10, layers=5, pos_enc=True,
-              self_attention="scaled", token="last", embed_dropout=0.25, attn_dropout=0.1,
-              relu_dropout=0.1, res_dropout=0.1, out_dropout=0.2):
-    """AuxFormer(..., auxiliary=False); the options are AuxFormer's that still apply (see its docstring)."""
-    return AuxFormer(num_classes, audio_dim, visual_dim, d_model=d_model, heads=heads, layers=layers,
-                     pos_enc=pos_enc, self_attention=self_attention, token=token, auxiliary=False,
-                     embed_dropout=embed_dropout, attn_dropout=attn_dropout, relu_dropout=relu_dropout,
-                     res_dropout=res_dropout, out_dropout=out_dropout)
+register_model("baseline1", citation=AUXFORMER_CITATION + " Baseline 1 (Sec. 4.5.1).", quick=QUICK,
+               paper_params=4_776_994, params_tolerance=0.0,
+               description="Baseline 1: AuxFormer's F_av without auxiliary networks or shared loss",
+               )(partial(AuxFormer, auxiliary=False))

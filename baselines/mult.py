@@ -38,6 +38,8 @@ parameters, 0.12% under the paper's 7,070,406.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from avbench.models.base import AVModel, register_model
@@ -111,24 +113,9 @@ class MulT(AVModel):
         return {"av": self.head(z)}
 
 
-@register_model("mult", citation=CITATION, quick=QUICK, paper_params=358_384, params_tolerance=0.0,
-                description="Baseline 2: MulT with the text branch removed (2 crossmodal transformers)")
-def mult(*, num_classes, audio_dim, visual_dim, d_model=30, heads=5, layers=5, head_hidden=None,
-         embed_dropout=0.25, attn_dropout=0.1, cross_attn_dropout=0.0, relu_dropout=0.1, res_dropout=0.1,
-         out_dropout=0.0):
-    return MulT(num_classes, audio_dim, visual_dim, d_model=d_model, heads=heads, layers=layers,
-                head_hidden=head_hidden, embed_dropout=embed_dropout, attn_dropout=attn_dropout,
-                cross_attn_dropout=cross_attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
-                out_dropout=out_dropout)
-
-
-@register_model("mult-xl", citation=CITATION + " Upscaled as in Sec. 5.4.", quick=XL_QUICK,
-                paper_params=7_070_406, params_tolerance=0.02,
-                description="Baseline 2 upscaled to ~7M parameters (Sec. 5.4, Fig. 8): d=150, wider MLP")
-def mult_xl(*, num_classes, audio_dim, visual_dim, d_model=150, heads=10, layers=5, head_hidden=(1024, 512),
-            embed_dropout=0.25, attn_dropout=0.1, cross_attn_dropout=0.0, relu_dropout=0.1, res_dropout=0.1,
-            out_dropout=0.0):
-    return MulT(num_classes, audio_dim, visual_dim, d_model=d_model, heads=heads, layers=layers,
-                head_hidden=head_hidden, embed_dropout=embed_dropout, attn_dropout=attn_dropout,
-                cross_attn_dropout=cross_attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
-                out_dropout=out_dropout)
+register_model("mult", citation=CITATION, quick=QUICK, paper_params=358_384, params_tolerance=0.0,
+               description="Baseline 2: MulT with the text branch removed (2 crossmodal transformers)")(MulT)
+register_model("mult-xl", citation=CITATION + " Upscaled as in Sec. 5.4.", quick=XL_QUICK,
+               paper_params=7_070_406, params_tolerance=0.02,
+               description="Baseline 2 upscaled to ~7M parameters (Sec. 5.4, Fig. 8): d=150, wider MLP",
+               )(partial(MulT, d_model=150, heads=10, head_hidden=(1024, 512)))

@@ -59,7 +59,6 @@ class UnimodalAuxNet(AVModel):
 
     Args:
         num_classes, audio_dim, visual_dim: Task and feature sizes (only the used modality's matters).
-        modality: ``audio`` or ``visual``.
         d_model, heads, layers: Width (130), heads (10) and layers per stack (5), as AuxFormer.
         self_stacks: Scaled self-attention stacks of the main network (3, see the module docstring).
         aux_repeats: Passes of the auxiliary stack with the same weights (3, as AuxFormer's code).
@@ -69,14 +68,16 @@ class UnimodalAuxNet(AVModel):
         embed_dropout, attn_dropout, relu_dropout, res_dropout, out_dropout: AuxFormer's rates.
     """
 
-    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, modality: str, d_model: int = 130,
+    modality = ""  # set by the subclasses below
+
+    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: int = 130,
                  heads: int = 10, layers: int = 5, self_stacks: int = 3, aux_repeats: int = 3,
                  pos_enc: bool = True, token: str = "last", loss_weights=(0.5, 0.5), embed_dropout: float = 0.25,
                  attn_dropout: float = 0.1, relu_dropout: float = 0.1, res_dropout: float = 0.1,
                  out_dropout: float = 0.2):
         super().__init__()
         owner = "UnimodalAuxNet"
-        self.modality = check_choice(modality, "modality", owner, ("audio", "visual"))
+        modality = self.modality
         d = check_int(d_model, "d_model", owner, minimum=1)
         check_int(heads, "heads", owner, minimum=1)
         check_int(layers, "layers", owner, minimum=1)
@@ -127,26 +128,18 @@ def _citation(modality: str) -> str:
     return AUXFORMER_CITATION + f" Baseline 4 ({modality}-only unimodal framework, Sec. 4.5.4, Fig. 2)."
 
 
-@register_model("unimodal-audio", modalities=("audio",), citation=_citation("audio"), quick=QUICK,
-                paper_params=4_364_354, params_tolerance=0.05,
-                description="Baseline 4, audio only: auxiliary network + scaled self-attention, outputs averaged")
-def unimodal_audio(*, num_classes, audio_dim, visual_dim, d_model=130, heads=10, layers=5, self_stacks=3,
-                   aux_repeats=3, pos_enc=True, token="last", loss_weights=(0.5, 0.5), embed_dropout=0.25,
-                   attn_dropout=0.1, relu_dropout=0.1, res_dropout=0.1, out_dropout=0.2):
-    return UnimodalAuxNet(num_classes, audio_dim, visual_dim, modality="audio", d_model=d_model, heads=heads,
-                          layers=layers, self_stacks=self_stacks, aux_repeats=aux_repeats, pos_enc=pos_enc,
-                          token=token, loss_weights=loss_weights, embed_dropout=embed_dropout,
-                          attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
-                          out_dropout=out_dropout)
+class UnimodalAudio(UnimodalAuxNet):
+    modality = "audio"
 
 
-@register_model("unimodal-visual", modalities=("visual",), citation=_citation("visual"), quick=QUICK,
-                description="Baseline 4, visual only: auxiliary network + scaled self-attention, outputs averaged")
-def unimodal_visual(*, num_classes, audio_dim, visual_dim, d_model=130, heads=10, layers=5, self_stacks=3,
-                    aux_repeats=3, pos_enc=True, token="last", loss_weights=(0.5, 0.5), embed_dropout=0.25,
-                    attn_dropout=0.1, relu_dropout=0.1, res_dropout=0.1, out_dropout=0.2):
-    return UnimodalAuxNet(num_classes, audio_dim, visual_dim, modality="visual", d_model=d_model, heads=heads,
-                          layers=layers, self_stacks=self_stacks, aux_repeats=aux_repeats, pos_enc=pos_enc,
-                          token=token, loss_weights=loss_weights, embed_dropout=embed_dropout,
-                          attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
-                          out_dropout=out_dropout)
+class UnimodalVisual(UnimodalAuxNet):
+    modality = "visual"
+
+
+register_model("unimodal-audio", modalities=("audio",), citation=_citation("audio"), quick=QUICK,
+               paper_params=4_364_354, params_tolerance=0.05,
+               description="Baseline 4, audio only: auxiliary network + scaled self-attention, outputs averaged",
+               )(UnimodalAudio)
+register_model("unimodal-visual", modalities=("visual",), citation=_citation("visual"), quick=QUICK,
+               description="Baseline 4, visual only: auxiliary network + scaled self-attention, outputs averaged",
+               )(UnimodalVisual)

@@ -43,6 +43,8 @@ layer: 7,072,712 parameters, 0.74% under the paper's 7,125,278.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -140,25 +142,9 @@ class CrossModalTransformer(AVModel):
         return {"av": self.head(self.dropout(z))}
 
 
-@register_model("xmodal", citation=CITATION, quick=QUICK, paper_params=2_211_628, params_tolerance=0.05,
-                description="Baseline 3: cross-modal transformer (Parthasarathy & Sundaram 2020)")
-def xmodal(*, num_classes, audio_dim, visual_dim, d_model=130, heads=10, enc_layers=3, cross_layers=1,
-           head_hidden=(), token="mean", pos_enc=True, embed_dropout=0.25, attn_dropout=0.1, relu_dropout=0.1,
-           res_dropout=0.1, out_dropout=0.2):
-    return CrossModalTransformer(num_classes, audio_dim, visual_dim, d_model=d_model, heads=heads,
-                                 enc_layers=enc_layers, cross_layers=cross_layers, head_hidden=head_hidden,
-                                 token=token, pos_enc=pos_enc, embed_dropout=embed_dropout,
-                                 attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
-                                 out_dropout=out_dropout)
-
-
-@register_model("xmodal-xl", citation=CITATION + " Upscaled as in Sec. 5.4.", quick=XL_QUICK,
-                paper_params=7_125_278, params_tolerance=0.02,
-                description="Baseline 3 upscaled to ~7M parameters (Sec. 5.4, Fig. 8): d=224, 2 hidden FC layers")
-def xmodal_xl(*, num_classes, audio_dim, visual_dim, d_model=224, heads=8, enc_layers=3, cross_layers=1,
-              head_hidden=(1024, 1024), token="mean", pos_enc=True, embed_dropout=0.25, attn_dropout=0.1,
-              relu_dropout=0.1, res_dropout=0.1, out_dropout=0.2):
-    return xmodal(num_classes=num_classes, audio_dim=audio_dim, visual_dim=visual_dim, d_model=d_model,
-                  heads=heads, enc_layers=enc_layers, cross_layers=cross_layers, head_hidden=head_hidden,
-                  token=token, pos_enc=pos_enc, embed_dropout=embed_dropout, attn_dropout=attn_dropout,
-                  relu_dropout=relu_dropout, res_dropout=res_dropout, out_dropout=out_dropout)
+register_model("xmodal", citation=CITATION, quick=QUICK, paper_params=2_211_628, params_tolerance=0.05,
+               description="Baseline 3: cross-modal transformer (Parthasarathy & Sundaram 2020)")(CrossModalTransformer)
+register_model("xmodal-xl", citation=CITATION + " Upscaled as in Sec. 5.4.", quick=XL_QUICK,
+               paper_params=7_125_278, params_tolerance=0.02,
+               description="Baseline 3 upscaled to ~7M parameters (Sec. 5.4, Fig. 8): d=224, 2 hidden FC layers",
+               )(partial(CrossModalTransformer, d_model=224, heads=8, head_hidden=(1024, 1024)))

@@ -122,12 +122,5 @@ class AuxFormer(AVModel):
         return x
 
 
-@register_model("auxformer", citation=CITATION, quick=QUICK, paper_params=7_054_748,
-                description="AuxFormer: cross-modal transformer with auxiliary networks (the proposed model)")
-def auxformer(*, num_classes, audio_dim, visual_dim, d_model=None, heads=10, layers=5, pos_enc=True,
-              self_attention="scaled", token="last", loss_weights=(1 / 3, 1 / 3, 1 / 3), aux_repeats=3,
-              embed_dropout=0.25, attn_dropout=0.1, relu_dropout=0.1, res_dropout=0.1, out_dropout=0.2):
-    return AuxFormer(num_classes, audio_dim, visual_dim, d_model=d_model, heads=heads, layers=layers,
-                     pos_enc=pos_enc, self_attention=self_attention, token=token, loss_weights=loss_weights,
-                     aux_repeats=aux_repeats, embed_dropout=embed_dropout, attn_dropout=attn_dropout,
-                     relu_dropout=relu_dropout, res_dropout=res_dropout, out_dropout=out_dropout)
+register_model("auxformer", citation=CITATION, quick=QUICK, paper_params=7_054_748,
+               description="AuxFormer: cross-modal transformer with auxiliary networks (the proposed model)")(AuxFormer)

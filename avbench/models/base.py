@@ -62,7 +62,11 @@ class ModelMeta:
     params_tolerance: float = 0.0
 
     def options(self) -> dict[str, Any]:
-        """The builder's config options and their defaults."""
+        """The builder's config options (its keyword-only parameters) and their defaults.
+
+        A builder is a function or, for a variant, ``functools.partial(FamilyClass, **settings)``,
+        whose signature already shows the variant's defaults.
+        """
         sig = inspect.signature(self.builder)
         return {k: p.default for k, p in sig.parameters.items()
                 if k not in ("num_classes", "audio_dim", "visual_dim") and p.kind is p.KEYWORD_ONLY}
