@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 import avbench
 from avbench.conditions import Condition, burst_mask, keep_mask
@@ -311,7 +312,9 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for _, u, cs in work:
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
-    for i, (unit, conds) in enumerate(by_unit.items(), 1):
+    sweep = tqdm(by_unit.items(), total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
+    for i, (unit, conds) in enumerate(sweep, 1):
+        sweep.set_postfix_str(f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}")
         model, record = runner.train(unit)
         paths = runner.evaluate(unit, model, tuple(conds))
         evals = [read_json(p) for p in paths]
