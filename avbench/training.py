@@ -170,7 +170,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
     st: dict[str, Any] = {"epoch": 0, "best_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0,
                           "history": [], "best_state": None}
     if state_path is not None and state_path.exists():
-        saved = torch.load(state_path, map_location=device, weights_only=False)
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
