@@ -56,16 +56,18 @@ def main() -> None:
               help="Run directory; rerunning with the same one resumes and reuses finished work.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false.")
+@click.option("--jobs", default=1, show_default=True, type=int,
+              help="Units trained at once (processes sharing the CPU threads); 2 suits quick runs on 2 cores.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def run(protocol, models, corpus, profile, seeds, out, device, sets, quiet):
+def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, quiet):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.runner import run as run_protocol
     from avbench.results import summary_table
 
     summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
-                           echo=lambda s: click.echo(s, err=True))
+                           echo=lambda s: click.echo(s, err=True), jobs=jobs)
     corpus_note = ""
     if not summary.table.empty and "synthetic" in str(summary.table["corpus"].iloc[0]):
         corpus_note = " (SYNTHETIC corpus: numbers test the tool, not emotion recognition)"
@@ -301,9 +303,11 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
 @_report_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--paper-only", is_flag=True, help="Skip the robustness protocol (misalignment, occlusion, noise).")
+@click.option("--jobs", default=1, show_default=True, type=int,
+              help="Units trained at once (processes sharing the CPU threads); 2 suits quick runs on 2 cores.")
 @user_errors
 def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, quiet,
-              paper_only):
+              paper_only, jobs):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
     Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
@@ -317,7 +321,7 @@ def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, 
     run_dir = run_dir or f"runs/paper-{profile}"
     for name in ("paper",) if paper_only else ("paper", "robustness"):
         run_protocol(name, None, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
-                     progress=not quiet, echo=lambda s: click.echo(s, err=True))
+                     progress=not quiet, echo=lambda s: click.echo(s, err=True), jobs=jobs)
     _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
                                html_page=not no_html))
 

@@ -33,6 +33,7 @@ from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
 from avbench.results import collect, read_json, write_json, write_npz, write_table
 from avbench.robustness import with_summaries
 from avbench.training import fit, f1_scores, predict, resolve_device
+from avbench.validation import ValidationError, check_int
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,6 @@ class Runner:
         self.store, self.splits, self.profile = store, splits, profile
         self.out, self.device, self.progress, self.echo = Path(out), device, progress, echo
         self.prov = provenance(device)
-        self.trained = self.reused = 0
 
     def _build(self, unit: Unit):
         torch.manual_seed(unit.seed)
@@ -188,13 +188,13 @@ class Runner:
                             visual_dim=self.store.visual_dim, **json.loads(unit.config))
 
     def train(self, unit: Unit):
-        """Returns the dev-selected model of ``unit``, training it only if no finished record exists."""
+        """The dev-selected model of ``unit``, its record, and whether it was trained now (False when
+        a finished record existed)."""
         d = self.out / unit.path
         model = self._build(unit)
         if (d / "train.json").exists() and (d / "model.pt").exists():
             model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
-            self.reused += 1
-            return model.to(self.device), read_json(d / "train.json")
+            return model.to(self.device), read_json(d / "train.json"), False
         d.mkdir(parents=True, exist_ok=True)
         split = self.splits[unit.seed]
         parts = split.indices(self.store.speakers)
@@ -220,8 +220,7 @@ class Runner:
                   "provenance": self.prov}
         write_json(d / "train.json", record)
         (d / "train_state.pt").unlink(missing_ok=True)
-        self.trained += 1
-        return model, record
+        return model, record, True
 
     def evaluate(self, unit: Unit, model, conditions: tuple[Condition, ...]) -> list[Path]:
         """Scores ``model`` on the test partition under each condition not scored yet."""
@@ -268,11 +267,32 @@ class Runner:
     def store_id(self) -> str:
         return f"{self.store.name}-{self.store.checksum[:8]}"
 
+    def run_unit(self, unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
+        """Trains (or reuses) ``unit``, scores it under ``conditions`` and writes its record.
+
+        Returns the training record, the evaluation records and whether the unit was trained now.
+        """
+        model, record, trained = self.train(unit)
+        evals = [read_json(p) for p in self.evaluate(unit, model, conditions)]
+        write_json(self.out / unit.path / "record.json", record | {"evaluations": evals})
+        return record, evals, trained
+
+
+def _unit_job(corpus: Path, n_seeds: int, profile: Profile, out: Path, device: torch.device, threads: int,
+              unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
+    """One unit in a joblib worker process: its own store handle, torch threads and runner."""
+    from avbench.data import FeatureStore, load_splits
+
+    torch.set_num_threads(threads)
+    store = FeatureStore.open(corpus)
+    runner = Runner(store, load_splits(store, n_seeds), profile, out, device, progress=False, echo=lambda s: None)
+    return runner.run_unit(unit, conditions)
+
 
 def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",
         profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
-        echo: Callable[[str], None] = print) -> RunSummary:
+        echo: Callable[[str], None] = print, jobs: int = 1) -> RunSummary:
     """Runs a protocol (and the protocols it includes) and returns the tidy results.
 
     Args:
@@ -286,18 +306,23 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         options: Model options applied on top of each variant (``--set k=v``).
         progress: Show progress bars.
         echo: Where to print one line per unit.
+        jobs: Units trained at once in separate processes (joblib), each with an equal share of the
+            CPU threads.  Small (``quick``) models use 2 cores better as 2 one-thread jobs than as
+            one two-thread job (benchmarks/README.md); on a GPU keep 1.
     """
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
 
     prof = get_profile(profile)
     n_seeds = prof.seeds if seeds is None else seeds
-    if not isinstance(n_seeds, int) or n_seeds < 1:
-        from avbench.validation import ValidationError
+    if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
         raise ValidationError(f"The 'seeds' parameter of avbench run must be a positive integer. Got {seeds!r} instead.")
     proto = protocol if isinstance(protocol, Protocol) else get_protocol(str(protocol))
     for name in models or []:
         get_model_meta(name)  # unknown names fail before any work
+    check_int(jobs, "jobs", "avbench run", minimum=1)
     dev = resolve_device(device)
+    if jobs > 1 and dev.type == "cuda":
+        raise ValidationError(f"The 'jobs' parameter of avbench run must be 1 on a CUDA device. Got {jobs} instead.")
     store = open_corpus(corpus)
     splits = load_splits(store, n_seeds)
     out = Path(out)
@@ -312,19 +337,27 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for _, u, cs in work:
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
-    sweep = tqdm(by_unit.items(), total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
-    for i, (unit, conds) in enumerate(sweep, 1):
-        sweep.set_postfix_str(f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}")
-        model, record = runner.train(unit)
-        paths = runner.evaluate(unit, model, tuple(conds))
-        evals = [read_json(p) for p in paths]
-        write_json(out / unit.path / "record.json", record | {"evaluations": evals})
+    sweep = tqdm(total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
+    if jobs == 1:
+        outcomes = ((runner.run_unit(u, tuple(cs)), u) for u, cs in by_unit.items())
+    else:
+        from joblib import Parallel, delayed
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        outcomes = zip(Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(_unit_job)(store.path, n_seeds, prof, out, dev, threads, u, tuple(cs))
+            for u, cs in by_unit.items()), by_unit)
+    for i, ((record, evals, trained), unit) in enumerate(outcomes, 1):
+        summary.trained += trained
+        summary.reused += not trained
         summary.train_seconds += record["train_metrics"]["train_seconds"]
         summary.eval_seconds += sum(e.get("seconds", 0.0) for e in evals)
         summary.not_applicable += [f"{unit.model} / {e['condition']}: {e['reason']}" for e in evals
                                    if e["status"] == "not_applicable" and e["unit"]["seed"] == 0]
+        sweep.update()
         echo(f"[{i}/{len(by_unit)}] {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: "
-             f"{len(conds)} condition(s) done")
+             f"{'trained' if trained else 'reused'}, {len(by_unit[unit])} condition(s) scored")
+    sweep.close()
     for p in protocols:
         entries = [{"unit": u.key(), "eval": str(u.path / "evals" / f"{c.key}.json")}
                    for q, u, cs in work if q is p for c in cs]
@@ -337,5 +370,4 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     table = with_summaries(collect(out), out)
     write_table(out / "results.csv", table)
     summary.table = table[table["protocol"].isin([p.name for p in protocols])].reset_index(drop=True)
-    summary.trained, summary.reused = runner.trained, runner.reused
     return summary

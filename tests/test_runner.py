@@ -100,3 +100,13 @@ def test_bad_names_and_options_fail_clearly(tiny_store, tmp_path):
         run("masking", ["auxformer"], corpus=tiny_store.path, out=tmp_path, profile="fast")
     with pytest.raises(ValidationError, match="corpus"):
         run("masking", ["auxformer"], corpus=tmp_path / "nowhere", out=tmp_path, profile="smoke")
+
+
+def test_parallel_jobs_train_every_unit_once_and_share_the_records(tiny_store, tmp_path):
+    par = _run(tiny_store, tmp_path, protocol="optimized", jobs=2)
+    assert par.trained == 2 and par.reused == 0
+    assert len(list(tmp_path.glob("units/**/record.json"))) == 2
+    seq = _run(tiny_store, tmp_path, protocol="optimized")
+    assert seq.trained == 0 and seq.reused == 2 and par.table.equals(seq.table)
+    with pytest.raises(ValidationError, match="'jobs'"):
+        _run(tiny_store, tmp_path, protocol="optimized", jobs=0)
