@@ -193,8 +193,13 @@ class Runner:
         d = self.out / unit.path
         model = self._build(unit)
         if (d / "train.json").exists() and (d / "model.pt").exists():
+            record = read_json(d / "train.json")
+            if record["unit"]["config"] != json.loads(unit.config):
+                raise ValidationError(f"{d}: this unit was trained with model config {record['unit']['config']}, "
+                                      f"but this run asks for {json.loads(unit.config)} (avbench or the profile "
+                                      f"changed). Use another --out, or delete the directory to retrain it.")
             model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
-            return model.to(self.device), read_json(d / "train.json"), False
+            return model.to(self.device), record, False
         d.mkdir(parents=True, exist_ok=True)
         split = self.splits[unit.seed]
         parts = split.indices(self.store.speakers)

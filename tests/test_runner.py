@@ -110,3 +110,13 @@ def test_parallel_jobs_train_every_unit_once_and_share_the_records(tiny_store, t
     assert seq.trained == 0 and seq.reused == 2 and par.table.equals(seq.table)
     with pytest.raises(ValidationError, match="'jobs'"):
         _run(tiny_store, tmp_path, protocol="optimized", jobs=0)
+
+
+def test_reusing_a_unit_trained_with_another_config_is_refused(tiny_store, tmp_path):
+    _run(tiny_store, tmp_path, protocol="optimized")
+    rec = next(tmp_path.glob("units/**/seed-00/train.json"))
+    data = json.loads(rec.read_text())
+    data["unit"]["config"]["heads"] = 2
+    rec.write_text(json.dumps(data))
+    with pytest.raises(ValidationError, match="trained with model config"):
+        _run(tiny_store, tmp_path, protocol="optimized")
