@@ -110,7 +110,7 @@ def make_run(root: Path, protocols=ALL_PROTOCOLS, *, synthetic: bool = True, cor
                     for metric, value in (("seconds_per_epoch", spe), ("train_seconds", 12 * spe),
                                           ("epochs", 12), ("best_epoch", 9), ("params", PARAMS[model])):
                         rows.append({**base, "condition": "train", "level": None, "metric": metric, "value": value})
-            write_json(root / "protocols" / f"{pname}.json", {
+            write_json(root / "protocols" / f"{pname}@{name}-{checksum[:8]}.json", {  # as the runner names it
                 "protocol": pname, "definition": d, "profile": "quick", "seeds": seeds,
                 "corpus": {"name": name, "checksum": checksum, "synthetic": synthetic, "path": f"/data/{name}"},
                 "provenance": {"avbench": "0.1.0", "git_revision": "0123456789abcdef", "python": "3.12.0",
@@ -438,11 +438,13 @@ def test_cli_report_on_a_tiny_real_run(tiny_store, tmp_path):
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run("optimized", ["auxformer"], corpus=tiny_store.path, profile="smoke", seeds=2, out=out, progress=False,
-            echo=lambda s: None)
+        for protocol in ("optimized", "posenc"):
+            run(protocol, ["auxformer"], corpus=tiny_store.path, profile="smoke", seeds=2, out=out,
+                progress=False, echo=lambda s: None)
     result = CliRunner().invoke(main, ["report", str(out), "--correction", "holm"])
     assert result.exit_code == 0, result.output
     index = (out / "report" / "index.md").read_text()
+    assert (out / "report" / "tables" / "table3.tex").exists()  # found through the runner's manifests
     assert "SYNTHETIC CORPUS" in index and "smoke" in index and "torch" in index
     assert "Table 1" in index.split("## Skipped", 1)[1]   # one model: nothing to compare
     assert (out / "report" / "tables" / "table5.tex").exists()

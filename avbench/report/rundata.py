@@ -103,22 +103,22 @@ class RunData:
 
     @property
     def protocols(self) -> list[str]:
-        named = {str(m.get("protocol", stem.split("@")[0])) for stem, m in self.manifests.items()}
+        named = {_protocol_name(stem, m) for stem, m in self.manifests.items()}
         return sorted(named | set(self.raw["protocol"].dropna().astype(str)))
 
     def definition(self, protocol: str) -> dict[str, Any] | None:
         for stem, m in self.manifests.items():
-            if str(m.get("protocol", stem.split("@")[0])) == protocol and m.get("definition"):
+            if _protocol_name(stem, m) == protocol and m.get("definition"):
                 return m["definition"]
         return None
 
     def find_protocols(self, config_key: str) -> list[str]:
         """Protocols of this run whose variants set ``config_key`` (e.g. ``pos_enc``)."""
-        out = []
-        for name, m in self.manifests.items():
+        out = set()
+        for stem, m in self.manifests.items():
             variants = (m.get("definition") or {}).get("variants") or []
             if any(config_key in (v.get("config") or {}) for v in variants):
-                out.append(name)
+                out.add(_protocol_name(stem, m))
         return sorted(out)
 
     # ------------------------------------------------------------------ provenance
@@ -166,6 +166,11 @@ class RunData:
         got = Counter(describe_machine((u.get("provenance") or {}).get("machine") or {})
                       for u in self.units if model is None or u.get("model") == model)
         return [k for k, _ in got.most_common()]
+
+
+def _protocol_name(stem: str, manifest: dict[str, Any]) -> str:
+    """A manifest file is ``<protocol>@<corpus>.json``; its content names the protocol."""
+    return str(manifest.get("protocol", stem.split("@")[0]))
 
 
 def describe_machine(machine: dict[str, Any]) -> str:
