@@ -26,10 +26,12 @@ from avbench.training import total_loss
 
 
 def explicit_attention(q, k, v, attn_mask=None, dropout_p=0.0):
-    """The textbook form: materialises the weights and draws a dropout mask over them."""
+    """The textbook form: materialises the weights and draws a dropout mask over them.
+
+    ``attn_mask`` is avbench's additive key bias (0 or -inf)."""
     w = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if attn_mask is not None:
-        w = w.masked_fill(~attn_mask, float("-inf"))
+        w = w + attn_mask
     w = F.dropout(torch.softmax(w, dim=-1), dropout_p)
     return w @ v
 
