@@ -55,3 +55,29 @@ def test_protocols_list_and_show():
     assert r.exit_code == 0 and "masking" in r.output
     r = invoke("protocols", "show", "masking")
     assert r.exit_code == 0 and "mask_visual@0.9" in r.output and "levels" in r.output
+
+
+def test_data_commands_import_synthesise_and_describe(tmp_path):
+    import numpy as np
+
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    rows = ["clip_id,speaker,label"]
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        np.save(feats / f"c{i}.audio.npy", rng.normal(size=(20 + i, 5)).astype(np.float32))
+        np.save(feats / f"c{i}.visual.npy", rng.normal(size=(10 + i, 3)).astype(np.float32))
+        rows.append(f"c{i},s{i % 3},{['anger', 'neutral'][i % 2]}")
+    (tmp_path / "clips.csv").write_text("\n".join(rows) + "\n")
+    r = invoke("data", "import", str(tmp_path / "clips.csv"), str(feats), "--out", str(tmp_path / "store"))
+    assert r.exit_code == 0 and "6 clips" in r.output and "anger, neutral" in r.output
+    r = invoke("data", "info", str(tmp_path / "store"), "--verify")
+    assert r.exit_code == 0 and "speakers 3" in r.output and "audio 5-d" in r.output and "SYNTHETIC" not in r.output
+    (feats / "c0.visual.npy").write_bytes(b"not an npy file")
+    r = invoke("data", "import", str(tmp_path / "clips.csv"), str(feats), "--out", str(tmp_path / "store2"))
+    assert r.exit_code == 2 and "c0.visual.npy" in r.output
+    r = invoke("data", "synth", "--out", str(tmp_path / "syn"), "--speakers", "9", "--clips-per-speaker", "2",
+               "--visual-dim", "4")
+    assert r.exit_code == 0 and "18 clips, 9 speakers" in r.output
+    r = invoke("data", "info", str(tmp_path / "syn"))
+    assert "[SYNTHETIC]" in r.output
