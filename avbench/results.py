@@ -9,7 +9,7 @@ Layout of a run directory (``--out``)::
         evals/<condition>@<level>.json   metrics, per-clip predictions, timing
         record.json      train.json + every evaluation (one record per unit)
     masks/<corpus>/seed-NN/<condition>@<level>.npz   the seeded masks, shared by all models
-    protocols/<protocol>.json   which units and conditions a protocol asked for
+    protocols/<protocol>@<corpus>.json   which units and conditions a protocol asked for
     results.csv      the tidy table: corpus, model, variant, regime, protocol,
                      condition, level, seed, metric, value
 
@@ -84,7 +84,11 @@ def rows_for(protocol: str, unit: dict[str, Any], condition: str, level: float |
 
 
 def collect(out: Path) -> pd.DataFrame:
-    """Rebuilds the tidy table from the protocol manifests and evaluation records of a run."""
+    """Rebuilds the tidy table from the protocol manifests and evaluation records of a run.
+
+    The robustness summary rows of ``results.csv`` are derived from these; the runner adds them
+    with :func:`avbench.robustness.with_summaries`.
+    """
     out = Path(out)
     rows: list[dict[str, Any]] = []
     for manifest in sorted((out / "protocols").glob("*.json")):
