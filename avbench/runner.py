@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 import avbench
+from avbench.atomic import atomic_path
 from avbench.conditions import Condition, burst_mask, keep_mask
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
@@ -208,9 +209,8 @@ class Runner:
                      desc=f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}",
                      train_shift_ms=unit.train_shift_ms)
         model.load_state_dict(result.state_dict)
-        tmp = d / "model.pt.tmp"
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(d / "model.pt")
+        with atomic_path(d / "model.pt") as tmp:
+            torch.save(model.state_dict(), tmp)
         identity = {k: v for k, v in asdict(unit).items() if k != "label"}
         record = {"unit": identity | {"config": json.loads(unit.config)}, "profile": self.profile.to_dict(),
                   "corpus": {"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,

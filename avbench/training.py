@@ -9,7 +9,6 @@ stopped and produces the same result as an uninterrupted one.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from avbench.atomic import atomic_path
 from avbench.batching import Batch, batches
 from avbench.profiles import Profile
 from avbench.validation import ValidationError, check_choice
@@ -119,12 +119,6 @@ class FitResult:
         return float(np.mean([h["train_seconds"] for h in self.history])) if self.history else float("nan")
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 @torch.no_grad()
 def dev_loss(model, store, rows, profile: Profile, device) -> float:
     model.eval()
@@ -211,11 +205,12 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
             st["bad_epochs"] += 1
         st["epoch"] += 1
         if state_path is not None:
-            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict(), "rng": rng.bit_generator.state,
-                          "torch_rng": torch.get_rng_state(),
-                          "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                          "progress": st}, state_path)
+            with atomic_path(state_path) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "rng": rng.bit_generator.state,
+                            "torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                            "progress": st}, tmp)
     return FitResult(st["best_state"], st["best_epoch"], st["history"])
 
 

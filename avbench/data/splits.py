@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from avbench.atomic import atomic_path
 from avbench.validation import ValidationError, check_int
 
 if TYPE_CHECKING:
@@ -133,16 +132,8 @@ def check_split(split: Split, speakers: Sequence[Any] | None = None, *, where: s
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    """Writes to a temporary sibling and renames, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1) + "\n")
 
 
 def _read_record(file: Path, store: "FeatureStore") -> dict:
