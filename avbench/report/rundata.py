@@ -8,7 +8,6 @@ report can be rebuilt from its own ``data/`` without the (large) unit directorie
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -237,8 +236,8 @@ def load_run(path: str | Path) -> RunData:
         if not file.exists():
             continue
         try:
-            rec = json.loads(file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            rec = read_json(file)
+        except (OSError, ValueError) as exc:  # read_json names the file in its ValueError
             notes.append(f"{file}: unreadable ({exc})")
             continue
         units.append({**unit, "profile": (rec.get("profile") or {}).get("name"),
