@@ -243,6 +243,49 @@ def data_info(corpus, verify):
     click.echo("provenance: " + json.dumps(store.provenance, indent=1, default=str))
 
 
+@data.group("crema-d")
+def crema_d() -> None:
+    """CREMA-D from its distribution: label tables and feature extraction."""
+
+
+@crema_d.command("manifest")
+@click.option("--summary-table", required=True, type=click.Path(dir_okay=False),
+              help="processedResults/summaryTable.csv of the distribution.")
+@click.option("--demographics", type=click.Path(dir_okay=False), default=None,
+              help="VideoDemographics.csv (adds a gender column).")
+@click.option("--label-source", default="multimodal", show_default=True,
+              type=click.Choice(["multimodal", "voice", "face", "intended"]),
+              help="Which vote is the label; the paper uses the audiovisual (multimodal) one.")
+@click.option("--ties", default="random", show_default=True, type=click.Choice(["random", "intended", "first", "drop"]),
+              help="What a tied vote (N:S) becomes; random (seeded, among the tied classes) keeps all 7,442 clips.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the tie break.")
+@click.option("--root", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Corpus root the media paths (AudioWAV/, VideoFlash/) are relative to.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@user_errors
+def crema_d_manifest_cmd(summary_table, demographics, label_source, ties, seed, root, out):
+    """Write one row per clip: id, actor, sentence, intended emotion and level, gender, label, media paths."""
+    from avbench.atomic import atomic_path
+    from avbench.data.crema_d import class_counts, crema_d_manifest
+
+    df = crema_d_manifest(root, summary_table=summary_table, demographics=demographics, label_source=label_source,
+                          ties=ties, seed=seed)
+    with atomic_path(Path(out)) as tmp:
+        df.to_csv(tmp, index=False)
+    _print_counts(df, class_counts(df), f"{out}: {len(df)} clips, {df['speaker'].nunique()} actors "
+                  f"(labels: {label_source} votes, ties: {ties})")
+
+
+def _print_counts(df, counts, title: str) -> None:
+    click.echo(title)
+    with _wide_pandas():
+        click.echo(counts.to_string())
+    if "gender" in df.columns:
+        per = df.groupby("gender").agg(clips=("clip_id", "size"), speakers=("speaker", "nunique"))
+        click.echo("per gender: " + ", ".join(f"{g} {r.clips} clips / {r.speakers} speakers"
+                                             for g, r in per.iterrows()))
+
+
 # --------------------------------------------------------------------------- reports
 REPORT_DEFAULT_CORRECTION = "holm"  # = avbench.report.DEFAULT_CORRECTION (kept here so --help stays fast)
 
