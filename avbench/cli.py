@@ -276,6 +276,43 @@ def crema_d_manifest_cmd(summary_table, demographics, label_source, ties, seed, 
                   f"(labels: {label_source} votes, ties: {ties})")
 
 
+@data.group("msp-improv")
+def msp_improv() -> None:
+    """MSP-IMPROV from its distribution: label tables and feature extraction."""
+
+
+@msp_improv.command("manifest")
+@click.option("--labels", required=True, type=click.Path(dir_okay=False),
+              help="CSV: clip_id,label (one row per clip) or clip_id,rater,label (one row per rating).")
+@click.option("--root", type=click.Path(file_okay=False), default=None,
+              help="Corpus root, searched for <clip_id>.wav and .avi; omit to write labels only.")
+@click.option("--clip-column", default="clip_id", show_default=True)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--rater-column", default="rater", show_default=True,
+              help="When the CSV has this column, labels are the plurality of its ratings.")
+@click.option("--name-regex", default=None, help="File-name pattern with named groups speaker, session "
+              "(and gender).  [default: MSP-IMPROV-S01A-F01-P-FM01 -> speaker F01, session 01, gender female]")
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@user_errors
+def msp_improv_manifest_cmd(labels, root, clip_column, label_column, rater_column, name_regex, out):
+    """Write one row per clip with a plurality label among anger, happiness, sadness, neutral."""
+    from avbench.atomic import atomic_path
+    from avbench.data.msp_improv import NAME_REGEX, class_counts, msp_improv_manifest
+
+    df, left_out = msp_improv_manifest(labels, root, clip_col=clip_column, label_col=label_column,
+                                       rater_col=rater_column, name_regex=name_regex or NAME_REGEX)
+    with atomic_path(Path(out)) as tmp:
+        df.to_csv(tmp, index=False)
+    _print_counts(df, class_counts(df), f"{out}: {len(df)} clips, {df['speaker'].nunique()} speakers, "
+                  f"{df['session'].nunique()} sessions; left out: {left_out.get('tie', 0)} tied, "
+                  f"{left_out.get('other', 0)} outside the four classes")
+    if root is not None:
+        for col in ("audio_path", "video_path"):
+            n = int((df[col] == "").sum())
+            if n:
+                click.echo(f"warning: {n} clips have no {col.split('_')[0]} file under {root}")
+
+
 def _print_counts(df, counts, title: str) -> None:
     click.echo(title)
     with _wide_pandas():
