@@ -119,3 +119,5 @@ class Registry(Generic[T]):
 MODELS: Registry[Any] = Registry("model", "avbench.models", ("avbench.models.auxformer", "baselines"))
 PROTOCOLS: Registry[Any] = Registry("protocol", "avbench.protocols", ("protocols",))
 CORPORA: Registry[Callable[..., Any]] = Registry("corpus", "avbench.corpora", ("avbench.data.corpora",))
+EXTRACTORS: Registry[Any] = Registry("extractor", "avbench.extractors",
+                                     ("avbench.data.extract_audio", "avbench.data.embedders"))
