@@ -326,6 +326,120 @@ def _print_counts(df, counts, title: str) -> None:
                                              for g, r in per.iterrows()))
 
 
+def _extraction_options(fn):
+    """The options every prepare command shares: extractors, weights, device, parallelism."""
+    opts = [
+        click.option("--audio-extractor", default="compare", show_default=True,
+                     help="Registered audio extractor (avbench.extractors); compare = 130 ComParE LLDs, 32/16 ms."),
+        click.option("--visual-embedder", default="vggface", show_default=True,
+                     help="vggface (fc6 of VGG-Face, needs --vggface-weights), pixels (grey 16x16 face crop, no "
+                          "weights, NOT the paper's feature) or a plugin's name."),
+        click.option("--vggface-weights", type=click.Path(dir_okay=False), default=None,
+                     help="VGG-Face state dict (vgg_face_dag or torchvision VGG-16 layout); never downloaded."),
+        click.option("--vggface-normalisation", type=click.Choice(["vgg_face_dag", "imagenet", "unit"]), default=None,
+                     help="Input scaling.  [default: follows the weights' layout: vgg_face_dag -> RGB 0-255 minus "
+                          "its mean, torchvision -> imagenet; unit = [-1, 1], the paper's fine-tune]"),
+        click.option("--fc6", type=click.Choice(["relu", "linear"]), default="relu", show_default=True,
+                     help="Read fc6 after its ReLU or before it."),
+        click.option("--face-detector", type=click.Choice(["haar", "mtcnn"]), default="haar", show_default=True,
+                     help="haar: OpenCV's cascade, shipped in its wheel (not the paper's); mtcnn: the paper's, "
+                          "needs --mtcnn-weights."),
+        click.option("--mtcnn-weights", type=click.Path(file_okay=False), default=None,
+                     help="Folder with pnet.pt, rnet.pt, onet.pt (as in the facenet-pytorch wheel)."),
+        click.option("--pixels-side", default=16, show_default=True, type=int, help="Side of the pixels embedder's grid."),
+        click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+                     help="Where the detector and embedder run (batched on cuda)."),
+        click.option("--jobs", default=1, show_default=True, type=int, help="Clips extracted at once (processes)."),
+        click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float16", "float32"])),
+        click.option("--keep-staging", is_flag=True, help="Keep OUT.staging/ (per-clip results) after success."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _settings(opts: dict, known_no_audio=()):
+    from avbench.data.prepare import ExtractionSettings
+
+    return ExtractionSettings(audio_extractor=opts["audio_extractor"], visual_embedder=opts["visual_embedder"],
+                              face_detector=opts["face_detector"], vggface_weights=opts["vggface_weights"],
+                              vggface_normalisation=opts["vggface_normalisation"], fc6=opts["fc6"],
+                              mtcnn_weights=opts["mtcnn_weights"], pixels_side=opts["pixels_side"],
+                              device=opts["device"], known_no_audio=tuple(known_no_audio))
+
+
+def _prepare(manifest, root, out, opts, label_names=None, known_no_audio=(), provenance=None):
+    from avbench.data.prepare import prepare, summary_lines
+
+    summary = prepare(manifest, root, out, settings=_settings(opts, known_no_audio), label_names=label_names,
+                      jobs=opts["jobs"], dtype=opts["dtype"], keep_staging=opts["keep_staging"],
+                      progress=not opts["quiet"], provenance=provenance)
+    store = summary.store
+    click.echo(f"feature store: {store.path} ({len(store)} clips, audio {store.audio_dim}-d @ {store.audio_rate:g}/s, "
+               f"visual {store.visual_dim}-d @ {store.visual_rate:g}/s; {summary.seconds:.1f} s)")
+    for line in summary_lines(summary):
+        click.echo(line)
+    click.echo(f"per-clip report: {store.path / 'prepare_report.csv'}; failures: {store.path / 'failed.csv'}")
+    if opts["visual_embedder"] == "pixels":
+        click.echo("note: the pixels embedder is a pipeline check, NOT the paper's visual feature.")
+
+
+@data.command("prepare")
+@click.option("--manifest", required=True, type=click.Path(dir_okay=False),
+              help="CSV: clip_id, speaker, label, audio_path, video_path (relative to --root) and optional columns.")
+@click.option("--root", required=True, type=click.Path(file_okay=False), help="Folder the media paths are relative to.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The new feature store.")
+@click.option("--label-names", default=None, help="Comma-separated class order.  [default: sorted labels]")
+@_extraction_options
+@user_errors
+def data_prepare(manifest, root, out, label_names, **opts):
+    """Extract features from raw media into a feature store (resumable: rerun after a kill)."""
+    names = [n.strip() for n in label_names.split(",")] if label_names else None
+    _prepare(Path(manifest), Path(root), Path(out), opts, label_names=names,
+             provenance={"manifest": str(Path(manifest).resolve())})
+
+
+@crema_d.command("prepare")
+@click.option("--root", required=True, type=click.Path(file_okay=False),
+              help="CREMA-D root: AudioWAV/, VideoFlash/, processedResults/summaryTable.csv, VideoDemographics.csv.")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--label-source", default="multimodal", show_default=True,
+              type=click.Choice(["multimodal", "voice", "face", "intended"]))
+@click.option("--ties", default="random", show_default=True, type=click.Choice(["random", "intended", "first", "drop"]))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the tie break.")
+@_extraction_options
+@user_errors
+def crema_d_prepare(root, out, label_source, ties, seed, **opts):
+    """Labels from the summary table, audio from AudioWAV/, video from VideoFlash/, into one store."""
+    from avbench.data.crema_d import LABELS, NO_AUDIO, class_counts, crema_d_manifest
+
+    df = crema_d_manifest(root, label_source=label_source, ties=ties, seed=seed)
+    _print_counts(df, class_counts(df), f"CREMA-D: {len(df)} clips, {df['speaker'].nunique()} actors "
+                  f"(labels: {label_source} votes, ties: {ties}, seed {seed})")
+    _prepare(df, Path(root), Path(out), opts, label_names=list(LABELS), known_no_audio=NO_AUDIO,
+             provenance={"corpus": "CREMA-D", "labels": {"source": label_source, "ties": ties, "seed": seed}})
+
+
+@msp_improv.command("prepare")
+@click.option("--labels", required=True, type=click.Path(dir_okay=False),
+              help="CSV: clip_id,label or clip_id,rater,label (see avbench data msp-improv manifest).")
+@click.option("--root", required=True, type=click.Path(file_okay=False), help="MSP-IMPROV root (searched for media).")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--name-regex", default=None, help="File-name pattern with named groups speaker, session (and gender).")
+@_extraction_options
+@user_errors
+def msp_improv_prepare(labels, root, out, name_regex, **opts):
+    """Plurality labels, speakers from file names, media found under ROOT, into one store."""
+    from avbench.data.msp_improv import CLASSES, NAME_REGEX, class_counts, msp_improv_manifest
+
+    df, left_out = msp_improv_manifest(labels, root, name_regex=name_regex or NAME_REGEX)
+    _print_counts(df, class_counts(df), f"MSP-IMPROV: {len(df)} clips, {df['speaker'].nunique()} speakers; left "
+                  f"out: {left_out.get('tie', 0)} tied, {left_out.get('other', 0)} outside the four classes")
+    _prepare(df, Path(root), Path(out), opts, label_names=list(CLASSES),
+             provenance={"corpus": "MSP-IMPROV", "labels": str(Path(labels).resolve())})
+
+
 # --------------------------------------------------------------------------- reports
 REPORT_DEFAULT_CORRECTION = "holm"  # = avbench.report.DEFAULT_CORRECTION (kept here so --help stays fast)
 

@@ -50,11 +50,16 @@ EXTRACTORS.register("vggface", VGGFaceEmbedder)
 
 
 def make_embedder(name: str, **options):
-    """An embedder by registered name; options it does not take are ignored by the built-ins."""
+    """An embedder by registered name, given the options its constructor takes (others are not passed)."""
+    import inspect
+
     cls = EXTRACTORS.get(name)
     if getattr(cls, "modality", None) != "visual":
         from avbench.validation import ValidationError
 
         raise ValidationError(f"The '--visual-embedder' option must name a visual extractor. {name!r} is "
                               f"a {getattr(cls, 'modality', 'unknown')} extractor.")
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        options = {k: v for k, v in options.items() if k in params}
     return cls(**options)
