@@ -20,8 +20,10 @@ from typing import Iterator
 
 import numpy as np
 
-TRUNCATION_TOLERANCE = 0.9  # fewer than 90% of the announced frames decoded: the file is truncated
-# A video stream may legitimately end a frame or two short of its header's count.
+# Truncated: fewer than 90% of the announced frames, less a quarter second, were decoded.  The slack
+# exists because a container without a frame count announces its longest stream's duration, and
+# the audio often runs a few frames past the video.
+TRUNCATION_TOLERANCE, TRUNCATION_SLACK_S = 0.9, 0.25
 
 
 class MediaError(Exception):
@@ -122,7 +124,7 @@ def iter_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
 
     Stops after ``max_frames`` (a video far longer than its audio is trimmed).
     After the last frame it checks the count: fewer than 90% of the frames the
-    container announces means a truncated file, raised as ``MediaError``
+    container announces (less a quarter second) means a truncated file, raised as ``MediaError``
     (``truncated``) rather than passed on as a short clip.
     """
     path = Path(path)
@@ -143,6 +145,6 @@ def iter_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
                              f"video decoding failed after {n} frames ({exc}).") from None
     if n == 0:
         raise MediaError(path, "zero_duration", "video stream has no frames.")
-    if info.expected_frames and n < TRUNCATION_TOLERANCE * info.expected_frames:
+    if info.expected_frames and n < TRUNCATION_TOLERANCE * info.expected_frames - TRUNCATION_SLACK_S * info.fps:
         raise MediaError(path, "truncated", f"decoded {n} video frames but the file announces "
                          f"{info.expected_frames} ({info.fps:g} fps); the file is truncated.")
