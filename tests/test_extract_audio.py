@@ -5,6 +5,7 @@ import pytest
 
 pytest.importorskip("opensmile")
 pytest.importorskip("av")
+pytest.importorskip("cv2")  # the test videos draw faces with OpenCV
 
 from avbench.data.extract_audio import ComParE, align_by_position, edit_lld_config  # noqa: E402
 from avbench.data.media import MediaError, read_audio  # noqa: E402

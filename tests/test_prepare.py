@@ -147,3 +147,55 @@ def test_parallel_prepare_matches_serial(tree, tmp_path):
     a = prepare(manifest, tree, tmp_path / "a", settings=PIXELS, label_names=list(LABELS), progress=False, jobs=2)
     b = prepare(manifest, tree, tmp_path / "b", settings=PIXELS, label_names=list(LABELS), progress=False)
     assert a.store.checksum == b.store.checksum and len(a.failed) == 2
+
+
+def test_msp_improv_prepare_finds_mp4_media_by_name(tmp_path):
+    root = tmp_path / "MSP-IMPROV"
+    names = [f"MSP-IMPROV-S0{k}A-{g}0{k}-P-FM01" for k, g in ((1, "F"), (2, "M"), (3, "F"))]
+    for k, name in enumerate(names):
+        sig = speech_like(0.3, k)
+        write_wav(root / f"session{k + 1}" / "S01A" / "P" / f"{name}.wav", sig)
+        write_video(root / f"session{k + 1}" / "S01A" / "P" / f"{name}.mp4", face_frames(9, TONES["dark"], k),
+                    sig, codec="h264")
+    ratings = pd.DataFrame({"clip_id": names * 2, "rater": ["r1"] * 3 + ["r2"] * 3,
+                            "label": ["A", "S", "H", "angry", "sad", "N"]})  # the third clip is a tie
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    r = CliRunner().invoke(main, ["data", "msp-improv", "prepare", "--labels", str(tmp_path / "ratings.csv"),
+                                  "--root", str(root), "--out", str(tmp_path / "s"), "--visual-embedder", "pixels",
+                                  "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "left out: 1 tied" in r.output and "(2 clips," in r.output
+    from avbench.data import open_corpus
+
+    store = open_corpus(tmp_path / "s")
+    assert store.label_names == ["anger", "happiness", "sadness", "neutral"]
+    assert list(store.manifest["speaker"]) == ["F01", "M02"] and list(store.manifest["session"]) == [1, 2]
+    assert store.manifest["face_rate"].min() > 0.8  # dark-skinned drawn faces found in h264 video
+
+
+def test_extractor_plugins_join_through_the_registry(tree, tmp_path):
+    """A third-party audio extractor (as an ``avbench.extractors`` entry point would register it)."""
+    from avbench.registry import EXTRACTORS
+
+    class Loudness:
+        name, modality, dim, rate = "loudness", "audio", 1, 100.0
+
+        def settings(self):
+            return {"what": "frame RMS, 10 ms"}
+
+        def __call__(self, signal, sample_rate=16000):
+            frames = signal[: len(signal) // 160 * 160].reshape(-1, 160)
+            return np.sqrt((frames ** 2).mean(1, keepdims=True)).astype(np.float32)
+
+    EXTRACTORS.register("loudness", Loudness)
+    try:
+        settings = ExtractionSettings(audio_extractor="loudness", visual_embedder="pixels", pixels_side=4)
+        s = prepare(crema_d_manifest(tree).iloc[2:5], tree, tmp_path / "s", settings=settings,
+                    label_names=list(LABELS), progress=False)
+        assert s.store.audio_dim == 1 and s.store.audio_rate == 100
+        assert s.store.provenance["extraction"]["audio"] == {"extractor": "loudness", "what": "frame RMS, 10 ms"}
+        with pytest.raises(ValidationError, match="'--audio-extractor' option must name an audio extractor"):
+            prepare(crema_d_manifest(tree).iloc[2:5], tree, tmp_path / "t",
+                    settings=ExtractionSettings(audio_extractor="pixels", visual_embedder="pixels"))
+    finally:
+        EXTRACTORS.unregister("loudness")
