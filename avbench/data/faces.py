@@ -65,7 +65,8 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, min_size: int = 40, scale_factor: float = 1.1, min_neighbors: int = 4):
+    def __init__(self, min_size: int = 40, scale_factor: float = 1.1, min_neighbors: int = 4,
+                 detect_width: int = 320):
         try:
             import cv2
         except ImportError as exc:
@@ -78,22 +79,30 @@ class HaarDetector:
             raise ImportError(f"{path}: OpenCV's face cascade could not be loaded; reinstall opencv-python-headless.")
         self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
         self.min_size, self.scale_factor, self.min_neighbors = min_size, scale_factor, min_neighbors
+        self.detect_width = detect_width  # wider frames are searched at this width (about 4x faster at 480x360)
 
     def settings(self) -> dict:
         return {"detector": "opencv haarcascade_frontalface_default + CLAHE", "opencv": self._cv2.__version__,
-                "min_size": self.min_size, "scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors}
+                "min_size": self.min_size, "scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors,
+                "detect_width": self.detect_width}
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[np.ndarray | None]:
         out = []
+        cv2 = self._cv2
         for frame in frames:
-            grey = self._clahe.apply(self._cv2.cvtColor(np.ascontiguousarray(frame), self._cv2.COLOR_RGB2GRAY))
+            grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+            scale = min(1.0, self.detect_width / grey.shape[1])
+            if scale < 1.0:
+                grey = cv2.resize(grey, (self.detect_width, int(round(grey.shape[0] * scale))),
+                                  interpolation=cv2.INTER_AREA)
+            grey = self._clahe.apply(grey)
             found = self._cascade.detectMultiScale(grey, self.scale_factor, self.min_neighbors,
                                                    minSize=(self.min_size, self.min_size))
             if len(found) == 0:
                 out.append(None)
                 continue
             x, y, w, h = max(found, key=lambda b: b[2] * b[3])
-            out.append(np.array([x, y, x + w, y + h], np.float32))
+            out.append(np.array([x, y, x + w, y + h], np.float32) / scale)
         return out
 
 
