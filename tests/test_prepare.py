@@ -194,6 +194,7 @@ def test_extractor_plugins_join_through_the_registry(tree, tmp_path):
                     label_names=list(LABELS), progress=False)
         assert s.store.audio_dim == 1 and s.store.audio_rate == 100
         assert s.store.provenance["extraction"]["audio"] == {"extractor": "loudness", "what": "frame RMS, 10 ms"}
+        assert s.store.provenance["extraction"]["code"]["audio"] == "test_prepare"
         with pytest.raises(ValidationError, match="'--audio-extractor' option must name an audio extractor"):
             prepare(crema_d_manifest(tree).iloc[2:5], tree, tmp_path / "t",
                     settings=ExtractionSettings(audio_extractor="pixels", visual_embedder="pixels"))

@@ -315,7 +315,8 @@ def prepare(manifest: pd.DataFrame | str | os.PathLike, root: str | os.PathLike,
                            audio_missing_fraction=round(res["audio_missing_fraction"], 4), flags=res["flags"])
         tool_settings = {"audio": {"extractor": settings.audio_extractor, **audio_tool.settings()},
                          "face_detector": detector.settings(),
-                         "visual": {"extractor": settings.visual_embedder, **embedder.settings()}}
+                         "visual": {"extractor": settings.visual_embedder, **embedder.settings()},
+                         "code": {k: _origin(t) for k, t in (("audio", audio_tool), ("visual", embedder))}}
         summary.store = writer.close({"generator": "avbench.data.prepare", "sources": {"root": str(root.resolve())},
                                       "extraction": tool_settings, "normalized": False,
                                       "clips": {"extracted": int(ok.sum()), "failed": len(failed)},
@@ -325,6 +326,17 @@ def prepare(manifest: pd.DataFrame | str | os.PathLike, root: str | os.PathLike,
         shutil.rmtree(Path(f"{out}.staging"), ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _origin(tool) -> str:
+    """Module and distribution version of an extractor, so plugin-made stores say what made them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    module = type(tool).__module__
+    try:
+        return f"{module} ({module.split('.')[0]} {version(module.split('.')[0])})"
+    except (PackageNotFoundError, ValueError):
+        return module
 
 
 def _write_side_files(folder: Path, report: pd.DataFrame, failed: pd.DataFrame) -> None:
