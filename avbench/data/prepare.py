@@ -73,7 +73,18 @@ class ExtractionSettings:
         d.pop("device")  # the device does not change the features (up to float rounding)
         d.pop("batch_size")
         d["staging_version"] = STAGING_VERSION
+        # Weights are identified by content, so replacing a file at the same path never reuses clips.
+        if self.vggface_weights and Path(self.vggface_weights).is_file():
+            d["vggface_weights"] = _digest([Path(self.vggface_weights)])
+        if self.mtcnn_weights and Path(self.mtcnn_weights).is_dir():
+            d["mtcnn_weights"] = _digest(sorted(Path(self.mtcnn_weights).glob("*.pt")))
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _digest(files: list[Path]) -> str:
+    from avbench.data.store import sha256_file
+
+    return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()
 
 
 _TOOLS: dict[str, tuple] = {}
