@@ -58,16 +58,19 @@ def main() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false.")
 @click.option("--jobs", default=1, show_default=True, type=int,
               help="Units trained at once (processes sharing the CPU threads); 2 suits quick runs on 2 cores.")
+@click.option("--splits", default=None, metavar="NAME",
+              help="Partitions registered with 'avbench data splits import' (e.g. the authors' own) instead of "
+                   "the store's drawn splits; --seeds defaults to all of their trials.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, quiet):
+def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, quiet):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.runner import run as run_protocol
     from avbench.results import summary_table
 
     summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
-                           echo=lambda s: click.echo(s, err=True), jobs=jobs)
+                           echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits)
     corpus_note = ""
     if not summary.table.empty and "synthetic" in str(summary.table["corpus"].iloc[0]):
         corpus_note = " (SYNTHETIC corpus: numbers test the tool, not emotion recognition)"
@@ -324,6 +327,33 @@ def _print_counts(df, counts, title: str) -> None:
         per = df.groupby("gender").agg(clips=("clip_id", "size"), speakers=("speaker", "nunique"))
         click.echo("per gender: " + ", ".join(f"{g} {r.clips} clips / {r.speakers} speakers"
                                              for g, r in per.iterrows()))
+
+
+@data.group("splits")
+def splits_group() -> None:
+    """Partitions you supply (e.g. the authors' own), used with avbench run --splits NAME."""
+
+
+@splits_group.command("import")
+@click.argument("table", type=click.Path(dir_okay=False))
+@click.option("--store", required=True, help="Feature-store path the partitions are for.")
+@click.option("--name", required=True, help="Name to register them under (letters, digits, '.', '_', '-').")
+@click.option("--clip-column", default="clip_id", show_default=True)
+@click.option("--trial-column", default="trial", show_default=True)
+@click.option("--partition-column", default="partition", show_default=True, help="Values: train, dev, test.")
+@user_errors
+def splits_import(table, store, name, clip_column, trial_column, partition_column):
+    """Check TABLE (one row per clip and trial) and register it for STORE; it is written to the
+    cache ($AVBENCH_HOME/splits), never into the store."""
+    from avbench.data import open_corpus
+    from avbench.data.published_splits import import_splits
+
+    st = open_corpus(store)
+    rec = import_splits(table, st, name, clip_col=clip_column, trial_col=trial_column, partition_col=partition_column)
+    click.echo(f"partitions {name!r}: {rec['trials']} trials for {st.path} (hash {rec['hash'][:8]}), written to "
+               f"{rec['path']}" + (f"; {rec['unknown_clips']} rows name clips the store lacks (ignored)"
+                                   if rec["unknown_clips"] else ""))
+    click.echo(f"use them with: avbench run --corpus {st.path} --splits {name} ...")
 
 
 def _extraction_options(fn):

@@ -192,8 +192,9 @@ class Runner:
     """Executes units against one corpus, profile and device, writing under ``out``."""
 
     def __init__(self, store, splits, profile: Profile, out: Path, device: torch.device, progress: bool = True,
-                 echo: Callable[[str], None] = print):
+                 echo: Callable[[str], None] = print, splits_id: str = ""):
         self.store, self.splits, self.profile = store, splits, profile
+        self.splits_id = splits_id  # named partitions (--splits): part of every unit's corpus id
         self.out, self.device, self.progress, self.echo = Path(out), device, progress, echo
         self.prov = provenance(device)
         self._norms: dict[int, Normalizer] = {}  # per trial seed
@@ -328,7 +329,8 @@ class Runner:
 
     @property
     def store_id(self) -> str:
-        return f"{self.store.name}-{self.store.checksum[:8]}"
+        base = f"{self.store.name}-{self.store.checksum[:8]}"
+        return f"{base}+splits-{self.splits_id}" if self.splits_id else base
 
     def run_unit(self, unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
         """Trains (or reuses) ``unit``, scores it under ``conditions`` and writes its record.
@@ -341,21 +343,21 @@ class Runner:
         return record, evals, trained
 
 
-def _unit_job(corpus: Path, n_seeds: int, profile: Profile, out: Path, device: torch.device, threads: int,
-              unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
+def _unit_job(corpus: Path, splits: list, splits_id: str, profile: Profile, out: Path, device: torch.device,
+              threads: int, unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
     """One unit in a joblib worker process: its own store handle, torch threads and runner."""
-    from avbench.data import FeatureStore, load_splits
+    from avbench.data import FeatureStore
 
     torch.set_num_threads(threads)
     store = FeatureStore.open(corpus)
-    runner = Runner(store, load_splits(store, n_seeds), profile, out, device, progress=False, echo=lambda s: None)
+    runner = Runner(store, splits, profile, out, device, progress=False, echo=lambda s: None, splits_id=splits_id)
     return runner.run_unit(unit, conditions)
 
 
 def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",
         profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
-        echo: Callable[[str], None] = print, jobs: int = 1) -> RunSummary:
+        echo: Callable[[str], None] = print, jobs: int = 1, splits: str | None = None) -> RunSummary:
     """Runs a protocol (and the protocols it includes) and returns the tidy results.
 
     Args:
@@ -372,6 +374,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         jobs: Units trained at once in separate processes (joblib), each with an equal share of the
             CPU threads.  Small (``quick``) models use 2 cores better as 2 one-thread jobs than as
             one two-thread job (benchmarks/README.md); on a GPU keep 1.
+        splits: Name of partitions registered with ``avbench data splits import`` (e.g. the
+            authors' own) instead of the store's drawn splits; ``seeds`` defaults to all of them.
     """
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
 
@@ -387,9 +391,20 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     if jobs > 1 and dev.type == "cuda":
         raise ValidationError(f"The 'jobs' parameter of avbench run must be 1 on a CUDA device. Got {jobs} instead.")
     store = open_corpus(corpus)
-    splits = load_splits(store, n_seeds)
+    splits_id = ""
+    if splits is None:
+        trial_splits = load_splits(store, n_seeds)
+    else:
+        from avbench.data.published_splits import load_named_splits
+
+        trial_splits, splits_id = load_named_splits(store, splits)
+        n_seeds = len(trial_splits) if seeds is None else n_seeds
+        if n_seeds > len(trial_splits):
+            raise ValidationError(f"The 'seeds' parameter of avbench run must be at most {len(trial_splits)}, the "
+                                  f"number of trials in the partitions {splits!r}. Got {seeds!r} instead.")
+        trial_splits = trial_splits[:n_seeds]
     out = Path(out)
-    runner = Runner(store, splits, prof, out, dev, progress, echo)
+    runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
     summary = RunSummary(table=pd.DataFrame(), out=out)
     protocols = expand_includes(proto)
     work = [(p, u, cs) for p in protocols
@@ -408,7 +423,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
 
         threads = max(1, torch.get_num_threads() // jobs)
         outcomes = zip(Parallel(n_jobs=jobs, return_as="generator")(
-            delayed(_unit_job)(store.path, n_seeds, prof, out, dev, threads, u, tuple(cs))
+            delayed(_unit_job)(store.path, trial_splits, splits_id, prof, out, dev, threads, u, tuple(cs))
             for u, cs in by_unit.items()), by_unit)
     for i, ((record, evals, trained), unit) in enumerate(outcomes, 1):
         summary.trained += trained
