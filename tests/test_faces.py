@@ -81,3 +81,24 @@ def test_video_frames_count_and_truncation(tmp_path):
         from media_tree import write_wav
 
         probe_video(write_wav(tmp_path / "a.wav", speech_like(0.2)))
+
+
+def test_detection_rate_script_reports_per_group(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    for group, tone in (("dark", TONES["dark"]), ("light", TONES["light"])):
+        (tmp_path / group).mkdir()
+        for k in range(2):
+            Image.fromarray(draw_face(tone, h=240, w=320, s=1.0 + 0.1 * k)).save(tmp_path / group / f"{k}.png")
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(tmp_path / "light" / "blank.png")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "face_detection_rates.py"
+    monkeypatch.setattr(sys, "argv", ["x", str(tmp_path), "--csv", str(tmp_path / "rates.csv")])
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "dark                           2       2  100.0%" in out
+    assert "light                          3       2   66.7%" in out
+    assert (tmp_path / "rates.csv").read_text().count("\n") == 6
