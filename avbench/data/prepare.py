@@ -36,13 +36,13 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from avbench.atomic import atomic_path
-from avbench.data.media import MediaError, probe_video, read_audio, iter_video
+from avbench.data.faces import crop_faces
+from avbench.data.media import MediaError, iter_video, probe_video, read_audio
 from avbench.data.store import FeatureStore, StoreWriter
 from avbench.validation import ValidationError, check_choice, check_int
 
@@ -182,8 +182,6 @@ def _visual(path: Path, info, detector, embedder, max_frames: int | None, batch:
 
     def flush():
         boxes = detector(buf)
-        from avbench.data.faces import crop_faces
-
         emb = embedder(crop_faces(buf, boxes))
         out = np.zeros((len(buf), embedder.dim), np.float32)
         found = np.array([b is not None for b in boxes])
@@ -257,8 +255,7 @@ class PrepareSummary:
 def prepare(manifest: pd.DataFrame | str | os.PathLike, root: str | os.PathLike, out: str | os.PathLike, *,
             settings: ExtractionSettings = ExtractionSettings(), label_names: list[str] | None = None,
             name: str | None = None, jobs: int = 1, dtype: str = "float32", keep_staging: bool = False,
-            progress: bool = True, provenance: dict | None = None,
-            echo: Callable[[str], None] = lambda s: None) -> PrepareSummary:
+            progress: bool = True, provenance: dict | None = None) -> PrepareSummary:
     """Extracts every clip of ``manifest`` and writes the feature store ``out``.
 
     Args:
