@@ -31,7 +31,7 @@ from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
 from avbench.profiles import Profile, get_profile
 from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
-from avbench.results import collect, read_json, write_json, write_npz, write_table
+from avbench.results import collect, read_json, write_json, write_manifest, write_npz, write_table
 from avbench.robustness import with_summaries
 from avbench.training import fit, f1_scores, predict, resolve_device
 from avbench.validation import ValidationError, check_int
@@ -157,6 +157,23 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
                 work.append((Unit(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed),
                              protocol.needs_conditions or protocol.conditions))
     return work
+
+
+def check_buildable(units, store) -> None:
+    """Builds every distinct (model, config) once on the ``meta`` device (no memory, no time), so
+    that options a model cannot take (``--set loss_weights=[0.5, 0.5]`` for a three-head model,
+    a plugin's own checks) fail before any training, with a message naming model and options."""
+    for name, config in sorted({(u.model, u.config) for u in units}):
+        try:
+            with torch.device("meta"):
+                create_model(name, num_classes=len(store.label_names), audio_dim=store.audio_dim,
+                             visual_dim=store.visual_dim, **json.loads(config))
+        except ValidationError:
+            raise
+        except Exception as exc:  # a builder's own failure: still the options' fault, not avbench's
+            raise ValidationError(f"Model {name!r} cannot be built with the options {config} "
+                                  f"({type(exc).__name__}: {exc}). Check the --set values against "
+                                  f"`avbench models show {name}`.") from None
 
 
 def expand_includes(protocol: Protocol) -> list[Protocol]:
@@ -342,6 +359,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for _, u, cs in work:
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
+    check_buildable(by_unit, store)
     sweep = tqdm(total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
     if jobs == 1:
         outcomes = ((runner.run_unit(u, tuple(cs)), u) for u, cs in by_unit.items())
@@ -367,7 +385,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         entries = [{"unit": u.key(), "eval": str(u.path / "evals" / f"{c.key}.json")}
                    for q, u, cs in work if q is p for c in cs]
         train = [{"unit": u.key(), "train": str(u.path / "train.json")} for q, u, _ in work if q is p]
-        write_json(out / "protocols" / f"{p.name}@{runner.store_id}.json",  # one per corpus
+        write_manifest(out / "protocols" / f"{p.name}@{runner.store_id}.json",  # one per corpus
                    {"protocol": p.name, "definition": p.source, "profile": prof.name, "seeds": n_seeds,
                     "corpus": {"name": store.name, "checksum": store.checksum, "synthetic": bool(store.synthetic),
                                "path": str(store.path)},

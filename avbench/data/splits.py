@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from avbench.atomic import atomic_path
-from avbench.validation import ValidationError, check_int
+from avbench.validation import DataError, ValidationError, check_int
 
 if TYPE_CHECKING:
     from avbench.data.store import FeatureStore
@@ -144,10 +144,10 @@ def _read_record(file: Path, store: "FeatureStore") -> dict:
         record = {**record, "splits": splits, "fractions": check_fractions(record["fractions"], str(file)),
                   "base_seed": int(record["base_seed"])}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValidationError(f"{file}: cannot be read as a splits file ({exc}); delete it to "
+        raise DataError(f"{file}: cannot be read as a splits file ({exc}); delete it to "
                               "regenerate the splits.") from None
     if record.get("store_checksum") != store.checksum:
-        raise ValidationError(f"{file}: made for a store with checksum {record.get('store_checksum')!r}, "
+        raise DataError(f"{file}: made for a store with checksum {record.get('store_checksum')!r}, "
                               f"but this store's checksum is {store.checksum!r}; the data changed since "
                               "the splits were drawn. Delete the file to draw new splits.")
     for i, split in enumerate(record["splits"]):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avbench.validation import ValidationError, check_choice, check_float, check_features, check_int
+from avbench.validation import DataError, ValidationError, check_choice, check_float, check_features, check_int
 
 FORMAT_VERSION = 1
 MODALITIES = ("audio", "visual")
@@ -53,7 +53,7 @@ def content_checksum(checksums: dict[str, str]) -> str:
 
 
 def _fail(where: Any, problem: str) -> None:
-    raise ValidationError(f"{where}: {problem}")
+    raise DataError(f"{where}: {problem}")
 
 
 class FeatureStore:
