@@ -25,7 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 import avbench
-from avbench.atomic import atomic_path
+from avbench.atomic import atomic_path, remove_stale_temporaries
+from avbench.checkpoint import load_checkpoint
+from avbench.faults import crash_point
 from avbench.conditions import Condition, burst_mask, keep_mask
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
@@ -176,6 +178,16 @@ def check_buildable(units, store) -> None:
                                   f"`avbench models show {name}`.") from None
 
 
+def echo_resume(out: Path, units, echo: Callable[[str], None]) -> None:
+    """Says when a run picks up earlier work in ``out``: how many of its units are finished and
+    how many resume mid-training."""
+    done = sum((out / u.path / "train.json").exists() for u in units)
+    partial = sum((out / u.path / "train_state.pt").exists() for u in units)
+    if done or partial:
+        echo(f"Resuming in {out}: {done} of {len(units)} units already trained"
+             + (f", {partial} resumed from their last finished epoch" if partial else "") + ".")
+
+
 def expand_includes(protocol: Protocol) -> list[Protocol]:
     """The protocol and, depth first, every protocol it includes (each once)."""
     seen: dict[str, Protocol] = {}
@@ -216,7 +228,7 @@ class Runner:
                 raise ValidationError(f"{d}: this unit was trained with model config {record['unit']['config']}, "
                                       f"but this run asks for {json.loads(unit.config)} (avbench or the profile "
                                       f"changed). Use another --out, or delete the directory to retrain it.")
-            model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
+            model.load_state_dict(load_checkpoint(d / "model.pt"))
             return model.to(self.device), record, False
         d.mkdir(parents=True, exist_ok=True)
         split = self.splits[unit.seed]
@@ -269,6 +281,7 @@ class Runner:
                            "predictions": {"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
                                            "label": label.tolist(), "pred": pred.tolist()}}
             write_json(path, record)
+            crash_point("evaluation")
         return paths
 
     def _save_masks(self, seed: int, c: Condition, rows: np.ndarray) -> None:
@@ -314,7 +327,7 @@ def _unit_job(corpus: Path, n_seeds: int, profile: Profile, out: Path, device: t
 def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",
         profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
-        echo: Callable[[str], None] = print, jobs: int = 1) -> RunSummary:
+        echo: Callable[[str], None] = print, jobs: int = 1, threads: int | None = None) -> RunSummary:
     """Runs a protocol (and the protocols it includes) and returns the tidy results.
 
     Args:
@@ -331,8 +344,13 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         jobs: Units trained at once in separate processes (joblib), each with an equal share of the
             CPU threads.  Small (``quick``) models use 2 cores better as 2 one-thread jobs than as
             one two-thread job (benchmarks/README.md); on a GPU keep 1.
+        threads: Torch threads per unit; default: the process's threads divided by ``jobs``.
+            Predictions are bitwise reproducible for the same seed and threads, whatever
+            ``jobs``; each record's provenance says how many a unit used.  With ``jobs=1`` the
+            calling process keeps this setting.
     """
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
+    from avbench.data.integrity import ensure_verified
 
     prof = get_profile(profile)
     n_seeds = prof.seeds if seeds is None else seeds
@@ -342,12 +360,18 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for name in models or []:
         get_model_meta(name)  # unknown names fail before any work
     check_int(jobs, "jobs", "avbench run", minimum=1)
+    threads = max(1, torch.get_num_threads() // jobs) if threads is None else \
+        check_int(threads, "threads", "avbench run", minimum=1)
+    if jobs == 1:
+        torch.set_num_threads(threads)  # before the Runner, whose provenance records it
     dev = resolve_device(device)
     if jobs > 1 and dev.type == "cuda":
         raise ValidationError(f"The 'jobs' parameter of avbench run must be 1 on a CUDA device. Got {jobs} instead.")
     store = open_corpus(corpus)
+    ensure_verified(store)  # never train on bytes other than those store.json describes
     splits = load_splits(store, n_seeds)
     out = Path(out)
+    remove_stale_temporaries(out)  # left by a killed run
     runner = Runner(store, splits, prof, out, dev, progress, echo)
     summary = RunSummary(table=pd.DataFrame(), out=out)
     protocols = expand_includes(proto)
@@ -360,13 +384,13 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
     check_buildable(by_unit, store)
+    echo_resume(out, by_unit, echo)
     sweep = tqdm(total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
     if jobs == 1:
         outcomes = ((runner.run_unit(u, tuple(cs)), u) for u, cs in by_unit.items())
     else:
         from joblib import Parallel, delayed
 
-        threads = max(1, torch.get_num_threads() // jobs)
         outcomes = zip(Parallel(n_jobs=jobs, return_as="generator")(
             delayed(_unit_job)(store.path, n_seeds, prof, out, dev, threads, u, tuple(cs))
             for u, cs in by_unit.items()), by_unit)

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from avbench.atomic import make_public, remove_stale_temporaries, temporary_prefix
+from avbench.faults import crash_point
 from avbench.validation import DataError, ValidationError, check_choice, check_float, check_features, check_int
 
 FORMAT_VERSION = 1
@@ -126,12 +128,12 @@ class FeatureStore:
         return self._frames("visual", i)
 
     def verify(self) -> None:
-        """Recomputes each file's sha256; raises naming the first file that differs."""
-        for name, expected in sorted(self.meta["checksums"].items()):
-            found = sha256_file(self.path / name)
-            if found != expected:
-                _fail(self.path / name, f"sha256 {found[:16]}... does not match the {expected[:16]}... "
-                      "recorded in store.json; the file was modified or corrupted. Re-create the store.")
+        """Recomputes each file's sha256 and checks every feature value is finite; raises naming
+        the file that differs, or the clip, frame and column of the first NaN or inf."""
+        from avbench.data.integrity import record_verified, verify_store
+
+        verify_store(self)
+        record_verified(self)
 
 
 def _read_meta(path: Path) -> dict:
@@ -252,7 +254,10 @@ class StoreWriter:
         if self.path.exists():
             _fail(self.path, "already exists; remove it or choose another output path.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        remove_stale_temporaries(self.path.parent, self.path.name)  # a killed writer's leftovers
+        self._tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(self.path.name), suffix=".tmp",
+                                          dir=self.path.parent))
+        make_public(self._tmp, directory=True)
         self._files = {m: open(self._tmp / f"{m}.bin", "wb") for m in MODALITIES}
         self._hashes = {m: hashlib.sha256() for m in MODALITIES}
         self._dims = {"audio": self.audio_dim, "visual": self.visual_dim}
@@ -297,6 +302,7 @@ class StoreWriter:
             self._files[m].write(raw)
             self._hashes[m].update(raw)
         self._ids.add(clip_id)
+        crash_point("synth-clip")
         self._rows.append({"clip_id": clip_id, "speaker": str(speaker), "label": label,
                            "audio_frames": len(arrays["audio"]), "visual_frames": len(arrays["visual"]),
                            **extra})
@@ -340,7 +346,11 @@ class StoreWriter:
             _fail(self.path, f"could not move the finished store into place ({exc}); another process "
                   "may have created it meanwhile.")
         self._closed = True
-        return FeatureStore.open(self.path)
+        store = FeatureStore.open(self.path)
+        from avbench.data.integrity import record_verified  # every clip was hashed and checked finite above
+
+        record_verified(store)
+        return store
 
     def abort(self) -> None:
         """Discards everything written so far."""
