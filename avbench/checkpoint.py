@@ -29,6 +29,7 @@ def load_checkpoint(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, KeyError,
             IndexError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: cannot be read as an avbench checkpoint ({first[:200]}); it is truncated "
+        text = str(exc).strip()
+        first = text.splitlines()[0].split(". ")[0][:120] if text else type(exc).__name__
+        raise DataError(f"{path}: cannot be read as an avbench checkpoint ({first}); it is truncated "
                         "or corrupt. Delete it and run the same command again to recompute it.") from None

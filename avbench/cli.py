@@ -321,7 +321,7 @@ def _print_report(rep) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(exists=True))
+@click.argument("run_dir", type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report directory.  [default: RUN_DIR/report]")
 @_report_options

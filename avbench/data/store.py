@@ -176,6 +176,10 @@ def _read_manifest(path: Path, meta: dict) -> pd.DataFrame:
     for col in ("audio_frames", "visual_frames"):
         if not pd.api.types.is_integer_dtype(df[col]) or (df[col] < 1).any():
             _fail(path, f"column {col!r} must hold positive integers.")
+    for col in ("clip_id", "speaker"):
+        empty = df[col].astype(str).str.strip() == ""
+        if empty.any():
+            _fail(path, f"line {int(empty.to_numpy().argmax()) + 2}: the {col!r} field is empty.")
     dup = df["clip_id"][df["clip_id"].duplicated()]
     if len(dup):
         _fail(path, f"duplicate clip_id {dup.iloc[0]!r}; clip ids must be unique.")
@@ -287,6 +291,9 @@ class StoreWriter:
             _fail(where, "clip_id must be a non-empty string.")
         if clip_id in self._ids:
             _fail(where, "duplicate clip_id; every clip needs a unique id.")
+        if not isinstance(speaker, str) or not speaker.strip():
+            _fail(where, f"the speaker must be a non-empty string (splits are drawn by speaker). Got {speaker!r} "
+                  "instead.")
         if label not in self.label_names:
             _fail(where, f"unknown label {label!r}; expected one of {', '.join(self.label_names)}.")
         arrays = {m: check_features(x, dim=self._dims[m], what=m, where=where)
@@ -380,7 +387,24 @@ def _read_clip_table(csv: Path) -> pd.DataFrame:
               "(plus optional columns).")
     if df.empty:
         _fail(csv, "has no clips.")
+    for column in ("clip_id", "speaker", "label"):
+        empty = df[column].isna() | (df[column].str.strip() == "")
+        if empty.any():
+            _fail(csv, f"line {int(empty.to_numpy().argmax()) + 2}: the {column!r} field is empty; every clip "
+                  "needs a clip_id, a speaker and a label.")
     return df
+
+
+def feature_file(feature_dir: Path, clip_id: str, modality: str) -> Path:
+    """``feature_dir/<clip_id>.<modality>.npy``, refusing a clip id that leads outside
+    ``feature_dir`` (``../x``, an absolute path): a manifest must not make avbench read
+    arbitrary files."""
+    file = feature_dir / f"{clip_id}.{modality}.npy"
+    base = os.path.normpath(os.path.abspath(feature_dir))
+    if os.path.commonpath([base, os.path.normpath(os.path.abspath(file))]) != base:
+        _fail(f"clip {clip_id!r}", f"the clip id leads outside the feature directory {feature_dir}; clip ids "
+              "must name files inside it.")
+    return file
 
 
 def import_arrays(out: str | os.PathLike, manifest_csv: str | os.PathLike,
@@ -403,6 +427,9 @@ def import_arrays(out: str | os.PathLike, manifest_csv: str | os.PathLike,
     Dims are taken from the first clip and enforced on every other clip.
     """
     csv, feature_dir = Path(manifest_csv), Path(feature_dir)
+    for given in (csv, feature_dir):
+        if not given.exists():
+            _fail(given, "not found.")
     table = _read_clip_table(csv)
     names = sorted(table["label"].dropna().unique()) if label_names is None else list(label_names)
     extras = [c for c in table.columns if c not in ("clip_id", "speaker", "label")]
@@ -412,7 +439,7 @@ def import_arrays(out: str | os.PathLike, manifest_csv: str | os.PathLike,
     def load(clip_id: str) -> list[np.ndarray]:
         arrays = []
         for m in MODALITIES:
-            file = feature_dir / f"{clip_id}.{m}.npy"
+            file = feature_file(feature_dir, clip_id, m)
             a = _load_npy(file, clip_id)
             dim = dims.setdefault(m, a.shape[1] if a.ndim == 2 else -1)
             arrays.append(check_features(a, dim=dim, what=m, where=f"clip {clip_id!r} ({file})"))
