@@ -36,9 +36,9 @@ def avbench(*args, crash_at=None, check=True):
         env["AVBENCH_CRASH_AT"] = crash_at
     proc = subprocess.run([sys.executable, "-m", "avbench.cli", *map(str, args)], env=env, capture_output=True,
                           text=True, start_new_session=True, timeout=300)
-    if crash_at:
+    if crash_at and not crash_at.endswith("SIGINT"):
         assert proc.returncode == -9, f"expected the crash point {crash_at} to be reached:\n{proc.stderr}"
-    elif check:
+    elif check and not crash_at:
         assert proc.returncode == 0, proc.stderr
     return proc
 
@@ -100,6 +100,18 @@ def test_kill_with_two_jobs_then_resume(protocol, tiny_store, reference, tmp_pat
     out = tmp_path / "out"
     avbench(*run_args(protocol, tiny_store, out, jobs=2), crash_at="epoch:2")
     avbench(*run_args(protocol, tiny_store, out, jobs=2))
+    assert leftovers(out) == []
+    assert outcome(out) == reference
+
+
+def test_ctrl_c_exits_130_and_the_same_command_resumes(protocol, tiny_store, reference, tmp_path):
+    out = tmp_path / "out"
+    stopped = avbench(*run_args(protocol, tiny_store, out), crash_at="epoch:1:SIGINT")
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Interrupted" in stopped.stderr and "same command" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    resumed = avbench(*run_args(protocol, tiny_store, out))
+    assert "Resuming" in resumed.stderr
     assert leftovers(out) == []
     assert outcome(out) == reference
 
