@@ -254,6 +254,14 @@ def test_nan_in_store_names_clip_frame_and_column(copy_store, run_dir):
     refused(run_args(copy_store, run_dir), [str(copy_store), repr(clip), "frame 3", "column 2", "inf"], 1, run_dir)
 
 
+@pytest.mark.parametrize("key,value", [("audio_dim", 0), ("visual_rate", -30.0), ("label_names", "anger")])
+def test_store_json_values_must_make_sense(copy_store, run_dir, key, value):
+    meta = json.loads((copy_store / "store.json").read_text())
+    meta[key] = value
+    (copy_store / "store.json").write_text(json.dumps(meta))
+    refused(run_args(copy_store, run_dir), [str(copy_store / "store.json"), key, repr(value)], 1, run_dir)
+
+
 def test_binary_store_json(copy_store, run_dir):
     (copy_store / "store.json").write_bytes(bytes(range(256)))
     refused(run_args(copy_store, run_dir), [str(copy_store / "store.json")], 1, run_dir)

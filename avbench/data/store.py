@@ -156,10 +156,27 @@ def _read_meta(path: Path) -> dict:
         _fail(meta_path, f"missing keys {', '.join(missing)}.")
     if meta["dtype"] not in DTYPES:
         _fail(meta_path, f"dtype must be one of {', '.join(DTYPES)}. Got {meta['dtype']!r} instead.")
+    _check_meta_values(meta_path, meta)
     for name in DATA_FILES:
         if not (path / name).is_file():
             _fail(path / name, "file is missing; the feature store is incomplete. Re-create it.")
     return meta
+
+
+def _check_meta_values(meta_path: Path, meta: dict) -> None:
+    """Dims and rates must be positive and labels a list of names: a hand-edited store.json
+    otherwise fails deep inside a model or a condition."""
+    for key in ("audio_dim", "visual_dim"):
+        v = meta[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            _fail(meta_path, f"{key} must be a positive integer. Got {v!r} instead.")
+    for key in ("audio_rate", "visual_rate"):
+        v = meta[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            _fail(meta_path, f"{key} must be a positive number of frames per second. Got {v!r} instead.")
+    names = meta["label_names"]
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+        _fail(meta_path, f"label_names must be a list of at least two class names. Got {names!r} instead.")
 
 
 def _read_manifest(path: Path, meta: dict) -> pd.DataFrame:
