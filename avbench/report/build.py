@@ -204,7 +204,7 @@ def _remove_stale(report: Report) -> None:
     """Deletes what an earlier report wrote into this directory and this one did not (a table or
     figure the run no longer supports, index.html after --no-html), so the directory shows only
     this report.  Only files avbench writes are candidates: those the earlier report listed,
-    anything under ``tables/`` and ``figures/``, ``stats.csv`` and ``index.html``; the run's own
+    anything under ``tables/``, ``figures/`` and ``data/protocols/``, ``stats.csv`` and ``index.html``; the run's own
     ``data/`` is never touched when the report is rebuilt from it."""
     out = report.out
     listing = out / REPORT_FILES
@@ -213,7 +213,7 @@ def _remove_stale(report: Report) -> None:
         old = {out / p for p in json.loads(listing.read_text())}
     except (OSError, ValueError, TypeError):
         pass
-    old |= {p for d in ("tables", "figures") for p in (out / d).rglob("*") if p.is_file()}
+    old |= {p for d in ("tables", "figures", "data/protocols") for p in (out / d).rglob("*") if p.is_file()}
     old |= {out / "stats.csv", out / "index.html"}
     source = report.run.source if report.run.source.is_dir() else report.run.source.parent
     own_data = (out / "data").resolve() == source.resolve()
@@ -234,6 +234,7 @@ def _write_data(report: Report) -> None:
     write_table(data / "results.csv", run.raw)
     for name, manifest in run.manifests.items():
         write_json(data / "protocols" / f"{name}.json", {**manifest, "entries": [], "train": []})
+        report.files.append(data / "protocols" / f"{name}.json")
     write_json(data / "provenance.json", run.provenance())
     report.files += [data / "results.csv", data / "provenance.json"]
 
