@@ -77,7 +77,7 @@ def check_loss_weights(weights: Sequence[float], param: str = "loss_weights",
                        owner: str = "the model", length: int | None = None) -> tuple[float, ...]:
     """Loss weights (lambda_av, lambda_a, lambda_v) of Eq. 6: non-negative, summing to 1,
     ``length`` of them when given (one per output head)."""
-    expected = f"a list of {length or 'several'} numbers"
+    expected = f"a sequence of {length} numbers" if length else "a sequence of numbers"
     try:
         w = tuple(float(x) for x in weights)
     except (TypeError, ValueError):
