@@ -16,7 +16,7 @@ from avbench.validation import DataError, ValidationError
 USER_ERRORS = (ValidationError, RegistryError, FileNotFoundError, ValueError, ImportError)
 RESUME_HINT = "Everything finished so far is kept; run the same command again to resume."
 # library parameter -> the option that sets it, where the two names differ
-OPTION_NAMES = {"n_speakers": "speakers", "n_splits": "seeds"}
+OPTION_NAMES = {"n_speakers": "speakers", "n_splits": "seeds", "set": "sets"}
 
 
 def user_errors(fn):
@@ -31,7 +31,9 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
-            click.echo(f"\nInterrupted. {RESUME_HINT}", err=True)
+            resumable = fn.__name__ in ("run", "reproduce")
+            click.echo(f"\nInterrupted. {RESUME_HINT if resumable else 'Nothing half-written was left behind.'}",
+                       err=True)
             raise click.exceptions.Exit(130) from None
         except DataError as exc:
             raise click.ClickException(str(exc)) from None

@@ -36,7 +36,7 @@ from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
 from avbench.results import collect, read_json, write_json, write_manifest, write_npz, write_table
 from avbench.robustness import with_summaries
 from avbench.training import fit, f1_scores, predict, resolve_device
-from avbench.validation import ValidationError, check_int
+from avbench.validation import ValidationError, check_int, check_path_component
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
         for variant in _variants(protocol, options):
             config = {**profile.model_config(meta), **variant.config}
             check_config(name, config)
-            vname, label = variant.name + suffix, ""
+            vname, label = check_path_component(variant.name, "set", "avbench run") + suffix, ""
             if variant.name != base.name and default is not None and _effective(meta, config) == default:
                 config = {**profile.model_config(meta), **base.config}
                 vname, label = base.name + suffix, variant.name + suffix

@@ -98,6 +98,14 @@ def test_set_unknown_option(tiny_store, run_dir):
             run_dir)
 
 
+def test_set_value_that_would_leave_out(tiny_store, run_dir, monkeypatch):
+    """A plugin's free-text option cannot make a variant directory outside --out."""
+    import avbench.runner
+
+    monkeypatch.setattr(avbench.runner, "check_config", lambda name, config: None)  # a plugin taking any text
+    refused(run_args(tiny_store.path, run_dir, "--set", "tag=../../x"), ["--set", "../../x"], 2, run_dir)
+
+
 def test_unknown_model(tiny_store, run_dir):
     args = run_args(tiny_store.path, run_dir)
     args[args.index("mult")] = "mlt"

@@ -58,11 +58,10 @@ def ensure_verified(store: "FeatureStore") -> None:
             is NaN or infinite (naming the store, clip, frame and column).
     """
     current = _current(store)
-    stamp = _stamp_path(store)
     try:
-        if json.loads(stamp.read_text()) == current:
+        if json.loads(_stamp_path(store).read_text()) == current:
             return
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # no stamp yet, or no cache to keep one in: check in full
         pass
     verify_store(store)
     record_verified(store, current)
