@@ -2,8 +2,10 @@
 
 Clips are read lazily from the memory-mapped store, one batch at a time, so a
 4096-d visual corpus never has to fit in memory.  Order of operations per
-clip: read -> test condition (on the original frames, seeded per clip) ->
-frame pooling of the profile -> float32 -> zero padding.
+clip: read -> z-normalisation with the trial's training statistics (missing
+frames stay zero) -> test condition (on the original frames, seeded per clip)
+-> frame pooling of the profile -> float32 -> zero padding.  Normalising first
+makes a frame that a condition or regime zeroes a true zero, as in the paper.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from avbench.conditions import Condition
+from avbench.normalization import Normalizer
 
 
 @dataclass
@@ -51,15 +54,26 @@ def _pad(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
+def read_clip(store, r: int, norm: Normalizer | None) -> tuple[np.ndarray, np.ndarray]:
+    """Clip ``r``'s audio and visual frames as float32, normalised with ``norm`` when given."""
+    r = int(r)
+    a = np.asarray(store.audio(r), dtype=np.float32)
+    v = np.asarray(store.visual(r), dtype=np.float32)
+    if norm is not None:
+        a = norm.apply("audio", a, store.missing("audio", r))
+        v = norm.apply("visual", v, store.missing("visual", r))
+    return a, v
+
+
 def make_batch(store, rows: np.ndarray, *, condition: Condition | None = None, trial_seed: int = 0,
-               pool: tuple[int, int] = (1, 1), device: torch.device | str = "cpu") -> Batch:
-    """Reads, transforms, pools and pads the clips at ``rows`` of ``store``."""
+               pool: tuple[int, int] = (1, 1), device: torch.device | str = "cpu",
+               norm: Normalizer | None = None) -> Batch:
+    """Reads, normalises, transforms, pools and pads the clips at ``rows`` of ``store``."""
     audios, visuals = [], []
     rates = (store.audio_rate, store.visual_rate)
     ids = store.manifest["clip_id"].to_numpy()
     for r in rows:
-        a = np.asarray(store.audio(r), dtype=np.float32)
-        v = np.asarray(store.visual(r), dtype=np.float32)
+        a, v = read_clip(store, r, norm)
         if condition is not None and condition.kind != "full":
             a, v = condition.apply(a, v, rng=condition.rng(trial_seed, str(ids[r])), rates=rates)
         audios.append(pool_frames(a, pool[0]))

@@ -199,6 +199,9 @@ def models_show(name, classes, audio_dim, visual_dim, profile):
     for block, n in blocks.items():
         click.echo(f"  {block:<16} {n:>11,}")
     click.echo(f"  {'total':<16} {total:>11,}" + (f"   (paper: {meta.paper_params:,})" if meta.paper_params else ""))
+    click.echo(f"\nsemantics version: {meta.semantics_version}")
+    if meta.notes:
+        click.echo(meta.notes)
 
 
 @main.group()

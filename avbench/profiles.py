@@ -28,7 +28,9 @@ class Profile:
         lr_patience: Epochs without dev-loss improvement before the LR decays (5).
         lr_factor: LR decay factor on plateau.
         grad_clip: Gradient-norm clipping threshold (0.8).
-        early_stop: Epochs without dev-loss improvement before training stops.
+        early_stop: Epochs without dev-loss improvement before training stops; ``None`` trains
+            every epoch (the paper gives no patience; the released code trains all epochs and keeps
+            the one with the lowest dev loss).
         frame_pool: (audio, visual) frames averaged into one before the model.
         seeds: Default number of trials (20 in the paper).
         scaled_models: Apply each model's ``quick`` overrides.
@@ -43,7 +45,7 @@ class Profile:
     lr_patience: int = 5
     lr_factor: float = 0.1
     grad_clip: float = 0.8
-    early_stop: int = 10
+    early_stop: int | None = None
     frame_pool: tuple[int, int] = (1, 1)
     seeds: int = 20
     scaled_models: bool = False

@@ -3,9 +3,12 @@
 Layout of a run directory (``--out``)::
 
     units/<corpus>/<profile>/<model>/<variant>/<regime>/seed-NN/
+        identity.json    the unit's identity while it trains (semantics check on resume), removed when done
         train_state.pt   per-epoch training state (resume point), removed when done
+        normalization.npz  the trial's z-normalisation statistics (training partition) the unit used
         model.pt         the dev-selected weights
-        train.json       config, split, history, timings, parameter count, provenance
+        train.json       identity (with semantics versions), config, split, normalisation summary,
+                         history, timings, parameter count, provenance
         evals/<condition>@<level>.json   metrics, per-clip predictions, timing
         record.json      train.json + every evaluation (one record per unit)
     masks/<corpus>/seed-NN/<condition>@<level>.npz   the seeded masks, shared by all models

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -31,12 +32,23 @@ from avbench.faults import crash_point
 from avbench.conditions import Condition, burst_mask, keep_mask
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
+from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
 from avbench.results import collect, read_json, write_json, write_manifest, write_npz, write_table
 from avbench.robustness import with_summaries
 from avbench.training import fit, f1_scores, predict, resolve_device
 from avbench.validation import ValidationError, check_int, check_path_component
+
+# Bump whenever the same unit would train or score differently for reasons outside the model
+# (data pipeline, selection rule, schedule).  2: per-trial z-normalisation from the training
+# partition, selection on the dev cross-entropy of the averaged heads, no patience in `paper`.
+TRAINING_SEMANTICS = 2
+
+
+def unit_semantics(model: str) -> str:
+    """The semantics part of a unit's identity: the model family's version and the training code's."""
+    return f"model={get_model_meta(model).semantics_version},training={TRAINING_SEMANTICS}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class Unit:
     regime: str
     seed: int
     train_shift_ms: float = 0.0  # random misalignment in training (protocol key train_shift_ms)
+    semantics: str = ""  # unit_semantics(model): results of older code are retrained, never reused
     # the name a protocol gives this unit when it differs from ``variant`` (a variant that is the
     # default model under another name, e.g. ``pos_enc=true``); not part of the unit's identity
     label: str = field(default="", compare=False)
@@ -148,7 +161,7 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
             for regime in protocol.regimes:
                 for seed in range(seeds):
                     work.append((Unit(corpus, profile.name, name, vname, json.dumps(config, sort_keys=True),
-                                      regime, seed, shift, label), protocol.conditions))
+                                      regime, seed, shift, unit_semantics(name), label), protocol.conditions))
     for name in protocol.needs:
         if name in model_set:
             continue
@@ -156,7 +169,8 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
         config = json.dumps(profile.model_config(meta), sort_keys=True)
         for regime in protocol.needs_regimes or protocol.regimes:
             for seed in range(seeds):
-                work.append((Unit(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed),
+                work.append((Unit(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed,
+                                  semantics=unit_semantics(name)),
                              protocol.needs_conditions or protocol.conditions))
     return work
 
@@ -211,16 +225,54 @@ class Runner:
         self.store, self.splits, self.profile = store, splits, profile
         self.out, self.device, self.progress, self.echo = Path(out), device, progress, echo
         self.prov = provenance(device)
+        self._norms: dict[int, Normalizer] = {}  # per trial seed
 
     def _build(self, unit: Unit):
         torch.manual_seed(unit.seed)
         return create_model(unit.model, num_classes=len(self.store.label_names), audio_dim=self.store.audio_dim,
                             visual_dim=self.store.visual_dim, **json.loads(unit.config))
 
+    def _discard_stale(self, unit: Unit, d: Path) -> None:
+        """Removes a unit directory written by code of other semantics, saying why.
+
+        A directory is stale when its recorded identity (``train.json``, or ``identity.json`` for a
+        unit still in training) names other semantics, or names none (written before semantics
+        were recorded).  Its checkpoint, training state and evaluations go; the unit retrains.
+        """
+        if not d.is_dir() or not any(d.iterdir()):
+            return
+        source = next((f for f in (d / "train.json", d / "identity.json") if f.exists()), None)
+        found = read_json(source)["unit"].get("semantics") if source is not None else None
+        if found == unit.semantics:
+            return
+        self.echo(f"{d}: retraining {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: it was trained "
+                  f"by avbench code of other semantics ({found or 'unrecorded, before semantics versions'}; "
+                  f"now {unit.semantics}), so its results would not be those of this model.")
+        shutil.rmtree(d)
+
+    def normalizer(self, unit: Unit) -> Normalizer | None:
+        """The unit's z-normalisation: training-partition statistics of its trial, fixed once per unit.
+
+        Read from the unit directory when present (a resumed or reused unit keeps the statistics it
+        was trained with), else computed from the split's train rows (cached per trial, shared by
+        every model) and saved there.  None when the store says its features are normalised.
+        """
+        if self.store.normalized:
+            return None
+        path = self.out / unit.path / "normalization.npz"
+        if path.exists():
+            return Normalizer.load(path)
+        if unit.seed not in self._norms:
+            rows = self.splits[unit.seed].indices(self.store.speakers)["train"]
+            self._norms[unit.seed] = fit_normalizer(self.store, rows)
+        self._norms[unit.seed].save(path)
+        return self._norms[unit.seed]
+
     def train(self, unit: Unit):
         """The dev-selected model of ``unit``, its record, and whether it was trained now (False when
         a finished record existed)."""
         d = self.out / unit.path
+        self._discard_stale(unit, d)
         model = self._build(unit)
         if (d / "train.json").exists() and (d / "model.pt").exists():
             record = read_json(d / "train.json")
@@ -231,21 +283,25 @@ class Runner:
             model.load_state_dict(load_checkpoint(d / "model.pt"))
             return model.to(self.device), record, False
         d.mkdir(parents=True, exist_ok=True)
+        identity = {k: v for k, v in asdict(unit).items() if k != "label"} | {"config": json.loads(unit.config)}
+        write_json(d / "identity.json", {"unit": identity})
+        norm = self.normalizer(unit)
         split = self.splits[unit.seed]
         parts = split.indices(self.store.speakers)
         result = fit(model, self.store, parts["train"], parts["dev"], regime=unit.regime, profile=self.profile,
                      seed=unit.seed, device=self.device, state_path=d / "train_state.pt", progress=self.progress,
                      desc=f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}",
-                     train_shift_ms=unit.train_shift_ms)
+                     train_shift_ms=unit.train_shift_ms, norm=norm)
         model.load_state_dict(result.state_dict)
         with atomic_path(d / "model.pt") as tmp:
             torch.save(model.state_dict(), tmp)
-        identity = {k: v for k, v in asdict(unit).items() if k != "label"}
-        record = {"unit": identity | {"config": json.loads(unit.config)}, "profile": self.profile.to_dict(),
+        record = {"unit": identity, "profile": self.profile.to_dict(),
                   "corpus": {"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
                              "synthetic": bool(self.store.synthetic)},
                   "split": {"index": split.index, "seed": split.seed, "train": list(split.train),
                             "dev": list(split.dev), "test": list(split.test)},
+                  "normalization": (norm.summary() | {"file": "normalization.npz"} if norm is not None
+                                    else {"source": "store.json says the features are already normalized"}),
                   "history": result.history, "best_epoch": result.best_epoch,
                   "train_metrics": {"seconds_per_epoch": result.seconds_per_epoch,
                                     "train_seconds": float(sum(h["train_seconds"] for h in result.history)),
@@ -254,6 +310,7 @@ class Runner:
                   "provenance": self.prov}
         write_json(d / "train.json", record)
         (d / "train_state.pt").unlink(missing_ok=True)
+        (d / "identity.json").unlink(missing_ok=True)
         return model, record, True
 
     def evaluate(self, unit: Unit, model, conditions: tuple[Condition, ...]) -> list[Path]:
@@ -261,6 +318,7 @@ class Runner:
         d = self.out / unit.path
         rows = self.splits[unit.seed].indices(self.store.speakers)["test"]
         modalities = set(get_model_meta(unit.model).modalities)
+        norm = self.normalizer(unit)
         paths = []
         for c in conditions:
             path = d / "evals" / f"{c.key}.json"
@@ -275,7 +333,7 @@ class Runner:
                 self._save_masks(unit.seed, c, rows)
                 start = time.perf_counter()
                 pred, label = predict(model, self.store, rows, profile=self.profile, device=self.device,
-                                      condition=c, trial_seed=unit.seed)
+                                      condition=c, trial_seed=unit.seed, norm=norm)
                 record |= {"status": "ok", "metrics": f1_scores(label, pred),
                            "seconds": time.perf_counter() - start,
                            "predictions": {"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),

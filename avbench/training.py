@@ -1,8 +1,11 @@
 """Training regimes, fit() with dev-only model selection, prediction and metrics.
 
 Sec. 4.3: Adam (lr 7.25e-4), learning-rate decay when the dev loss plateaus
-(patience 5), gradient clipping 0.8, batch 32, 25 epochs, early stopping and
-model selection on the development loss.  The test set is never touched here.
+(patience 5), gradient clipping 0.8, batch 32, 25 epochs, model selection on
+the development loss: the cross-entropy of the model's prediction
+(``model.predict``, for AuxFormer the mean of its three heads' logits, as the
+released code selects), not the weighted training loss.  The test set is never
+touched here.
 Training state is saved after every epoch, so a killed run resumes where it
 stopped and produces the same result as an uninterrupted one.
 """
@@ -23,6 +26,7 @@ from avbench.atomic import atomic_path
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
 from avbench.batching import Batch, batches
+from avbench.normalization import Normalizer
 from avbench.profiles import Profile
 from avbench.validation import DataError, ValidationError, check_choice
 
@@ -145,18 +149,20 @@ class FitResult:
 
 
 @torch.no_grad()
-def dev_loss(model, store, rows, profile: Profile, device) -> float:
+def dev_loss(model, store, rows, profile: Profile, device, norm: Normalizer | None = None) -> float:
+    """Mean cross-entropy of ``model.predict`` (the scored logits) over the dev rows."""
     model.eval()
     total, n = 0.0, 0
-    for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool, device=device):
-        total += float(total_loss(model, model(*b.inputs()), b.labels)) * len(b.rows)
+    for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool, device=device,
+                     norm=norm):
+        total += float(F.cross_entropy(model.predict(model(*b.inputs())), b.labels, reduction="sum"))
         n += len(b.rows)
     return total / max(n, 1)
 
 
 def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: str, profile: Profile,
         seed: int, device: torch.device, state_path: Path | None = None, progress: bool = True,
-        desc: str = "", train_shift_ms: float = 0.0) -> FitResult:
+        desc: str = "", train_shift_ms: float = 0.0, norm: Normalizer | None = None) -> FitResult:
     """Trains ``model`` and returns the weights with the lowest dev loss.
 
     Args:
@@ -173,6 +179,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         train_shift_ms: If positive, each training clip also gets one modality shifted at random
             by up to this many ms (:func:`random_shift`), after the regime; 0 draws nothing, so
             runs without shifts are unchanged.
+        norm: The trial's z-normalisation (training-partition statistics), applied to train and
+            dev clips; None reads features as stored.
 
     ``history[i]["train_seconds"]`` times the training loop only (reading and batching the
     training clips, forward, backward, optimiser step), not the dev evaluation nor the
@@ -198,10 +206,12 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         if device.type == "cuda" and saved.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(saved["cuda_rng"], device)
         st = saved["progress"]
-    while st["epoch"] < profile.epochs and st["bad_epochs"] < profile.early_stop:
+    patience = profile.early_stop if profile.early_stop is not None else float("inf")
+    while st["epoch"] < profile.epochs and st["bad_epochs"] < patience:
         model.train()
         start, total, n = time.perf_counter(), 0.0, 0
-        it = batches(store, train_rows, profile.batch_size, generator=rng, pool=profile.frame_pool, device=device)
+        it = batches(store, train_rows, profile.batch_size, generator=rng, pool=profile.frame_pool, device=device,
+                     norm=norm)
         bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False, disable=not progress,
                    desc=f"{desc} epoch {st['epoch'] + 1}/{profile.epochs}")
         for i, batch in enumerate(bar, 1):
@@ -220,7 +230,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - start
-        dl = dev_loss(model, store, dev_rows, profile, device)
+        dl = dev_loss(model, store, dev_rows, profile, device, norm)
         check_finite_loss(dl, epoch=st["epoch"] + 1, batch=None, desc=desc, state_path=state_path)
         sched.step(dl)
         st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), "dev_loss": dl,
@@ -244,13 +254,13 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
 
 @torch.no_grad()
 def predict(model, store, rows: np.ndarray, *, profile: Profile, device, condition=None,
-            trial_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+            trial_seed: int = 0, norm: Normalizer | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Predicted class and true label per row (in ``rows`` order) under a test condition."""
     model.eval()
     preds = np.empty(len(rows), dtype=np.int64)
     pos = {r: i for i, r in enumerate(rows)}
     for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool,
-                     device=device, condition=condition, trial_seed=trial_seed):
+                     device=device, condition=condition, trial_seed=trial_seed, norm=norm):
         out = model.predict(model(*b.inputs())).argmax(-1).cpu().numpy()
         preds[[pos[r] for r in b.rows]] = out
     return preds, np.asarray(store.labels[rows])

@@ -13,8 +13,11 @@ Structure and defaults, following MulT's reference implementation:
 
 * both streams projected to d = 30 by bias-free kernel-1 1-D convolutions
   (130 -> 30: 3,900; 4096 -> 30: 122,880);
-* sinusoidal positions and sqrt(d) input scaling in every stack (MulT adds
-  positions in the memory stacks as well);
+* sinusoidal positions (fairseq's table, as AuxFormer's) and sqrt(d) input
+  scaling in every stack (MulT adds positions in the memory stacks as well);
+* causal attention masks in every stack (MulT's ``--attn_mask`` defaults to
+  true, as AuxFormer's code does); a projection is skipped when a stream
+  already has width d (MulT's code keeps the unused weight);
 * two crossmodal and two memory stacks, 5 layers of width 30 each, FFN
   30 -> 120 -> 30, pre-LN, a final LayerNorm per stack (56,010 each);
 * heads = 5 (MulT's default; 5 divides 30, 6 dims per head);
@@ -74,12 +77,13 @@ class MulT(AVModel):
         embed_dropout, attn_dropout, cross_attn_dropout, relu_dropout, res_dropout, out_dropout:
             Dropout on stack inputs, on attention weights of the memory / crossmodal stacks, after the
             feed-forward ReLU, on residual branches, and in the output MLP.
+        causal: Causal attention masks in every stack (MulT's default).
     """
 
     def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: int = 30, heads: int = 5,
                  layers: int = 5, head_hidden=None, embed_dropout: float = 0.25, attn_dropout: float = 0.1,
                  cross_attn_dropout: float = 0.0, relu_dropout: float = 0.1, res_dropout: float = 0.1,
-                 out_dropout: float = 0.0):
+                 out_dropout: float = 0.0, causal: bool = True):
         super().__init__()
         owner = "MulT"
         d = check_int(d_model, "d_model", owner, minimum=1)
@@ -92,12 +96,13 @@ class MulT(AVModel):
                      ("cross_attn_dropout", cross_attn_dropout), ("relu_dropout", relu_dropout),
                      ("res_dropout", res_dropout), ("out_dropout", out_dropout)):
             check_float(v, n, owner, low=0.0, high=1.0, high_open=True)
+        check_choice(causal, "causal", owner, (True, False))
         self.loss_weights = {"av": 1.0}
 
         drop = dict(positions=True, embed_dropout=embed_dropout, relu_dropout=relu_dropout,
-                    res_dropout=res_dropout)
-        self.proj_audio = Projection(audio_dim, d)
-        self.proj_visual = Projection(visual_dim, d)
+                    res_dropout=res_dropout, causal=causal)
+        self.proj_audio = Projection(audio_dim, d, bypass=True)
+        self.proj_visual = Projection(visual_dim, d, bypass=True)
         self.cross_v2a = AttentionStack(d, heads, layers, attn_dropout=cross_attn_dropout, **drop)  # target audio
         self.cross_a2v = AttentionStack(d, heads, layers, attn_dropout=cross_attn_dropout, **drop)  # target visual
         self.mem_audio = AttentionStack(d, heads, layers, attn_dropout=attn_dropout, **drop)
@@ -113,9 +118,9 @@ class MulT(AVModel):
         return {"av": self.head(z)}
 
 
-register_model("mult", citation=CITATION, quick=QUICK, paper_params=358_384, params_tolerance=0.0,
+register_model("mult", citation=CITATION, quick=QUICK, paper_params=358_384, params_tolerance=0.0, semantics_version=2,
                description="Baseline 2: MulT with the text branch removed (2 crossmodal transformers)")(MulT)
 register_model("mult-xl", citation=CITATION + " Upscaled as in Sec. 5.4.", quick=XL_QUICK,
-               paper_params=7_070_406, params_tolerance=0.02,
+               paper_params=7_070_406, params_tolerance=0.02, semantics_version=2,
                description="Baseline 2 upscaled to ~7M parameters (Sec. 5.4, Fig. 8): d=150, wider MLP",
                )(partial(MulT, d_model=150, heads=10, head_hidden=(1024, 512)))

@@ -14,9 +14,11 @@ share the projected input:
 
 Training uses the two cross-entropies equally weighted (``loss_weights`` 1/2,
 1/2); at inference :meth:`UnimodalAuxNet.predict` averages the two outputs'
-*class probabilities* and returns their logarithm, so the arg-max is that of
-the averaged probabilities and the result is still a valid log-softmax (a
-cross-entropy on it is the loss of the averaged prediction).
+*logits* ("the networks' outputs are equally averaged during inference",
+Sec. 4.5.4, read as AuxFormer's released ``test.py`` averages its heads), and
+model selection uses the cross-entropy of that average.  Attention is causal
+by default and the projection is skipped when the input already has width d
+(the weight is kept), as in AuxFormer, from which this model is derived.
 
 How many scaled stacks?  The paper gives only the count (Table 5:
 4,364,354) and says the model is "directly derived" from AuxFormer.  At d =
@@ -39,8 +41,6 @@ count by 23% (one plain + one scaled stack: 3,351,953).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -66,6 +66,7 @@ class UnimodalAuxNet(AVModel):
         token: ``last`` real frame (the paper) or ``mean`` over real frames.
         loss_weights: (main, auxiliary) loss weights; the paper weighs them equally.
         embed_dropout, attn_dropout, relu_dropout, res_dropout, out_dropout: AuxFormer's rates.
+        causal: Causal attention masks in every stack (AuxFormer's default).
     """
 
     modality = ""  # set by the subclasses below
@@ -74,7 +75,7 @@ class UnimodalAuxNet(AVModel):
                  heads: int = 10, layers: int = 5, self_stacks: int = 3, aux_repeats: int = 3,
                  pos_enc: bool = True, token: str = "last", loss_weights=(0.5, 0.5), embed_dropout: float = 0.25,
                  attn_dropout: float = 0.1, relu_dropout: float = 0.1, res_dropout: float = 0.1,
-                 out_dropout: float = 0.2):
+                 out_dropout: float = 0.2, causal: bool = True):
         super().__init__()
         owner = "UnimodalAuxNet"
         modality = self.modality
@@ -86,6 +87,7 @@ class UnimodalAuxNet(AVModel):
         if d % heads:
             check_choice(heads, "heads", owner, [h for h in range(1, d + 1) if d % h == 0])
         check_choice(pos_enc, "pos_enc", owner, (True, False))
+        check_choice(causal, "causal", owner, (True, False))
         self.token = check_choice(token, "token", owner, TOKENS)
         for n, v in (("embed_dropout", embed_dropout), ("attn_dropout", attn_dropout),
                      ("relu_dropout", relu_dropout), ("res_dropout", res_dropout), ("out_dropout", out_dropout)):
@@ -97,8 +99,8 @@ class UnimodalAuxNet(AVModel):
         self.loss_weights = {"main": lam[0], "aux": lam[1]}
 
         drop = dict(embed_dropout=embed_dropout, attn_dropout=attn_dropout, relu_dropout=relu_dropout,
-                    res_dropout=res_dropout)
-        self.proj = Projection(audio_dim if modality == "audio" else visual_dim, d)
+                    res_dropout=res_dropout, causal=causal)
+        self.proj = Projection(audio_dim if modality == "audio" else visual_dim, d, bypass=True)
         self.main = nn.ModuleList(
             AttentionStack(d, heads, layers, positions=pos_enc and i == 0, scaled=True, **drop)
             for i in range(self_stacks))
@@ -119,9 +121,8 @@ class UnimodalAuxNet(AVModel):
                 "aux": self.aux_head(pool_token(g, lengths, self.token))}
 
     def predict(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Log of the averaged class probabilities of the two networks."""
-        logp = torch.stack([torch.log_softmax(outputs["main"], -1), torch.log_softmax(outputs["aux"], -1)])
-        return torch.logsumexp(logp, dim=0) - math.log(2.0)
+        """The mean of the two networks' logits."""
+        return (outputs["main"] + outputs["aux"]) / 2
 
 
 def _citation(modality: str) -> str:
@@ -137,9 +138,9 @@ class UnimodalVisual(UnimodalAuxNet):
 
 
 register_model("unimodal-audio", modalities=("audio",), citation=_citation("audio"), quick=QUICK,
-               paper_params=4_364_354, params_tolerance=0.05,
+               paper_params=4_364_354, params_tolerance=0.05, semantics_version=2,
                description="Baseline 4, audio only: auxiliary network + scaled self-attention, outputs averaged",
                )(UnimodalAudio)
-register_model("unimodal-visual", modalities=("visual",), citation=_citation("visual"), quick=QUICK,
+register_model("unimodal-visual", modalities=("visual",), citation=_citation("visual"), quick=QUICK, semantics_version=2,
                description="Baseline 4, visual only: auxiliary network + scaled self-attention, outputs averaged",
                )(UnimodalVisual)

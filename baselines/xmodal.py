@@ -20,6 +20,10 @@ al. (ACL 2020).  Reading of the AuxFormer paper's description:
    (CCC regression in the original papers becomes cross-entropy
    classification, as Sec. 4.5.3 says).
 
+Attention is not causal here: the source of this baseline is not available and
+neither paper describes a mask, so this is a reading (AuxFormer, baseline 1,
+MulT and baseline 4 follow their released code, which masks by default).
+
 Widths and depths are not given for this baseline, so they were chosen to
 match Table 5's count while staying close to AuxFormer's implementation
 settings: d = 130 with 10 heads (AuxFormer's width and heads), 3 encoder layers
@@ -80,7 +84,7 @@ class CrossModalBlock(nn.Module):
     def forward(self, x, kv, kv_lengths):
         key_bias = attention_bias(kv_lengths, kv.shape[1], x.dtype)
         for layer in self.layers:
-            x = layer(x, key_bias, kv)
+            x = layer(x, key_bias, kv, kv)
         return self.norm(x)
 
 
@@ -143,8 +147,9 @@ class CrossModalTransformer(AVModel):
 
 
 register_model("xmodal", citation=CITATION, quick=QUICK, paper_params=2_211_628, params_tolerance=0.05,
+               semantics_version=2,
                description="Baseline 3: cross-modal transformer (Parthasarathy & Sundaram 2020)")(CrossModalTransformer)
 register_model("xmodal-xl", citation=CITATION + " Upscaled as in Sec. 5.4.", quick=XL_QUICK,
-               paper_params=7_125_278, params_tolerance=0.02,
+               paper_params=7_125_278, params_tolerance=0.02, semantics_version=2,
                description="Baseline 3 upscaled to ~7M parameters (Sec. 5.4, Fig. 8): d=224, 2 hidden FC layers",
                )(partial(CrossModalTransformer, d_model=224, heads=8, head_hidden=(1024, 1024)))

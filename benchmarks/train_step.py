@@ -1,12 +1,15 @@
 """Seconds per training step, eval forward time and peak memory of a model.
 
-Compares avbench's attention (``F.scaled_dot_product_attention``, dropout
-fused) with the explicit softmax -> dropout -> matmul form in the same
-process, so the ratio is meaningful on a noisy machine.
+Compares, in the same process so the ratio is meaningful on a noisy machine,
+either avbench's attention (``F.scaled_dot_product_attention``, dropout fused)
+with the explicit softmax -> dropout -> matmul form (``--compare impl``), or
+the causal attention mask (the released code's default, avbench's default)
+with none (``--compare causal``).
 
     python benchmarks/train_step.py                       # paper AuxFormer, 160/75 frames
     python benchmarks/train_step.py --audio-frames 300 --visual-frames 150 --steps 2
     python benchmarks/train_step.py --model auxformer --profile quick --audio-frames 40 --visual-frames 38
+    python benchmarks/train_step.py --compare causal --profile quick --audio-frames 40 --visual-frames 38 --visual-dim 64
 """
 
 from __future__ import annotations
@@ -36,15 +39,18 @@ def explicit_attention(q, k, v, attn_mask=None, dropout_p=0.0):
     return w @ v
 
 
-def measure(args, impl: str) -> dict[str, float]:
+def measure(args, impl: str, causal: bool = True) -> dict[str, float]:
     original = F.scaled_dot_product_attention
     if impl == "explicit":
         blocks.F.scaled_dot_product_attention = explicit_attention
     try:
         torch.manual_seed(0)
         meta = get_model_meta(args.model)
+        config = get_profile(args.profile).model_config(meta)
+        if "causal" in meta.options():
+            config["causal"] = causal
         model = create_model(args.model, num_classes=args.classes, audio_dim=130, visual_dim=args.visual_dim,
-                             **get_profile(args.profile).model_config(meta))
+                             **config)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         b = args.batch
         audio = torch.randn(b, args.audio_frames, 130)
@@ -82,9 +88,25 @@ def main() -> None:
     p.add_argument("--classes", type=int, default=6)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--impl", choices=["both", "sdpa", "explicit"], default="both")
+    p.add_argument("--compare", choices=["impl", "causal"], default="impl",
+                   help="impl: SDPA vs explicit attention; causal: causal mask on vs off (SDPA)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {args.model} ({args.profile}), "
           f"batch {args.batch}, frames {args.audio_frames}/{args.visual_frames}, visual dim {args.visual_dim}")
+    if args.compare == "causal":
+        res = {}
+        for _ in range(2):  # interleaved twice: load on a shared machine hits both settings
+            for causal in (True, False):
+                r = measure(args, "sdpa", causal)
+                best = res.setdefault(causal, r)
+                res[causal] = {k: min(best[k], r[k]) for k in r}
+        for causal in (True, False):
+            print(f"causal={str(causal):<5}: train step {res[causal]['step_s']:.4f} s, "
+                  f"eval forward {res[causal]['eval_s']:.4f} s")
+        print(f"causal / non-causal: train step {res[True]['step_s'] / res[False]['step_s']:.2f}, "
+              f"eval {res[True]['eval_s'] / res[False]['eval_s']:.2f}")
+        print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        return
     impls = ["sdpa", "explicit"] if args.impl == "both" else [args.impl]
     res = {}
     for impl in impls:

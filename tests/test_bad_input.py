@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from avbench.cli import main
+from avbench.results import write_json
 
 ROOT = os.geteuid() == 0  # permissions do not bind root: the read-only cases need another user
 needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file permissions")
@@ -206,7 +207,8 @@ def test_truncated_model_checkpoint(tiny_store, copy_run):
 
 
 def test_truncated_training_state(tiny_store, copy_run):
-    d = unit_dir(copy_run)
+    d = unit_dir(copy_run)  # made to look mid-training: identity.json and a training state, no train.json
+    write_json(d / "identity.json", {"unit": json.loads((d / "train.json").read_text())["unit"]})
     (d / "train.json").unlink()
     (d / "model.pt").rename(d / "train_state.pt")
     state = d / "train_state.pt"

@@ -15,8 +15,10 @@ import pytest
 import torch
 
 import avbench.training as training_mod
+from avbench.batching import read_clip
 from avbench.conditions import Condition, keep_mask
 from avbench.models import get_model_meta
+from avbench.normalization import Normalizer
 from avbench.profiles import get_profile
 from avbench.protocol import Protocol, get_protocol
 from avbench.registry import MODELS, PROTOCOLS
@@ -306,7 +308,8 @@ def test_random_shift_moves_one_modality_per_clip_within_its_length():
 
 def test_masks_stored_match_what_every_model_saw(tiny_store, tmp_path, monkeypatch):
     """Evaluation inputs are captured as the models receive them (no pooling, so frames are
-    visible): kept frames are exactly the stored mask, and both models saw identical inputs."""
+    visible): kept frames are exactly the stored mask (of the trial's z-normalised features), and
+    both models saw identical inputs."""
     proto = Protocol.from_dict({"name": "mask-check", "models": ["auxformer", "baseline1"],
                                 "conditions": [{"kind": "mask", "modality": "visual", "levels": [0.3]},
                                                {"kind": "mask", "modality": "audio", "levels": [0.6]},
@@ -332,8 +335,8 @@ def test_masks_stored_match_what_every_model_saw(tiny_store, tmp_path, monkeypat
         assert len(inputs) == 2  # one per model
         (a1, v1), (a2, v2) = inputs
         assert torch.equal(a1, a2) and torch.equal(v1, v2)  # the same masks for every model
-        a = torch.as_tensor(np.asarray(tiny_store.audio(row), dtype=np.float32))
-        v = torch.as_tensor(np.asarray(tiny_store.visual(row), dtype=np.float32))
+        norm = Normalizer.load(next(tmp_path.glob(f"units/**/auxformer/**/seed-{seed:02d}/normalization.npz")))
+        a, v = (torch.as_tensor(x) for x in read_clip(tiny_store, row, norm))
         if key == "clip_audio":
             assert not a1.any() and a1.shape == a.shape and torch.equal(v1, v)  # clipping zeroes all frames
             continue

@@ -7,6 +7,13 @@ concatenated, little-endian, row-major) that are memory-mapped and addressed by
 ``*_offsets.npy``.  ``manifest.csv`` keeps per-clip metadata readable, and
 ``store.json`` records dims, rates, label order, checksums and provenance so
 that every result can be traced back to the exact data it came from.
+
+Two optional parts serve real corpora: ``<modality>_missing.bin`` (one byte per
+frame, 1 where the frame is missing, e.g. no face was found; its features are
+zeros), listed under ``missing_frames`` in store.json, so that per-trial
+z-normalisation can leave such frames out of its statistics and keep them at
+zero; and ``normalized: true`` for features that are already z-normalised, so
+avbench does not normalise them again.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ class FeatureStore:
         self.speakers: np.ndarray = manifest["speaker"].to_numpy(str)
         self._offsets = offsets
         self._data = data
+        self._missing = {m: _map_missing(path, m, offsets[m]) for m in meta.get("missing_frames", [])}
 
     @classmethod
     def open(cls, path: str | os.PathLike, verify: bool = False) -> "FeatureStore":
@@ -127,6 +135,20 @@ class FeatureStore:
         """Clip ``i``'s visual frames: a read-only ``(frames, visual_dim)`` memmap view."""
         return self._frames("visual", i)
 
+    @property
+    def normalized(self) -> bool:
+        """True when store.json says the features are already z-normalised."""
+        return bool(self.meta.get("normalized", False))
+
+    def missing(self, modality: str, i: int) -> np.ndarray | None:
+        """Clip ``i``'s per-frame missing mask (True: no features, e.g. no face found), or None
+        when the store marks no frame of ``modality`` as missing."""
+        mask = self._missing.get(modality)
+        if mask is None:
+            return None
+        o = self._offsets[modality]
+        return mask[o[i]:o[i + 1]].view(bool)
+
     def verify(self) -> None:
         """Recomputes each file's sha256 and checks every feature value is finite; raises naming
         the file that differs, or the clip, frame and column of the first NaN or inf."""
@@ -157,7 +179,13 @@ def _read_meta(path: Path) -> dict:
     if meta["dtype"] not in DTYPES:
         _fail(meta_path, f"dtype must be one of {', '.join(DTYPES)}. Got {meta['dtype']!r} instead.")
     _check_meta_values(meta_path, meta)
-    for name in DATA_FILES:
+    missing_frames = meta.get("missing_frames", [])
+    if not isinstance(missing_frames, list) or not set(missing_frames) <= set(MODALITIES):
+        _fail(meta_path, f"missing_frames must be a list of modalities ({', '.join(MODALITIES)}). "
+              f"Got {missing_frames!r} instead.")
+    if not isinstance(meta.get("normalized", False), bool):
+        _fail(meta_path, f"normalized must be true or false. Got {meta['normalized']!r} instead.")
+    for name in DATA_FILES + tuple(f"{m}_missing.bin" for m in missing_frames):
         if not (path / name).is_file():
             _fail(path / name, "file is missing; the feature store is incomplete. Re-create it.")
     return meta
@@ -238,6 +266,15 @@ def _map_features(path: Path, modality: str, meta: dict, offsets: np.ndarray) ->
     return np.memmap(file, dtype=dtype, mode="r", shape=(rows, dim))
 
 
+def _map_missing(path: Path, modality: str, offsets: np.ndarray) -> np.memmap:
+    file = path / f"{modality}_missing.bin"
+    rows, found = int(offsets[-1]), file.stat().st_size
+    if found != rows:
+        _fail(file, f"size does not match the manifest: expected {rows} bytes (one per {modality} frame) "
+              f"but found {found} bytes. The file is truncated or corrupt; re-create the store.")
+    return np.memmap(file, dtype=np.uint8, mode="r", shape=(rows,))
+
+
 def _default_provenance() -> dict:
     import avbench
 
@@ -259,7 +296,7 @@ class StoreWriter:
 
     def __init__(self, path: str | os.PathLike, *, name: str, audio_dim: int, visual_dim: int,
                  audio_rate: float, visual_rate: float, label_names: list[str],
-                 dtype: str = "float16", synthetic: bool = False):
+                 dtype: str = "float16", synthetic: bool = False, normalized: bool = False):
         owner = "StoreWriter"
         self.audio_dim = check_int(audio_dim, "audio_dim", owner, minimum=1)
         self.visual_dim = check_int(visual_dim, "visual_dim", owner, minimum=1)
@@ -271,6 +308,7 @@ class StoreWriter:
             raise ValidationError(f"The 'label_names' parameter of {owner} must be a non-empty list of "
                                   f"distinct non-empty strings. Got {label_names!r} instead.")
         self.label_names, self.name, self.synthetic = names, str(name), bool(synthetic)
+        self.normalized = bool(check_choice(normalized, "normalized", owner, (True, False)))
         self.path = Path(path)
         if self.path.exists():
             _fail(self.path, "already exists; remove it or choose another output path.")
@@ -281,6 +319,10 @@ class StoreWriter:
         make_public(self._tmp, directory=True)
         self._files = {m: open(self._tmp / f"{m}.bin", "wb") for m in MODALITIES}
         self._hashes = {m: hashlib.sha256() for m in MODALITIES}
+        # one byte per frame, 1 = missing; kept only for a modality where some frame is missing
+        self._missing_files = {m: open(self._tmp / f"{m}_missing.bin", "wb") for m in MODALITIES}
+        self._missing_hashes = {m: hashlib.sha256() for m in MODALITIES}
+        self._any_missing = {m: False for m in MODALITIES}
         self._dims = {"audio": self.audio_dim, "visual": self.visual_dim}
         self._rows: list[dict] = []
         self._ids: set[str] = set()
@@ -296,11 +338,19 @@ class StoreWriter:
                 raise RuntimeError(f"StoreWriter for {self.path} exited without close(provenance); "
                                    "nothing was written.")
 
-    def add(self, clip_id: str, speaker: str, label: str, audio: Any, visual: Any, **extra: Any) -> None:
+    def add(self, clip_id: str, speaker: str, label: str, audio: Any, visual: Any, *,
+            audio_missing: Any = None, visual_missing: Any = None, **extra: Any) -> None:
         """Validates one clip fully, then appends its frames and metadata.
 
         Nothing is written unless every check passes, so a rejected clip leaves
         the writer usable.
+
+        Args:
+            clip_id, speaker, label: The clip's identity and class.
+            audio, visual: ``(frames, dim)`` features.
+            audio_missing, visual_missing: Optional boolean per-frame masks, True where the frame
+                is missing (e.g. no face found); those frames' features must be zeros.
+            **extra: Further manifest columns (``sentence``, ``gender``, ...).
         """
         clip_id = str(clip_id)
         where = f"clip {clip_id!r}"
@@ -315,6 +365,8 @@ class StoreWriter:
             _fail(where, f"unknown label {label!r}; expected one of {', '.join(self.label_names)}.")
         arrays = {m: check_features(x, dim=self._dims[m], what=m, where=where)
                   for m, x in (("audio", audio), ("visual", visual))}
+        masks = {m: self._check_missing(x, arrays[m], m, where)
+                 for m, x in (("audio", audio_missing), ("visual", visual_missing))}
         if self.dtype == "float16":
             for m, a in arrays.items():
                 peak = float(np.abs(a).max())
@@ -325,11 +377,28 @@ class StoreWriter:
             raw = np.ascontiguousarray(a, dtype=DTYPES[self.dtype]).tobytes()
             self._files[m].write(raw)
             self._hashes[m].update(raw)
+            flags = masks[m].astype(np.uint8).tobytes()
+            self._missing_files[m].write(flags)
+            self._missing_hashes[m].update(flags)
+            self._any_missing[m] |= bool(masks[m].any())
         self._ids.add(clip_id)
         crash_point("synth-clip")
         self._rows.append({"clip_id": clip_id, "speaker": str(speaker), "label": label,
                            "audio_frames": len(arrays["audio"]), "visual_frames": len(arrays["visual"]),
                            **extra})
+
+    @staticmethod
+    def _check_missing(mask: Any, features: np.ndarray, modality: str, where: str) -> np.ndarray:
+        if mask is None:
+            return np.zeros(len(features), dtype=bool)
+        m = np.asarray(mask)
+        if m.dtype != bool or m.shape != (len(features),):
+            _fail(where, f"{modality}_missing must be a boolean array with one entry per {modality} frame "
+                  f"({len(features)}). Got dtype {m.dtype}, shape {m.shape} instead.")
+        if m.any() and np.any(features[m] != 0):
+            _fail(where, f"{modality} frames marked missing must hold zeros (frame "
+                  f"{int(np.flatnonzero(m & np.any(features != 0, axis=1))[0])} does not).")
+        return m
 
     def close(self, provenance: dict) -> FeatureStore:
         """Writes offsets, manifest and store.json, then moves the store into place.
@@ -350,6 +419,12 @@ class StoreWriter:
             os.fsync(self._files[m].fileno())
             self._files[m].close()
             checksums[f"{m}.bin"] = self._hashes[m].hexdigest()
+            self._missing_files[m].close()
+            if self._any_missing[m]:
+                checksums[f"{m}_missing.bin"] = self._missing_hashes[m].hexdigest()
+            else:
+                (self._tmp / f"{m}_missing.bin").unlink()
+        missing_frames = [m for m in MODALITIES if self._any_missing[m]]
         manifest = pd.DataFrame(self._rows)
         for m in MODALITIES:
             off = np.concatenate([[0], np.cumsum(manifest[f"{m}_frames"])]).astype(np.int64)
@@ -360,7 +435,8 @@ class StoreWriter:
         meta = {"format_version": FORMAT_VERSION, "name": self.name, "audio_dim": self.audio_dim,
                 "visual_dim": self.visual_dim, "audio_rate": self.audio_rate,
                 "visual_rate": self.visual_rate, "dtype": self.dtype, "label_names": self.label_names,
-                "n_clips": len(manifest), "synthetic": self.synthetic, "checksums": checksums,
+                "n_clips": len(manifest), "synthetic": self.synthetic, "normalized": self.normalized,
+                "missing_frames": missing_frames, "checksums": checksums,
                 "provenance": {**_default_provenance(), **provenance}}
         (self._tmp / "store.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         try:
@@ -378,7 +454,7 @@ class StoreWriter:
 
     def abort(self) -> None:
         """Discards everything written so far."""
-        for f in self._files.values():
+        for f in (*self._files.values(), *self._missing_files.values()):
             f.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._closed = True

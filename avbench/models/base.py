@@ -8,7 +8,9 @@ settings.  Protocols and the runner see only this contract:
   ``(B, T, D)`` batches with per-clip lengths and returns named logits, e.g.
   ``{"av": ..., "a": ..., "v": ...}``;
 * ``loss_weights`` maps output names to the weights of Eq. 6;
-* ``predict(outputs)`` turns the named outputs into the logits scored at test.
+* ``predict(outputs)`` turns the named outputs into the logits scored at test
+  and whose cross-entropy on the dev set selects the epoch (for a model with
+  several heads, the mean of their logits).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class AVModel(nn.Module):
     loss_weights: dict[str, float]
 
     def predict(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The logits scored at test and selected on: ``av`` unless a model says otherwise."""
         return outputs["av"]
 
 
@@ -50,6 +53,10 @@ class ModelMeta:
         paper_params: The parameter count the paper reports at 4 classes,
             audio 130, visual 4096 (Table 5), when it reports one.
         params_tolerance: Allowed relative deviation from ``paper_params``.
+        semantics_version: Bumped whenever the same name, config and seed would train or predict
+            differently; it joins the identity of every trained unit, so results of an older
+            version are retrained, never silently reused.
+        notes: Further lines for ``avbench models show``.
     """
 
     name: str
@@ -60,6 +67,8 @@ class ModelMeta:
     quick: dict[str, Any] = field(default_factory=dict)
     paper_params: int | None = None
     params_tolerance: float = 0.0
+    semantics_version: int = 1
+    notes: str = ""
 
     def options(self) -> dict[str, Any]:
         """The builder's config options (its keyword-only parameters) and their defaults.
@@ -74,7 +83,8 @@ class ModelMeta:
 
 def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citation: str = "",
                    description: str = "", quick: dict[str, Any] | None = None,
-                   paper_params: int | None = None, params_tolerance: float = 0.0):
+                   paper_params: int | None = None, params_tolerance: float = 0.0, semantics_version: int = 1,
+                   notes: str = ""):
     """Decorator registering a builder function under ``name`` in :data:`MODELS`."""
     bad = [m for m in modalities if m not in MODALITIES]
     if bad or not modalities:
@@ -83,7 +93,8 @@ def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citat
 
     def wrap(builder):
         MODELS.register(name, ModelMeta(name, builder, tuple(modalities), citation, description,
-                                        dict(quick or {}), paper_params, params_tolerance))
+                                        dict(quick or {}), paper_params, params_tolerance, semantics_version,
+                                        notes))
         return builder
 
     return wrap

@@ -4,8 +4,10 @@ The layer structure follows the authors' released code, itself derived from
 MulT (Tsai et al., 2019): pre-LayerNorm attention layers whose queries, keys
 and values share the first LayerNorm, a d -> 4d -> d feed-forward block, a
 final LayerNorm per stack, inputs scaled by sqrt(d) before sinusoidal
-positions are added.  With these choices the parameter counts of Table 5 are
-reproduced exactly (see ``paper-facts.md``).
+positions are added (fairseq's table: positions 1..L, a zero row for a frame
+whose first channel is 0), and, by default in the models that follow the
+released code, a causal attention mask.  With these choices the parameter
+counts of Table 5 are reproduced exactly (see ``paper-facts.md``).
 
 Every block takes per-clip lengths so that zero padding never changes a
 clip's output: attention masks padded keys, recurrent layers pack sequences,
@@ -27,24 +29,74 @@ def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def attention_bias(lengths: torch.Tensor, max_len: int, dtype: torch.dtype) -> torch.Tensor:
-    """Additive ``(B, 1, 1, T)`` key mask: 0 on real frames, -inf on padding.
+def attention_bias(k_lengths: torch.Tensor, k_len: int, dtype: torch.dtype, *,
+                   q_lengths: torch.Tensor | None = None, q_len: int | None = None,
+                   causal: bool = False) -> torch.Tensor:
+    """Additive attention mask: 0 where a query may attend a key, -inf elsewhere.
 
-    Built once per stack and shared by its layers.  (On this CPU a float bias
-    and a boolean mask cost the same; benchmarks/README.md.)
+    Keys beyond a clip's real length are always masked.  With ``causal`` the
+    released code's ``buffered_future_mask`` is applied per clip as well:
+    query ``i`` may attend key ``j`` only if ``j <= i + |L_k - L_q|``, with
+    ``L_q``, ``L_k`` the clip's *real* lengths, so a padded batch gives each
+    clip exactly what the released code computes for it alone.  No row is ever
+    fully masked (key 0 is always allowed), so softmax never sees NaN.
+
+    Returns:
+        ``(B, 1, 1, T_k)`` without ``causal`` (shared by every query), else
+        ``(B, 1, T_q, T_k)``; built once per stack and shared by its layers.
     """
-    bias = torch.zeros(lengths.shape[0], 1, 1, max_len, device=lengths.device, dtype=dtype)
-    return bias.masked_fill(~padding_mask(lengths, max_len)[:, None, None, :], float("-inf"))
+    allowed = padding_mask(k_lengths, k_len)[:, None, None, :]
+    if causal:
+        if q_lengths is None or q_len is None:
+            raise ValueError("a causal attention_bias needs the queries' lengths")
+        offset = (k_lengths - q_lengths).abs()
+        i = torch.arange(q_len, device=k_lengths.device)
+        j = torch.arange(k_len, device=k_lengths.device)
+        allowed = allowed & (j[None, None, :] <= i[None, :, None] + offset[:, None, None])[:, None]
+    bias = torch.zeros(allowed.shape, device=k_lengths.device, dtype=dtype)
+    return bias.masked_fill(~allowed, float("-inf"))
 
 
-def sinusoidal_positions(length: int, dim: int, device=None, dtype=None) -> torch.Tensor:
-    """Vaswani et al.'s fixed sinusoidal positions, ``(length, dim)``; odd ``dim`` allowed."""
-    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    half = (dim + 1) // 2
-    freq = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / max(half, 1)))
-    angles = pos * freq[None, :]
-    pe = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)[:, :dim]
-    return pe.to(dtype or torch.float32)
+def sinusoidal_table(num: int, dim: int, device=None) -> torch.Tensor:
+    """fairseq's ``SinusoidalPositionalEmbedding.get_embedding``, ``(num, dim)``, row 0 zero.
+
+    ``half = dim // 2`` frequencies ``exp(-k ln(10000) / (half - 1))``, ``[sin | cos]``
+    concatenated (not interleaved), a zero column appended when ``dim`` is odd, and
+    row 0 (the padding index) all zeros.  (fairseq divides by zero for ``dim < 4``;
+    here the denominator is floored at 1.)
+    """
+    half = dim // 2
+    freq = torch.exp(torch.arange(half, device=device, dtype=torch.float32)
+                     * -(math.log(10000.0) / max(half - 1, 1)))
+    angles = torch.arange(num, device=device, dtype=torch.float32)[:, None] * freq[None, :]
+    table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    if dim % 2:
+        table = torch.cat([table, torch.zeros(num, 1, device=device)], dim=1)
+    table[0] = 0
+    return table
+
+
+def positions_like(x: torch.Tensor) -> torch.Tensor:
+    """Positional embeddings for a ``(B, T, D)`` input, as the released code adds them.
+
+    Frame ``t`` gets position ``t + 1``, except a frame whose first channel is
+    exactly 0, which gets position 0, i.e. a zero row: padding, and frames
+    zeroed by clipping, masking or the optimized regime, carry no positional
+    signal (fairseq's ``make_positions`` with padding index 0, applied to the
+    first channel of the stack's input).
+    """
+    b, t, d = x.shape
+    pos = torch.arange(1, t + 1, device=x.device).expand(b, t)
+    pos = pos.masked_fill(x[..., 0] == 0, 0)
+    return sinusoidal_table(t + 1, d, x.device).to(x.dtype)[pos]
+
+
+def xavier_linear(in_dim: int, out_dim: int) -> nn.Linear:
+    """A Linear initialised as the released code's ``Linear`` helper: xavier-uniform weight, zero bias."""
+    m = nn.Linear(in_dim, out_dim)
+    nn.init.xavier_uniform_(m.weight)
+    nn.init.zeros_(m.bias)
+    return m
 
 
 class MultiheadAttention(nn.Module):
@@ -54,8 +106,9 @@ class MultiheadAttention(nn.Module):
     dropout included) that never materialise the ``Lq x Lk`` weights; on this
     CPU it makes evaluation about 25% faster and training within about 15% of
     the explicit softmax-dropout-matmul form (benchmarks/README.md).
-    Parameters are laid out like ``nn.MultiheadAttention`` (``4d^2 + 4d``) so
-    counts match the paper.
+    Parameters are laid out and initialised like ``nn.MultiheadAttention``
+    (``4d^2 + 4d``; xavier-uniform input projection, zero biases), so counts
+    match the paper and a released state dict maps one to one.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float = 0.0):
@@ -66,18 +119,26 @@ class MultiheadAttention(nn.Module):
         self.dropout = dropout
         self.in_proj = nn.Linear(dim, 3 * dim)
         self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj.weight)
+        nn.init.zeros_(self.in_proj.bias)
+        nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, query: torch.Tensor, key_value: torch.Tensor, key_bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                bias: torch.Tensor | None) -> torch.Tensor:
         b, lq, d = query.shape
-        w, bias = self.in_proj.weight, self.in_proj.bias
-        if key_value is query:
-            q, k, v = F.linear(query, w, bias).chunk(3, dim=-1)
+        w, wb = self.in_proj.weight, self.in_proj.bias
+        if key is query and value is query:
+            q, k, v = F.linear(query, w, wb).chunk(3, dim=-1)
         else:
-            q = F.linear(query, w[:d], bias[:d])
-            k, v = F.linear(key_value, w[d:], bias[d:]).chunk(2, dim=-1)
+            q = F.linear(query, w[:d], wb[:d])
+            if value is key:
+                k, v = F.linear(key, w[d:], wb[d:]).chunk(2, dim=-1)
+            else:
+                k = F.linear(key, w[d:2 * d], wb[d:2 * d])
+                v = F.linear(value, w[2 * d:], wb[2 * d:])
         h = self.heads
         q, k, v = (t.reshape(b, -1, h, d // h).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias,
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(b, lq, d))
 
@@ -87,7 +148,9 @@ class AttentionLayer(nn.Module):
 
     With ``scaled=True`` it carries the learnable scalar of Sec. 3.3 and mixes
     each sublayer as ``alpha * residual + (1 - alpha) * sublayer`` (beta =
-    1 - alpha, as in the released code); otherwise it is a plain residual.
+    1 - alpha, as in the released code, where alpha starts at ``torch.rand(1)``);
+    otherwise it is a plain residual.  Queries, keys and values share the first
+    LayerNorm; the feed-forward layers are xavier-initialised with zero biases.
     """
 
     def __init__(self, dim: int, heads: int, *, attn_dropout: float, relu_dropout: float,
@@ -96,21 +159,25 @@ class AttentionLayer(nn.Module):
         self.attn = MultiheadAttention(dim, heads, attn_dropout)
         self.norm_attn = nn.LayerNorm(dim)
         self.norm_ffn = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, 4 * dim)
-        self.fc2 = nn.Linear(4 * dim, dim)
+        self.fc1 = xavier_linear(dim, 4 * dim)
+        self.fc2 = xavier_linear(4 * dim, dim)
         self.relu_dropout = nn.Dropout(relu_dropout)
         self.res_dropout = nn.Dropout(res_dropout)
-        self.alpha = nn.Parameter(torch.tensor(0.5)) if scaled else None
+        self.alpha = nn.Parameter(torch.rand(())) if scaled else None
 
     def _mix(self, residual: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
         if self.alpha is None:
             return residual + update
         return self.alpha * residual + (1 - self.alpha) * update
 
-    def forward(self, x, key_bias, kv=None):
+    def forward(self, x, bias, k=None, v=None):
+        """Self-attention when ``k`` is None; else queries from ``x``, keys ``k``, values ``v``."""
         q = self.norm_attn(x)
-        kv = q if kv is None else self.norm_attn(kv)
-        x = self._mix(x, self.res_dropout(self.attn(q, kv, key_bias)))
+        if k is None:
+            k = v = q
+        else:
+            k, v = (self.norm_attn(k), self.norm_attn(v)) if v is not k else (self.norm_attn(k),) * 2
+        x = self._mix(x, self.res_dropout(self.attn(q, k, v, bias)))
         h = self.fc2(self.relu_dropout(F.relu(self.fc1(self.norm_ffn(x)))))
         return self._mix(x, self.res_dropout(h))
 
@@ -119,36 +186,45 @@ class AttentionStack(nn.Module):
     """``layers`` attention layers and a final LayerNorm.
 
     Cross-modal when called with ``kv``: queries come from ``x``, keys and
-    values from ``kv`` (the other modality), masked by ``kv_lengths``.
+    values from ``kv`` (the other modality), masked by ``kv_lengths``.  As in
+    the released code, keys and values are embedded (scaled by sqrt(d),
+    positions added) from the same input but get separate embedding-dropout
+    masks.  With ``causal`` each query sees only keys up to its own position
+    plus the clip's length difference (:func:`attention_bias`).
     """
 
     def __init__(self, dim: int, heads: int, layers: int, *, positions: bool, embed_dropout: float,
-                 attn_dropout: float, relu_dropout: float, res_dropout: float, scaled: bool = False):
+                 attn_dropout: float, relu_dropout: float, res_dropout: float, scaled: bool = False,
+                 causal: bool = False):
         super().__init__()
         self.dim = dim
         self.positions = positions
+        self.causal = causal
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.layers = nn.ModuleList(
             AttentionLayer(dim, heads, attn_dropout=attn_dropout, relu_dropout=relu_dropout,
                            res_dropout=res_dropout, scaled=scaled) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        x = math.sqrt(self.dim) * x
-        if self.positions:
-            x = x + sinusoidal_positions(x.shape[1], self.dim, x.device, x.dtype)
-        return self.embed_dropout(x)
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        out = math.sqrt(self.dim) * x
+        return out + positions_like(x) if self.positions else out
 
     def forward(self, x, lengths, kv=None, kv_lengths=None):
-        x = self._embed(x)
+        h = self.embed_dropout(self._scale(x))
         if kv is None:
-            key_bias = attention_bias(lengths, x.shape[1], x.dtype)
+            k = v = None
+            bias = attention_bias(lengths, x.shape[1], x.dtype, q_lengths=lengths, q_len=x.shape[1],
+                                  causal=self.causal)
         else:
-            kv = self._embed(kv)
-            key_bias = attention_bias(kv_lengths, kv.shape[1], x.dtype)
+            base = self._scale(kv)
+            k = self.embed_dropout(base)
+            v = self.embed_dropout(base) if self.training and self.embed_dropout.p > 0 else k
+            bias = attention_bias(kv_lengths, kv.shape[1], x.dtype, q_lengths=lengths, q_len=x.shape[1],
+                                  causal=self.causal)
         for layer in self.layers:
-            x = layer(x, key_bias, kv)
-        return self.norm(x)
+            h = layer(h, bias, k, v)
+        return self.norm(h)
 
 
 class RecurrentStack(nn.Module):
@@ -190,13 +266,23 @@ def pool_token(x: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor
 
 
 class Projection(nn.Module):
-    """Bias-free 1-D convolution with kernel 1 (per-frame linear map), as in MulT and AuxFormer."""
+    """Bias-free 1-D convolution with kernel 1 (per-frame linear map), as in MulT and AuxFormer.
 
-    def __init__(self, in_dim: int, out_dim: int):
+    With ``bypass`` the input passes through unchanged when it already has the
+    output width, while the (then unused) weight is kept: the released AuxFormer
+    code (``x_aud if a_dim == d_v else conv_1d_a(x_aud)``) and MulT's do this,
+    and Table 5 counts the 130 -> 130 audio convolution that the paper setting
+    never uses.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, *, bypass: bool = False):
         super().__init__()
         self.conv = nn.Conv1d(in_dim, out_dim, kernel_size=1, bias=False)
+        self.bypassed = bypass and in_dim == out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bypassed:
+            return x
         return self.conv(x.transpose(1, 2)).transpose(1, 2)
 
 
