@@ -216,6 +216,15 @@ def test_truncated_training_state(tiny_store, copy_run):
     refused(run_args(tiny_store.path, copy_run), [str(state), "Delete it"], 1, copy_run)
 
 
+def test_truncated_normalisation_statistics(tiny_store, copy_run):
+    d = unit_dir(copy_run)
+    write_json(d / "identity.json", {"unit": json.loads((d / "train.json").read_text())["unit"]})
+    (d / "train.json").unlink()  # mid-training: the statistics are read back from the unit directory
+    stats = d / "normalization.npz"
+    stats.write_bytes(stats.read_bytes()[:50])
+    refused(run_args(tiny_store.path, copy_run), [str(stats), "Delete it"], 1, copy_run)
+
+
 def test_pickled_object_is_not_loaded(tiny_store, copy_run):
     """A checkpoint that would run code when unpickled is refused, not executed."""
     import torch
