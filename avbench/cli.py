@@ -11,22 +11,65 @@ import click
 import yaml
 
 from avbench.registry import MODELS, PROTOCOLS, RegistryError
-from avbench.validation import ValidationError
+from avbench.validation import DataError, ValidationError
 
 USER_ERRORS = (ValidationError, RegistryError, FileNotFoundError, ValueError, ImportError)
+RESUME_HINT = "Everything finished so far is kept; run the same command again to resume."
+# library parameter -> the option that sets it, where the two names differ
+OPTION_NAMES = {"n_speakers": "speakers", "n_splits": "seeds", "set": "sets"}
 
 
 def user_errors(fn):
-    """Turns bad input into a one-line message and exit status 2, not a traceback."""
+    """Turns bad input into a one-line message and an exit status, never a traceback.
+
+    Exit status 2: a bad option or name (a usage error, restated under the option the user
+    typed); 1: bad data, a missing path or a location avbench cannot write; 130: interrupted.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            resumable = fn.__name__ in ("run", "reproduce")
+            click.echo(f"\nInterrupted. {RESUME_HINT if resumable else 'Nothing half-written was left behind.'}",
+                       err=True)
+            raise click.exceptions.Exit(130) from None
+        except DataError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(_os_message(exc)) from None
         except USER_ERRORS as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise click.UsageError(_option_message(exc)) from None
 
     return wrapper
+
+
+def _os_message(exc: OSError) -> str:
+    """``PATH: not found.`` / ``PATH: permission denied ...``: the path first, then what to do."""
+    if exc.filename is None:
+        return str(exc)
+    path = exc.filename
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: not found."
+    if isinstance(exc, PermissionError):
+        return (f"{path}: permission denied; avbench cannot write or read there. Choose a writable location "
+                "(--out, or AVBENCH_HOME for the corpus cache) or change the permissions.")
+    return f"{path}: {exc.strerror or exc}."
+
+
+def _option_message(exc: Exception) -> str:
+    """Restates a parameter error under the command-line option the user typed, if there is one."""
+    param = getattr(exc, "param", None)
+    ctx = click.get_current_context(silent=True)
+    if param is None or ctx is None:
+        return str(exc)
+    name = OPTION_NAMES.get(param, param)
+    prefix = f"The {param!r} parameter of {exc.owner}"
+    for p in ctx.command.params:
+        if p.name == name and isinstance(p, click.Option) and str(exc).startswith(prefix):
+            return f"The {p.opts[0]!r} option" + str(exc)[len(prefix):]
+    return str(exc)
 
 
 def parse_sets(values: tuple[str, ...]) -> dict:
@@ -34,9 +77,14 @@ def parse_sets(values: tuple[str, ...]) -> dict:
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ValidationError(f"The '--set' option must look like key=value (e.g. pos_enc=false). Got {item!r} instead.")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise ValidationError(f"The '--set' option {item!r} has a value that is not valid YAML ({problem}); "
+                                  "write numbers, true/false, or lists such as [0.5, 0.25, 0.25].") from None
     return out
 
 
@@ -51,26 +99,29 @@ def main() -> None:
 @click.option("--model", "-m", "models", multiple=True, help="Model name; repeat for several. Default: the protocol's.")
 @click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
 @click.option("--profile", default="quick", show_default=True, type=click.Choice(["quick", "paper", "smoke"]))
-@click.option("--seeds", type=int, default=None, help="Number of trials (splits). Default: the profile's.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials (splits). Default: the profile's.")
 @click.option("--out", default="runs/avbench", show_default=True, type=click.Path(file_okay=False),
               help="Run directory; rerunning with the same one resumes and reuses finished work.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false.")
-@click.option("--jobs", default=1, show_default=True, type=int,
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
               help="Units trained at once (processes sharing the CPU threads); 2 suits quick runs on 2 cores.")
 @click.option("--splits", default=None, metavar="NAME",
               help="Partitions registered with 'avbench data splits import' (e.g. the authors' own) instead of "
                    "the store's drawn splits; --seeds defaults to all of their trials.")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="Torch threads per unit.  [default: the cores divided by --jobs] Predictions are bitwise "
+                   "reproducible for the same seed and threads, whatever --jobs.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, quiet):
+def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, threads, quiet):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.runner import run as run_protocol
     from avbench.results import summary_table
 
     summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
-                           echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits)
+                           echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads)
     corpus_note = ""
     if not summary.table.empty and "synthetic" in str(summary.table["corpus"].iloc[0]):
         corpus_note = " (SYNTHETIC corpus: numbers test the tool, not emotion recognition)"
@@ -97,9 +148,9 @@ def models() -> None:
 
 
 def _dims(fn):
-    fn = click.option("--visual-dim", default=4096, show_default=True, type=int)(fn)
-    fn = click.option("--audio-dim", default=130, show_default=True, type=int)(fn)
-    return click.option("--classes", default=4, show_default=True, type=int)(fn)
+    fn = click.option("--visual-dim", default=4096, show_default=True, type=click.IntRange(min=1))(fn)
+    fn = click.option("--audio-dim", default=130, show_default=True, type=click.IntRange(min=1))(fn)
+    return click.option("--classes", default=4, show_default=True, type=click.IntRange(min=2))(fn)
 
 
 @models.command("list")
@@ -197,10 +248,10 @@ def data() -> None:
 @data.command("synth")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Where to write; default: the cache used by --corpus synthetic.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--speakers", default=91, show_default=True, type=int)
-@click.option("--clips-per-speaker", default=24, show_default=True, type=int)
-@click.option("--visual-dim", default=64, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--speakers", default=91, show_default=True, type=click.IntRange(min=3))
+@click.option("--clips-per-speaker", default=24, show_default=True, type=click.IntRange(min=1))
+@click.option("--visual-dim", default=64, show_default=True, type=click.IntRange(min=1))
 @user_errors
 def data_synth(out, seed, speakers, clips_per_speaker, visual_dim):
     """Generate the built-in synthetic corpus (CREMA-D's shape, SYNTHETIC data)."""
@@ -216,8 +267,8 @@ def data_synth(out, seed, speakers, clips_per_speaker, visual_dim):
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.argument("features", type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
-@click.option("--audio-rate", default=62.5, show_default=True, type=float, help="Audio frames per second.")
-@click.option("--visual-rate", default=30.0, show_default=True, type=float, help="Visual frames per second.")
+@click.option("--audio-rate", default=62.5, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Audio frames per second.")
+@click.option("--visual-rate", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Visual frames per second.")
 @click.option("--dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]))
 @user_errors
 def data_import(manifest, features, out, audio_rate, visual_rate, dtype):
@@ -478,7 +529,7 @@ def _report_options(fn):
     fn = click.option("--no-html", is_flag=True, help="Write index.md only (no index.html).")(fn)
     fn = click.option("--test", "test_", default="t", show_default=True, type=click.Choice(["t", "wilcoxon"]),
                       help="Paired test behind '*': one-tailed paired t-test (the paper) or Wilcoxon signed-rank.")(fn)
-    fn = click.option("--alpha", default=0.05, show_default=True, type=float, help="Significance level (the paper: 0.05).")(fn)
+    fn = click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Significance level (the paper: 0.05).")(fn)
     fn = click.option("--correction", default=REPORT_DEFAULT_CORRECTION, show_default=True, metavar="METHOD",
                       help="Multiple-comparison correction behind '*': holm (default; controls every single "
                            "comparison), none (the paper's choice; valid for the claim 'better than every "
@@ -499,7 +550,7 @@ def _print_report(rep) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(exists=True))
+@click.argument("run_dir", type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report directory.  [default: RUN_DIR/report]")
 @_report_options
@@ -521,7 +572,7 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
 @click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
 @click.option("--profile", default="quick", show_default=True, type=click.Choice(["quick", "paper", "smoke"]),
               help="paper = the paper's models, 25 epochs, 20 trials (GPU days); quick = scaled down (CPU).")
-@click.option("--seeds", type=int, default=None, help="Number of trials.  [default: the profile's: paper 20, quick 3]")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials.  [default: the profile's: paper 20, quick 3]")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Where units are trained and resumed.  [default: runs/paper-PROFILE]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -530,7 +581,7 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
 @_report_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--paper-only", is_flag=True, help="Skip the robustness protocol (misalignment, occlusion, noise).")
-@click.option("--jobs", default=1, show_default=True, type=int,
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
               help="Units trained at once (processes sharing the CPU threads); 2 suits quick runs on 2 cores.")
 @user_errors
 def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, quiet,

@@ -142,7 +142,7 @@ def expand(spec: dict[str, Any]) -> list[Condition]:
     if kind == "clip":
         return [Condition("clip", modality)]
     levels = spec.get("levels")
-    if not levels:
+    if not levels or not isinstance(levels, list):
         raise ValidationError(f"The 'levels' parameter of condition {kind!r} must be a non-empty list. "
                               f"Got {levels!r} instead.")
     bounds = {"mask": (0.0, 1.0), "burst": (0.0, 1.0), "shift": (None, None), "noise": (None, None)}[kind]

@@ -15,12 +15,14 @@ normalised says so in ``store.json`` (``normalized: true``) and is read as is.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from avbench.data.store import MODALITIES
+from avbench.validation import DataError
 
 EPS = 1e-6  # added to the standard deviation, as the released code does
 
@@ -61,9 +63,13 @@ class Normalizer:
 
     @classmethod
     def load(cls, path: Path) -> "Normalizer":
-        with np.load(Path(path), allow_pickle=False) as z:
-            return cls({m: z[f"{m}_mean"] for m in MODALITIES}, {m: z[f"{m}_std"] for m in MODALITIES},
-                       {m: int(z[f"{m}_frames"]) for m in MODALITIES})
+        try:
+            with np.load(Path(path), allow_pickle=False) as z:
+                return cls({m: z[f"{m}_mean"] for m in MODALITIES}, {m: z[f"{m}_std"] for m in MODALITIES},
+                           {m: int(z[f"{m}_frames"]) for m in MODALITIES})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path}: cannot be read as normalisation statistics ({exc}); the file is truncated "
+                            "or corrupt. Delete it and run the same command again to recompute it.") from None
 
     def summary(self) -> dict:
         """What a unit record keeps: provenance and size, not the arrays (they sit beside it)."""

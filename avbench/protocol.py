@@ -40,7 +40,7 @@ import yaml
 from avbench.conditions import Condition, expand
 from avbench.registry import PROTOCOLS
 from avbench.training import REGIMES
-from avbench.validation import ValidationError, check_choice, check_float
+from avbench.validation import ValidationError, check_choice, check_float, check_path_component
 
 KEYS = {"name", "description", "reference", "regimes", "models", "variants", "conditions", "needs",
         "needs_regimes", "needs_conditions", "include", "summary", "train_shift_ms"}
@@ -81,6 +81,7 @@ class Protocol:
         if unknown:
             raise ValidationError(f"{where}: unknown protocol keys {sorted(unknown)}; known: {sorted(KEYS)}.")
         owner = f"protocol {d['name']!r}"
+        check_path_component(d["name"], "name", owner)  # it names the protocol's manifest file
         for key in ("models", "needs", "include", "regimes", "needs_regimes", "conditions", "needs_conditions"):
             if d.get(key) is not None and not isinstance(d[key], list):
                 raise ValidationError(f"The {key!r} parameter of {owner} must be a list. Got {d[key]!r} instead.")
@@ -104,8 +105,10 @@ class Protocol:
     def from_yaml(cls, path: Path) -> "Protocol":
         try:
             data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValidationError(f"{path}: cannot read protocol file: {exc}") from exc
+        except FileNotFoundError:
+            raise ValidationError(f"{path}: protocol file not found.") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValidationError(f"{path}: cannot be read as a YAML protocol file ({exc}).") from None
         return cls.from_dict(data, where=str(path))
 
     def to_yaml(self) -> str:
@@ -122,7 +125,7 @@ def _variants(specs: Any, owner: str) -> tuple[Variant, ...]:
                 or not isinstance(v.get("config") or {}, dict):
             raise ValidationError(f"Each variant of {owner} must be a mapping with a 'name' and an optional "
                                   f"'config' mapping. Got {v!r} instead.")
-        out.append(Variant(str(v["name"]), dict(v.get("config") or {})))
+        out.append(Variant(check_path_component(v["name"], "variants", owner), dict(v.get("config") or {})))
     names = [v.name for v in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from avbench.atomic import atomic_path
+from avbench.validation import DataError
 
 COLUMNS = ["corpus", "model", "variant", "regime", "protocol", "condition", "level", "seed", "metric", "value"]
 
@@ -54,8 +55,27 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
 def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: corrupt record ({exc}); delete it and rerun to recompute it.") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: corrupt record ({exc}); delete it and rerun the same command to recompute "
+                        "it.") from None
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Writes a protocol manifest, keeping the entries of earlier invocations.
+
+    Results accumulate: a rerun with fewer ``--model``, fewer ``--seeds`` or another ``--set``
+    variant adds its units to the protocol's manifest instead of replacing the list, so
+    ``results.csv`` and the report keep every finished unit of the run directory.
+    """
+    path = Path(path)
+    if path.exists():
+        old = read_json(path)
+        for key in ("entries", "train"):
+            seen = {json.dumps(e, sort_keys=True) for e in manifest[key]}
+            kept = [e for e in old.get(key, []) if json.dumps(e, sort_keys=True) not in seen]
+            manifest = {**manifest, key: kept + manifest[key]}
+        manifest["seeds"] = max(int(old.get("seeds", 0)), int(manifest["seeds"]))
+    write_json(path, manifest)
 
 
 def _jsonable(o: Any) -> Any:
@@ -103,16 +123,35 @@ def collect(out: Path) -> pd.DataFrame:
 
 
 def load_results(path: Path) -> pd.DataFrame:
-    """Reads a tidy table from a run directory or a CSV file."""
+    """Reads a tidy table from a run directory or a CSV file, refusing what is not one.
+
+    A value that is not a number would otherwise become a silent blank in every table, so
+    ``value`` and ``level`` must be numbers (``level`` may be empty) and ``seed`` an integer;
+    the message names the file, the line and the column.
+    """
     path = Path(path)
     csv = path / "results.csv" if path.is_dir() else path
     if not csv.exists():
-        raise FileNotFoundError(f"{csv}: no results table here; run `avbench run ... --out {path}` first.")
-    table = pd.read_csv(csv, keep_default_na=True, dtype={"variant": str})
+        raise FileNotFoundError(f"{csv}: no results table here (not found); run `avbench run ... --out {path}` first.")
+    try:
+        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{csv}: cannot be read as a CSV results table ({str(exc).splitlines()[0]}).") from None
     missing = set(COLUMNS) - set(table.columns)
     if missing:
-        raise ValueError(f"{csv}: not an avbench results table (missing columns {sorted(missing)}).")
-    table["variant"] = table["variant"].fillna("default")
+        raise DataError(f"{csv}: not an avbench results table (missing columns {sorted(missing)}).")
+    for column, integer, blank_ok in (("value", False, True), ("level", False, True), ("seed", True, False)):
+        text = table[column].str.strip()
+        number = pd.to_numeric(text.where(text != "", None), errors="coerce")
+        bad = (number.isna() & ((text != "") | (not blank_ok))) | (integer & (number % 1 != 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            kind = "an integer" if integer else ("a number or empty" if blank_ok else "a number")
+            raise DataError(f"{csv}: line {i + 2}, column {column!r} must be {kind}. Got {table[column].iloc[i]!r} "
+                            "instead. Fix or delete the row (avbench rebuilds results.csv from the run's "
+                            "records on the next `avbench run`).")
+        table[column] = number.astype(int) if integer else number
+    table["variant"] = table["variant"].replace("", "default")
     return table
 
 

@@ -26,17 +26,19 @@ import torch
 from tqdm.auto import tqdm
 
 import avbench
-from avbench.atomic import atomic_path
+from avbench.atomic import atomic_path, remove_stale_temporaries
+from avbench.checkpoint import load_checkpoint
+from avbench.faults import crash_point
 from avbench.conditions import Condition, burst_mask, keep_mask
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
-from avbench.results import collect, read_json, write_json, write_npz, write_table
+from avbench.results import collect, read_json, write_json, write_manifest, write_npz, write_table
 from avbench.robustness import with_summaries
 from avbench.training import fit, f1_scores, predict, resolve_device
-from avbench.validation import ValidationError, check_int
+from avbench.validation import ValidationError, check_int, check_path_component
 
 # Bump whenever the same unit would train or score differently for reasons outside the model
 # (data pipeline, selection rule, schedule).  2: per-trial z-normalisation from the training
@@ -152,7 +154,7 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
         for variant in _variants(protocol, options):
             config = {**profile.model_config(meta), **variant.config}
             check_config(name, config)
-            vname, label = variant.name + suffix, ""
+            vname, label = check_path_component(variant.name, "set", "avbench run") + suffix, ""
             if variant.name != base.name and default is not None and _effective(meta, config) == default:
                 config = {**profile.model_config(meta), **base.config}
                 vname, label = base.name + suffix, variant.name + suffix
@@ -171,6 +173,33 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
                                   semantics=unit_semantics(name)),
                              protocol.needs_conditions or protocol.conditions))
     return work
+
+
+def check_buildable(units, store) -> None:
+    """Builds every distinct (model, config) once on the ``meta`` device (no memory, no time), so
+    that options a model cannot take (``--set loss_weights=[0.5, 0.5]`` for a three-head model,
+    a plugin's own checks) fail before any training, with a message naming model and options."""
+    for name, config in sorted({(u.model, u.config) for u in units}):
+        try:
+            with torch.device("meta"):
+                create_model(name, num_classes=len(store.label_names), audio_dim=store.audio_dim,
+                             visual_dim=store.visual_dim, **json.loads(config))
+        except ValidationError:
+            raise
+        except Exception as exc:  # a builder's own failure: still the options' fault, not avbench's
+            raise ValidationError(f"Model {name!r} cannot be built with the options {config} "
+                                  f"({type(exc).__name__}: {exc}). Check the --set values against "
+                                  f"`avbench models show {name}`.") from None
+
+
+def echo_resume(out: Path, units, echo: Callable[[str], None]) -> None:
+    """Says when a run picks up earlier work in ``out``: how many of its units are finished and
+    how many resume mid-training."""
+    done = sum((out / u.path / "train.json").exists() for u in units)
+    partial = sum((out / u.path / "train_state.pt").exists() for u in units)
+    if done or partial:
+        echo(f"Resuming in {out}: {done} of {len(units)} units already trained"
+             + (f", {partial} resumed from their last finished epoch" if partial else "") + ".")
 
 
 def expand_includes(protocol: Protocol) -> list[Protocol]:
@@ -252,7 +281,7 @@ class Runner:
                 raise ValidationError(f"{d}: this unit was trained with model config {record['unit']['config']}, "
                                       f"but this run asks for {json.loads(unit.config)} (avbench or the profile "
                                       f"changed). Use another --out, or delete the directory to retrain it.")
-            model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
+            model.load_state_dict(load_checkpoint(d / "model.pt"))
             return model.to(self.device), record, False
         d.mkdir(parents=True, exist_ok=True)
         identity = {k: v for k, v in asdict(unit).items() if k != "label"} | {"config": json.loads(unit.config)}
@@ -311,6 +340,7 @@ class Runner:
                            "predictions": {"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
                                            "label": label.tolist(), "pred": pred.tolist()}}
             write_json(path, record)
+            crash_point("evaluation")
         return paths
 
     def _save_masks(self, seed: int, c: Condition, rows: np.ndarray) -> None:
@@ -357,7 +387,8 @@ def _unit_job(corpus: Path, splits: list, splits_id: str, profile: Profile, out:
 def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",
         profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
-        echo: Callable[[str], None] = print, jobs: int = 1, splits: str | None = None) -> RunSummary:
+        echo: Callable[[str], None] = print, jobs: int = 1, splits: str | None = None,
+        threads: int | None = None) -> RunSummary:
     """Runs a protocol (and the protocols it includes) and returns the tidy results.
 
     Args:
@@ -376,8 +407,13 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
             one two-thread job (benchmarks/README.md); on a GPU keep 1.
         splits: Name of partitions registered with ``avbench data splits import`` (e.g. the
             authors' own) instead of the store's drawn splits; ``seeds`` defaults to all of them.
+        threads: Torch threads per unit; default: the process's threads divided by ``jobs``.
+            Predictions are bitwise reproducible for the same seed and threads, whatever
+            ``jobs``; each record's provenance says how many a unit used.  With ``jobs=1`` the
+            calling process keeps this setting.
     """
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
+    from avbench.data.integrity import ensure_verified
 
     prof = get_profile(profile)
     n_seeds = prof.seeds if seeds is None else seeds
@@ -387,10 +423,15 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for name in models or []:
         get_model_meta(name)  # unknown names fail before any work
     check_int(jobs, "jobs", "avbench run", minimum=1)
+    threads = max(1, torch.get_num_threads() // jobs) if threads is None else \
+        check_int(threads, "threads", "avbench run", minimum=1)
+    if jobs == 1:
+        torch.set_num_threads(threads)  # before the Runner, whose provenance records it
     dev = resolve_device(device)
     if jobs > 1 and dev.type == "cuda":
         raise ValidationError(f"The 'jobs' parameter of avbench run must be 1 on a CUDA device. Got {jobs} instead.")
     store = open_corpus(corpus)
+    ensure_verified(store)  # never train on bytes other than those store.json describes
     splits_id = ""
     if splits is None:
         trial_splits = load_splits(store, n_seeds)
@@ -404,6 +445,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
                                   f"number of trials in the partitions {splits!r}. Got {seeds!r} instead.")
         trial_splits = trial_splits[:n_seeds]
     out = Path(out)
+    remove_stale_temporaries(out)  # left by a killed run
     runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
     summary = RunSummary(table=pd.DataFrame(), out=out)
     protocols = expand_includes(proto)
@@ -415,13 +457,14 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for _, u, cs in work:
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
+    check_buildable(by_unit, store)
+    echo_resume(out, by_unit, echo)
     sweep = tqdm(total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
     if jobs == 1:
         outcomes = ((runner.run_unit(u, tuple(cs)), u) for u, cs in by_unit.items())
     else:
         from joblib import Parallel, delayed
 
-        threads = max(1, torch.get_num_threads() // jobs)
         outcomes = zip(Parallel(n_jobs=jobs, return_as="generator")(
             delayed(_unit_job)(store.path, trial_splits, splits_id, prof, out, dev, threads, u, tuple(cs))
             for u, cs in by_unit.items()), by_unit)
@@ -440,7 +483,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         entries = [{"unit": u.key(), "eval": str(u.path / "evals" / f"{c.key}.json")}
                    for q, u, cs in work if q is p for c in cs]
         train = [{"unit": u.key(), "train": str(u.path / "train.json")} for q, u, _ in work if q is p]
-        write_json(out / "protocols" / f"{p.name}@{runner.store_id}.json",  # one per corpus
+        write_manifest(out / "protocols" / f"{p.name}@{runner.store_id}.json",  # one per corpus
                    {"protocol": p.name, "definition": p.source, "profile": prof.name, "seeds": n_seeds,
                     "corpus": {"name": store.name, "checksum": store.checksum, "synthetic": bool(store.synthetic),
                                "path": str(store.path)},

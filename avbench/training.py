@@ -23,10 +23,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from avbench.atomic import atomic_path
+from avbench.checkpoint import load_checkpoint
+from avbench.faults import crash_point
 from avbench.batching import Batch, batches
 from avbench.normalization import Normalizer
 from avbench.profiles import Profile
-from avbench.validation import ValidationError, check_choice
+from avbench.validation import DataError, ValidationError, check_choice
 
 REGIMES = ("standard", "optimized")
 OPTIMIZED_GROUPS = (0.2, 0.2)  # fractions of a batch with audio zeroed, visual zeroed (Sec. 3.6)
@@ -112,6 +114,29 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return {"micro_f1": acc, "macro_f1": float(np.mean(f1)) if f1 else float("nan"), "accuracy": acc}
 
 
+class NonFiniteLoss(DataError):
+    """Training produced a NaN or infinite loss; the unit is stopped and its resume point removed."""
+
+
+def check_finite_loss(loss: torch.Tensor | float, *, epoch: int, batch: int | None, desc: str,
+                      state_path: Path | None) -> None:
+    """Stops a unit whose loss is NaN or infinite, naming the epoch and batch.
+
+    Features are checked for NaN and inf before training, so a non-finite loss means the
+    optimisation diverged.  Every later step would be NaN too, so the resume point is removed:
+    it would only lead back here, and no weights or record of the unit are written.
+    """
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    if np.isfinite(value):
+        return
+    if state_path is not None:
+        Path(state_path).unlink(missing_ok=True)
+    at = f"batch {batch}" if batch is not None else "the dev evaluation"
+    raise NonFiniteLoss(f"{desc or 'training'}: the loss became {value} at epoch {epoch}, {at}; the unit was "
+                        "stopped and nothing of it was kept. Lower the learning rate or check the model's "
+                        "options.")
+
+
 @dataclass
 class FitResult:
     state_dict: dict[str, torch.Tensor]
@@ -172,7 +197,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
     st: dict[str, Any] = {"epoch": 0, "best_loss": float("inf"), "best_epoch": -1, "bad_epochs": 0,
                           "history": [], "best_state": None}
     if state_path is not None and state_path.exists():
-        saved = torch.load(state_path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+        saved = load_checkpoint(state_path)  # on the CPU, as RNG states must be
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
@@ -189,11 +214,12 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
                      norm=norm)
         bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False, disable=not progress,
                    desc=f"{desc} epoch {st['epoch'] + 1}/{profile.epochs}")
-        for batch in bar:
+        for i, batch in enumerate(bar, 1):
             batch = apply_regime(regime, batch, rng)
             if train_shift_ms > 0:
                 batch = random_shift(batch, train_shift_ms, rates, rng)
             loss = total_loss(model, model(*batch.inputs()), batch.labels)
+            check_finite_loss(loss, epoch=st["epoch"] + 1, batch=i, desc=desc, state_path=state_path)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
@@ -205,6 +231,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - start
         dl = dev_loss(model, store, dev_rows, profile, device, norm)
+        check_finite_loss(dl, epoch=st["epoch"] + 1, batch=None, desc=desc, state_path=state_path)
         sched.step(dl)
         st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), "dev_loss": dl,
                               "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds})
@@ -221,6 +248,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
                             "torch_rng": torch.get_rng_state(),
                             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                             "progress": st}, tmp)
+            crash_point("epoch")
     return FitResult(st["best_state"], st["best_epoch"], st["history"])
 
 

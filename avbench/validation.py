@@ -14,11 +14,29 @@ import numpy as np
 
 
 class ValidationError(ValueError):
-    """Bad user input: an option, a file or a clip that is not what was expected."""
+    """Bad user input: an option, a file or a clip that is not what was expected.
+
+    Errors about one parameter also carry ``param`` and ``owner`` (the message then starts "The
+    'param' parameter of owner"), so that the command line can restate them under the option the
+    user typed (``--audio-dim``) instead of the library's parameter name (``audio_dim``).
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, owner: str | None = None):
+        super().__init__(message)
+        self.param, self.owner = param, owner
+
+
+class DataError(ValidationError):
+    """A file's content is not what avbench expects (a corrupt store, record, checkpoint or table).
+
+    Kept apart from bad options so that the command line reports it as an error in the data,
+    not as a usage mistake.
+    """
 
 
 def _fail(param: str, owner: str, expected: str, got: Any) -> None:
-    raise ValidationError(f"The {param!r} parameter of {owner} must be {expected}. Got {got!r} instead.")
+    raise ValidationError(f"The {param!r} parameter of {owner} must be {expected}. Got {got!r} instead.",
+                          param=param, owner=owner)
 
 
 def check_choice(value: Any, param: str, owner: str, choices: Iterable[Any]) -> Any:
@@ -56,15 +74,29 @@ def check_float(value: Any, param: str, owner: str, *, low: float | None = None,
 
 
 def check_loss_weights(weights: Sequence[float], param: str = "loss_weights",
-                       owner: str = "the model") -> tuple[float, ...]:
-    """Loss weights (lambda_av, lambda_a, lambda_v) of Eq. 6: non-negative, summing to 1."""
+                       owner: str = "the model", length: int | None = None) -> tuple[float, ...]:
+    """Loss weights (lambda_av, lambda_a, lambda_v) of Eq. 6: non-negative, summing to 1,
+    ``length`` of them when given (one per output head)."""
+    expected = f"a sequence of {length} numbers" if length else "a sequence of numbers"
     try:
         w = tuple(float(x) for x in weights)
     except (TypeError, ValueError):
-        _fail(param, owner, "a sequence of numbers", weights)
+        _fail(param, owner, expected, weights)
+    if length is not None and len(w) != length:
+        _fail(param, owner, expected, weights)
     if any(not math.isfinite(x) or x < 0 for x in w) or not math.isclose(sum(w), 1.0, abs_tol=1e-3):
         _fail(param, owner, "non-negative weights summing to 1", weights)
     return w
+
+
+def check_path_component(value: Any, param: str, owner: str) -> str:
+    """A name that becomes one directory or file name (protocol, variant, clip): it must stay
+    inside the directory it is joined to, so no separators, no ``..`` and nothing hidden."""
+    text = str(value)
+    if not text or text in (".", "..") or text.startswith(".") or "/" in text or "\\" in text or "\0" in text:
+        _fail(param, owner, "a non-empty name without '/', '\\' or a leading '.' (it names a directory)",
+              value)
+    return text
 
 
 def check_features(arr: Any, *, dim: int, what: str, where: str) -> np.ndarray:

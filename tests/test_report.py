@@ -401,6 +401,20 @@ def test_report_rebuilds_from_its_own_data(tmp_path):
     assert again.run.synthetic and "x86\\_64, 2 CPU threads" in (tmp_path / "rep" / "index.md").read_text()
 
 
+def test_report_into_an_existing_directory_leaves_no_stale_artifacts(tmp_path):
+    """Rebuilt from a narrower run, with --no-html, into the same directory: only this report's files."""
+    wide = make_run(tmp_path / "wide", ("optimized", "clipping"))
+    build_report(wide, tmp_path / "rep", figures=False, strict=True)
+    assert (tmp_path / "rep" / "tables" / "table2.tex").exists()
+    (tmp_path / "rep" / "notes.txt").write_text("mine")  # not avbench's: kept
+    narrow = make_run(tmp_path / "narrow", ("optimized",))
+    report = build_report(narrow, tmp_path / "rep", figures=False, strict=True, html_page=False)
+    written = {p.resolve() for p in report.files}
+    left = {p.resolve() for p in (tmp_path / "rep").rglob("*") if p.is_file()}
+    assert left - written == {(tmp_path / "rep" / "notes.txt").resolve(),
+                              (tmp_path / "rep" / ".avbench-report.json").resolve()}
+
+
 def test_latex_escape():
     assert latex_escape("a_b & 50% #1 {x} α ± λ") == r"a\_b \& 50\% \#1 \{x\} $\alpha$ $\pm$ $\lambda$"
     assert latex_escape("--profile 1–2") == "-{}-profile 1--2"

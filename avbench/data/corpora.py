@@ -38,7 +38,9 @@ def open_corpus(spec: str | os.PathLike, **synthetic_overrides) -> FeatureStore:
                                   f"data; options {', '.join(synthetic_overrides)} apply to registered "
                                   "corpora only. Drop them.")
         return FeatureStore.open(spec)
+    missing = "not found" if not Path(spec).exists() else "no store.json there"
     raise ValidationError(f"The 'corpus' parameter of open_corpus must be a registered corpus name "
                           f"(Available: {', '.join(CORPORA.names())}) or a path to a feature store "
-                          f"directory (one containing store.json). Got {str(spec)!r} instead.")
+                          f"directory (one containing store.json). Got {str(spec)!r} ({missing}) instead.",
+                          param="corpus", owner="open_corpus")
 

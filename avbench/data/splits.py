@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from avbench.atomic import atomic_path
-from avbench.validation import ValidationError, check_int
+from avbench.validation import DataError, ValidationError, check_int
 
 if TYPE_CHECKING:
     from avbench.data.store import FeatureStore
@@ -144,10 +145,10 @@ def _read_record(file: Path, store: "FeatureStore") -> dict:
         record = {**record, "splits": splits, "fractions": check_fractions(record["fractions"], str(file)),
                   "base_seed": int(record["base_seed"])}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValidationError(f"{file}: cannot be read as a splits file ({exc}); delete it to "
+        raise DataError(f"{file}: cannot be read as a splits file ({exc}); delete it to "
                               "regenerate the splits.") from None
     if record.get("store_checksum") != store.checksum:
-        raise ValidationError(f"{file}: made for a store with checksum {record.get('store_checksum')!r}, "
+        raise DataError(f"{file}: made for a store with checksum {record.get('store_checksum')!r}, "
                               f"but this store's checksum is {store.checksum!r}; the data changed since "
                               "the splits were drawn. Delete the file to draw new splits.")
     for i, split in enumerate(record["splits"]):
@@ -157,12 +158,31 @@ def _read_record(file: Path, store: "FeatureStore") -> dict:
     return record
 
 
+def splits_files(store: "FeatureStore") -> tuple[list[Path], Path]:
+    """Where the store's splits are read from, and where new ones are written.
+
+    ``<store>/splits.json`` is the place: every run and colleague using the store shares it.
+    A store that cannot be written (a corpus shared read-only by a lab) keeps its extended
+    splits in the cache instead, ``$AVBENCH_HOME/splits/<name>-<checksum>.json``; splits are a
+    pure function of the speakers and the base seed, so both places hold the same splits.
+    """
+    from avbench.paths import data_home
+
+    own = Path(store.path) / SPLITS_FILE
+    writable = os.access(store.path, os.W_OK) and (not own.exists() or os.access(own, os.W_OK))
+    if writable:
+        return [own], own
+    cache = data_home() / "splits" / f"{store.name}-{store.checksum}.json"
+    return [own, cache], cache
+
+
 def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None = None,
                 fractions: Sequence[float] | None = None) -> list[Split]:
     """The store's first ``n_splits`` splits, drawn once and then reused.
 
-    Splits live in ``<store>/splits.json`` with the base seed, the fractions
-    and the store checksum.  An existing file is reused (extended
+    Splits live in ``<store>/splits.json`` (or, for a read-only store, in the
+    cache: :func:`splits_files`) with the base seed, the fractions and the
+    store checksum.  An existing file is reused (extended
     deterministically when more splits are asked for); one that is
     inconsistent with the store is refused.
 
@@ -178,9 +198,11 @@ def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None =
         base_seed = check_int(base_seed, "base_seed", owner, minimum=0)
     if fractions is not None:
         fractions = check_fractions(fractions, owner)
-    file = Path(store.path) / SPLITS_FILE
-    if file.exists():
-        record = _read_record(file, store)
+    sources, target = splits_files(store)
+    records = [_read_record(f, store) | {"file": f} for f in sources if f.exists()]
+    if records:
+        record = max(records, key=lambda r: len(r["splits"]))
+        file = record["file"]
         for key, asked in (("base_seed", base_seed), ("fractions", fractions)):
             if asked is not None and not np.allclose(asked, record[key]):
                 raise ValidationError(f"The {key!r} parameter of {owner} must match the {record[key]!r} "
@@ -192,7 +214,7 @@ def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None =
     if len(splits) < n_splits:
         splits = splits + [make_split(store.speakers, i, record["base_seed"], record["fractions"])
                            for i in range(len(splits), n_splits)]
-        _write_json_atomic(file, {"format_version": SPLITS_FORMAT, "store_name": store.name,
+        _write_json_atomic(target, {"format_version": SPLITS_FORMAT, "store_name": store.name,
                                   "store_checksum": store.checksum, "base_seed": record["base_seed"],
                                   "fractions": list(record["fractions"]),
                                   "splits": [asdict(s) for s in splits]})

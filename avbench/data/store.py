@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avbench.validation import ValidationError, check_choice, check_float, check_features, check_int
+from avbench.atomic import make_public, remove_stale_temporaries, temporary_prefix
+from avbench.faults import crash_point
+from avbench.validation import DataError, ValidationError, check_choice, check_float, check_features, check_int
 
 FORMAT_VERSION = 1
 MODALITIES = ("audio", "visual")
@@ -60,7 +62,7 @@ def content_checksum(checksums: dict[str, str]) -> str:
 
 
 def _fail(where: Any, problem: str) -> None:
-    raise ValidationError(f"{where}: {problem}")
+    raise DataError(f"{where}: {problem}")
 
 
 class FeatureStore:
@@ -148,12 +150,12 @@ class FeatureStore:
         return mask[o[i]:o[i + 1]].view(bool)
 
     def verify(self) -> None:
-        """Recomputes each file's sha256; raises naming the first file that differs."""
-        for name, expected in sorted(self.meta["checksums"].items()):
-            found = sha256_file(self.path / name)
-            if found != expected:
-                _fail(self.path / name, f"sha256 {found[:16]}... does not match the {expected[:16]}... "
-                      "recorded in store.json; the file was modified or corrupted. Re-create the store.")
+        """Recomputes each file's sha256 and checks every feature value is finite; raises naming
+        the file that differs, or the clip, frame and column of the first NaN or inf."""
+        from avbench.data.integrity import record_verified, verify_store
+
+        verify_store(self)
+        record_verified(self)
 
 
 def _read_meta(path: Path) -> dict:
@@ -176,6 +178,7 @@ def _read_meta(path: Path) -> dict:
         _fail(meta_path, f"missing keys {', '.join(missing)}.")
     if meta["dtype"] not in DTYPES:
         _fail(meta_path, f"dtype must be one of {', '.join(DTYPES)}. Got {meta['dtype']!r} instead.")
+    _check_meta_values(meta_path, meta)
     missing_frames = meta.get("missing_frames", [])
     if not isinstance(missing_frames, list) or not set(missing_frames) <= set(MODALITIES):
         _fail(meta_path, f"missing_frames must be a list of modalities ({', '.join(MODALITIES)}). "
@@ -186,6 +189,22 @@ def _read_meta(path: Path) -> dict:
         if not (path / name).is_file():
             _fail(path / name, "file is missing; the feature store is incomplete. Re-create it.")
     return meta
+
+
+def _check_meta_values(meta_path: Path, meta: dict) -> None:
+    """Dims and rates must be positive and labels a list of names: a hand-edited store.json
+    otherwise fails deep inside a model or a condition."""
+    for key in ("audio_dim", "visual_dim"):
+        v = meta[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            _fail(meta_path, f"{key} must be a positive integer. Got {v!r} instead.")
+    for key in ("audio_rate", "visual_rate"):
+        v = meta[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            _fail(meta_path, f"{key} must be a positive number of frames per second. Got {v!r} instead.")
+    names = meta["label_names"]
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+        _fail(meta_path, f"label_names must be a list of at least two class names. Got {names!r} instead.")
 
 
 def _read_manifest(path: Path, meta: dict) -> pd.DataFrame:
@@ -202,6 +221,10 @@ def _read_manifest(path: Path, meta: dict) -> pd.DataFrame:
     for col in ("audio_frames", "visual_frames"):
         if not pd.api.types.is_integer_dtype(df[col]) or (df[col] < 1).any():
             _fail(path, f"column {col!r} must hold positive integers.")
+    for col in ("clip_id", "speaker"):
+        empty = df[col].astype(str).str.strip() == ""
+        if empty.any():
+            _fail(path, f"line {int(empty.to_numpy().argmax()) + 2}: the {col!r} field is empty.")
     dup = df["clip_id"][df["clip_id"].duplicated()]
     if len(dup):
         _fail(path, f"duplicate clip_id {dup.iloc[0]!r}; clip ids must be unique.")
@@ -290,7 +313,10 @@ class StoreWriter:
         if self.path.exists():
             _fail(self.path, "already exists; remove it or choose another output path.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        remove_stale_temporaries(self.path.parent, self.path.name)  # a killed writer's leftovers
+        self._tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(self.path.name), suffix=".tmp",
+                                          dir=self.path.parent))
+        make_public(self._tmp, directory=True)
         self._files = {m: open(self._tmp / f"{m}.bin", "wb") for m in MODALITIES}
         self._hashes = {m: hashlib.sha256() for m in MODALITIES}
         # one byte per frame, 1 = missing; kept only for a modality where some frame is missing
@@ -332,6 +358,9 @@ class StoreWriter:
             _fail(where, "clip_id must be a non-empty string.")
         if clip_id in self._ids:
             _fail(where, "duplicate clip_id; every clip needs a unique id.")
+        if not isinstance(speaker, str) or not speaker.strip():
+            _fail(where, f"the speaker must be a non-empty string (splits are drawn by speaker). Got {speaker!r} "
+                  "instead.")
         if label not in self.label_names:
             _fail(where, f"unknown label {label!r}; expected one of {', '.join(self.label_names)}.")
         arrays = {m: check_features(x, dim=self._dims[m], what=m, where=where)
@@ -353,6 +382,7 @@ class StoreWriter:
             self._missing_hashes[m].update(flags)
             self._any_missing[m] |= bool(masks[m].any())
         self._ids.add(clip_id)
+        crash_point("synth-clip")
         self._rows.append({"clip_id": clip_id, "speaker": str(speaker), "label": label,
                            "audio_frames": len(arrays["audio"]), "visual_frames": len(arrays["visual"]),
                            **extra})
@@ -416,7 +446,11 @@ class StoreWriter:
             _fail(self.path, f"could not move the finished store into place ({exc}); another process "
                   "may have created it meanwhile.")
         self._closed = True
-        return FeatureStore.open(self.path)
+        store = FeatureStore.open(self.path)
+        from avbench.data.integrity import record_verified  # every clip was hashed and checked finite above
+
+        record_verified(store)
+        return store
 
     def abort(self) -> None:
         """Discards everything written so far."""
@@ -446,7 +480,24 @@ def _read_clip_table(csv: Path) -> pd.DataFrame:
               "(plus optional columns).")
     if df.empty:
         _fail(csv, "has no clips.")
+    for column in ("clip_id", "speaker", "label"):
+        empty = df[column].isna() | (df[column].str.strip() == "")
+        if empty.any():
+            _fail(csv, f"line {int(empty.to_numpy().argmax()) + 2}: the {column!r} field is empty; every clip "
+                  "needs a clip_id, a speaker and a label.")
     return df
+
+
+def feature_file(feature_dir: Path, clip_id: str, modality: str) -> Path:
+    """``feature_dir/<clip_id>.<modality>.npy``, refusing a clip id that leads outside
+    ``feature_dir`` (``../x``, an absolute path): a manifest must not make avbench read
+    arbitrary files."""
+    file = feature_dir / f"{clip_id}.{modality}.npy"
+    base = os.path.normpath(os.path.abspath(feature_dir))
+    if os.path.commonpath([base, os.path.normpath(os.path.abspath(file))]) != base:
+        _fail(f"clip {clip_id!r}", f"the clip id leads outside the feature directory {feature_dir}; clip ids "
+              "must name files inside it.")
+    return file
 
 
 def import_arrays(out: str | os.PathLike, manifest_csv: str | os.PathLike,
@@ -469,6 +520,9 @@ def import_arrays(out: str | os.PathLike, manifest_csv: str | os.PathLike,
     Dims are taken from the first clip and enforced on every other clip.
     """
     csv, feature_dir = Path(manifest_csv), Path(feature_dir)
+    for given in (csv, feature_dir):
+        if not given.exists():
+            _fail(given, "not found.")
     table = _read_clip_table(csv)
     names = sorted(table["label"].dropna().unique()) if label_names is None else list(label_names)
     extras = [c for c in table.columns if c not in ("clip_id", "speaker", "label")]
@@ -478,7 +532,7 @@ def import_arrays(out: str | os.PathLike, manifest_csv: str | os.PathLike,
     def load(clip_id: str) -> list[np.ndarray]:
         arrays = []
         for m in MODALITIES:
-            file = feature_dir / f"{clip_id}.{m}.npy"
+            file = feature_file(feature_dir, clip_id, m)
             a = _load_npy(file, clip_id)
             dim = dims.setdefault(m, a.shape[1] if a.ndim == 2 else -1)
             arrays.append(check_features(a, dim=dim, what=m, where=f"clip {clip_id!r} ({file})"))

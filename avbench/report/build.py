@@ -16,6 +16,7 @@ import contextlib
 import datetime as _dt
 import gc
 import html
+import json
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -192,7 +193,37 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     report.files.append(_write_index(report))
     if html_page:
         report.files.append(_write_html(report))
+    _remove_stale(report)
     return report
+
+
+REPORT_FILES = ".avbench-report.json"  # what the last report wrote into its directory
+
+
+def _remove_stale(report: Report) -> None:
+    """Deletes what an earlier report wrote into this directory and this one did not (a table or
+    figure the run no longer supports, index.html after --no-html), so the directory shows only
+    this report.  Only files avbench writes are candidates: those the earlier report listed,
+    anything under ``tables/``, ``figures/`` and ``data/protocols/``, ``stats.csv`` and ``index.html``; the run's own
+    ``data/`` is never touched when the report is rebuilt from it."""
+    out = report.out
+    listing = out / REPORT_FILES
+    old: set[Path] = set()
+    try:
+        old = {out / p for p in json.loads(listing.read_text())}
+    except (OSError, ValueError, TypeError):
+        pass
+    old |= {p for d in ("tables", "figures", "data/protocols") for p in (out / d).rglob("*") if p.is_file()}
+    old |= {out / "stats.csv", out / "index.html"}
+    source = report.run.source if report.run.source.is_dir() else report.run.source.parent
+    own_data = (out / "data").resolve() == source.resolve()
+    keep = {p.resolve() for p in report.files}
+    for path in old:
+        if own_data and path.resolve().is_relative_to(source.resolve()):
+            continue
+        if path.is_file() and path.resolve() not in keep:
+            path.unlink()
+    write_json(listing, sorted(str(p.relative_to(out)) for p in report.files))
 
 
 # ---------------------------------------------------------------------------- data/ (self-contained input)
@@ -203,6 +234,7 @@ def _write_data(report: Report) -> None:
     write_table(data / "results.csv", run.raw)
     for name, manifest in run.manifests.items():
         write_json(data / "protocols" / f"{name}.json", {**manifest, "entries": [], "train": []})
+        report.files.append(data / "protocols" / f"{name}.json")
     write_json(data / "provenance.json", run.provenance())
     report.files += [data / "results.csv", data / "provenance.json"]
 
