@@ -48,7 +48,7 @@ from torch import nn
 from avbench.models.auxformer import CITATION as AUXFORMER_CITATION
 from avbench.models.base import AVModel, register_model
 from avbench.models.blocks import AttentionStack, Projection, ResidualMLP, pool_token
-from avbench.validation import ValidationError, check_choice, check_float, check_int, check_loss_weights
+from avbench.validation import check_choice, check_float, check_int, check_loss_weights
 
 TOKENS = ("last", "mean")
 QUICK = {"d_model": 32, "heads": 4, "layers": 1, "aux_repeats": 1}
@@ -92,10 +92,7 @@ class UnimodalAuxNet(AVModel):
         for n, v in (("embed_dropout", embed_dropout), ("attn_dropout", attn_dropout),
                      ("relu_dropout", relu_dropout), ("res_dropout", res_dropout), ("out_dropout", out_dropout)):
             check_float(v, n, owner, low=0.0, high=1.0, high_open=True)
-        lam = check_loss_weights(loss_weights, owner=owner)
-        if len(lam) != 2:
-            raise ValidationError(f"The 'loss_weights' parameter of {owner} must be two weights (main, "
-                                  f"auxiliary). Got {loss_weights!r} instead.")
+        lam = check_loss_weights(loss_weights, owner=owner, length=2)  # (main, auxiliary)
         self.loss_weights = {"main": lam[0], "aux": lam[1]}
 
         drop = dict(embed_dropout=embed_dropout, attn_dropout=attn_dropout, relu_dropout=relu_dropout,

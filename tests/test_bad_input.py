@@ -91,7 +91,7 @@ def test_set_broken_yaml(tiny_store, run_dir):
 def test_set_wrong_length(tiny_store, run_dir):
     args = run_args(tiny_store.path, run_dir, "--set", "loss_weights=[0.5, 0.5]")
     args[args.index("mult")] = "auxformer"
-    refused(args, ["auxformer", "loss_weights"], 2, run_dir)
+    refused(args, ["AuxFormer", "loss_weights", "3 numbers"], 2, run_dir)
 
 
 def test_set_unknown_option(tiny_store, run_dir):

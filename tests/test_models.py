@@ -202,7 +202,7 @@ def test_self_attention_variants_change_the_parameter_count():
 
 @pytest.mark.parametrize("weights", [(0.5, 0.5, 0.5), (-0.2, 0.6, 0.6), (1.0, float("nan"), 0.0), "abc"])
 def test_loss_weights_must_be_non_negative_and_sum_to_one(weights):
-    with pytest.raises(ValidationError, match="non-negative weights summing to 1|sequence of numbers"):
+    with pytest.raises(ValidationError, match="non-negative weights summing to 1|sequence of 3 numbers"):
         build("auxformer", loss_weights=weights)
 
 
@@ -238,3 +238,9 @@ def test_unknown_options_are_rejected_with_the_list_of_options(name):
 def test_bad_option_values_name_the_option(name, options, param):
     with pytest.raises(ValidationError, match=f"'{param}' parameter"):
         build(name, **options)
+
+
+@pytest.mark.parametrize("name,weights,n", [("auxformer", (0.5, 0.5), 3), ("unimodal-audio", (0.2, 0.3, 0.5), 2)])
+def test_loss_weights_need_one_weight_per_head(name, weights, n):
+    with pytest.raises(ValidationError, match=f"'loss_weights' parameter .* a sequence of {n} numbers"):
+        build(name, loss_weights=weights)

@@ -83,7 +83,7 @@ class AuxFormer(AVModel):
         self.aux_repeats = check_int(aux_repeats, "aux_repeats", owner, minimum=1)
         if d % heads:
             check_choice(heads, "heads", owner, [h for h in range(1, d + 1) if d % h == 0])
-        lam = check_loss_weights(loss_weights, owner=owner) if auxiliary else (1.0, 0.0, 0.0)
+        lam = check_loss_weights(loss_weights, owner=owner, length=3) if auxiliary else (1.0, 0.0, 0.0)
         self.loss_weights = {"av": lam[0], "a": lam[1], "v": lam[2]} if auxiliary else {"av": 1.0}
 
         drop = dict(embed_dropout=embed_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
