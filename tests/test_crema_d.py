@@ -99,7 +99,7 @@ def test_missing_columns_and_files_are_named(tmp_path):
     pd.DataFrame({"FileName": ["1001_DFA_ANG_XX"]}).to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(ValidationError, match=r"t\.csv: missing columns MultiModalVote"):
         crema_d_labels(tmp_path / "t.csv")
-    with pytest.raises(ValidationError, match=r"nope\.csv: file is missing"):
+    with pytest.raises(ValidationError, match=r"nope\.csv: not found"):
         crema_d_labels(tmp_path / "nope.csv")
     with pytest.raises(ValidationError, match=r"'ties' parameter of crema_d_labels must be one of"):
         crema_d_labels(tmp_path / "t.csv", ties="coin")
@@ -123,4 +123,4 @@ def test_cli_manifest_writes_rows_and_prints_counts(tmp_path):
     write_summary(tmp_path / "bad.csv", ROWS + [("x", "A", "A", "A")])
     r = CliRunner().invoke(main, ["data", "crema-d", "manifest", "--summary-table", str(tmp_path / "bad.csv"),
                                   "--out", str(tmp_path / "b.csv")])
-    assert r.exit_code == 2 and "bad.csv, line 8" in r.output and not (tmp_path / "b.csv").exists()
+    assert r.exit_code == 1 and "bad.csv, line 8" in r.output and "Usage:" not in r.output and not (tmp_path / "b.csv").exists()

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from avbench.data.synthetic import CREMA_D_COUNTS, EMOTION_CODES, LABELS
-from avbench.validation import ValidationError, check_choice, check_int
+from avbench.data.tables import read_text_table
+from avbench.validation import DataError, ValidationError, check_choice, check_int
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +49,10 @@ ZERO_LENGTH = ("1064_TIE_SAD_XX",)
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: file is missing; expected CREMA-D's {what}.") from None
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{path}: cannot be read as CSV ({exc}).") from None
-    table.columns = [c.strip() for c in table.columns]
+    table = read_text_table(path, f"CREMA-D's {what}")
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ValidationError(f"{path}: missing columns {', '.join(missing)}; expected CREMA-D's {what} "
+        raise DataError(f"{path}: missing columns {', '.join(missing)}; expected CREMA-D's {what} "
                               f"with columns {', '.join(columns)}.")
     return table.apply(lambda s: s.str.strip())
 
@@ -75,10 +70,10 @@ def read_demographics(path: str | os.PathLike) -> dict[str, str]:
     for i, (actor, sex) in enumerate(zip(table["ActorID"], table["Sex"])):
         gender = sex.lower()
         if not re.fullmatch(r"\d{4}", actor) or gender not in ("female", "male"):
-            raise ValidationError(f"{path}, line {_line(i)}: expected a 4-digit ActorID and Sex Female or "
+            raise DataError(f"{path}, line {_line(i)}: expected a 4-digit ActorID and Sex Female or "
                                   f"Male. Got ActorID {actor!r}, Sex {sex!r} instead.")
         if actor in out:
-            raise ValidationError(f"{path}, line {_line(i)}: actor {actor} is listed twice.")
+            raise DataError(f"{path}, line {_line(i)}: actor {actor} is listed twice.")
         out[actor] = gender
     return out
 
@@ -130,19 +125,19 @@ def crema_d_labels(summary_table: str | os.PathLike, demographics: str | os.Path
     for i, name in enumerate(table["FileName"]):
         parts = parse_clip_name(name)
         if parts is None:
-            raise ValidationError(f"{path}, line {_line(i)}: FileName {name!r} is not ACTOR_SENTENCE_EMOTION_LEVEL "
+            raise DataError(f"{path}, line {_line(i)}: FileName {name!r} is not ACTOR_SENTENCE_EMOTION_LEVEL "
                                   f"(e.g. 1001_DFA_ANG_XX) with EMOTION in {', '.join(INTENDED)} and LEVEL in "
                                   f"{', '.join(INTENSITIES)}.")
         if name in seen:
-            raise ValidationError(f"{path}, line {_line(i)}: clip {name!r} is listed twice.")
+            raise DataError(f"{path}, line {_line(i)}: clip {name!r} is listed twice.")
         seen.add(name)
         vote = table[column].iloc[i] if column else next(k for k, v in VOTES.items() if v == parts["intended_label"])
         if not VOTE_RE.match(vote):
-            raise ValidationError(f"{path}, line {_line(i)}: clip {name!r} has {column} {vote!r}; expected one of "
+            raise DataError(f"{path}, line {_line(i)}: clip {name!r} has {column} {vote!r}; expected one of "
                                   f"{', '.join(VOTES)} or a tie such as 'N:S'.")
         rows.append({"clip_id": name, **parts, "vote": vote})
     if not rows:
-        raise ValidationError(f"{path}: has no clips.")
+        raise DataError(f"{path}: has no clips.")
     df = pd.DataFrame(rows).sort_values("clip_id", kind="stable").reset_index(drop=True)
     rng = np.random.default_rng(seed)
     labels = []
@@ -168,7 +163,7 @@ def crema_d_labels(summary_table: str | os.PathLike, demographics: str | os.Path
         genders = read_demographics(demographics)
         unknown = sorted(set(df["speaker"]) - set(genders))
         if unknown:
-            raise ValidationError(f"{demographics}: actors {', '.join(unknown[:5])} of {path} are not listed; "
+            raise DataError(f"{demographics}: actors {', '.join(unknown[:5])} of {path} are not listed; "
                                   "expected every actor of the summary table.")
         df["gender"] = df["speaker"].map(genders)
     front = ["clip_id", "speaker", "label", "intended_label", "sentence", "intensity"]

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from avbench.validation import ValidationError
+from avbench.data.tables import read_text_table
+from avbench.validation import DataError, ValidationError
 
 CLASSES = ("anger", "happiness", "sadness", "neutral")
 LABEL_ALIASES = {"anger": "anger", "angry": "anger", "a": "anger", "happiness": "happiness", "happy": "happiness",
@@ -130,34 +131,28 @@ def msp_improv_manifest(labels: str | os.PathLike, root: str | os.PathLike | Non
         The manifest, and the clips left out by reason (``tie``, ``other``).
     """
     path = Path(labels)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: file is missing; expected the MSP-IMPROV label CSV.") from None
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{path}: cannot be read as CSV ({exc}).") from None
-    table.columns = [c.strip() for c in table.columns]
+    table = read_text_table(path, "the MSP-IMPROV label CSV")
     missing = [c for c in (clip_col, label_col) if c not in table.columns]
     if missing:
-        raise ValidationError(f"{path}: missing columns {', '.join(missing)}; expected {clip_col}, {label_col} "
+        raise DataError(f"{path}: missing columns {', '.join(missing)}; expected {clip_col}, {label_col} "
                               f"and optionally {rater_col} (one row per rating). Name the columns with "
                               "--clip-column, --label-column, --rater-column.")
     table = table.apply(lambda s: s.str.strip())
     empty = (table[clip_col] == "") | (table[label_col] == "")
     if empty.any():
         i = int(empty.to_numpy().nonzero()[0][0])
-        raise ValidationError(f"{path}, line {_line(i)}: empty {clip_col} or {label_col}.")
+        raise DataError(f"{path}, line {_line(i)}: empty {clip_col} or {label_col}.")
     per_rating = rater_col in table.columns
     if not per_rating:
         dup = table[clip_col].duplicated()
         if dup.any():
             i = int(dup.to_numpy().nonzero()[0][0])
-            raise ValidationError(f"{path}, line {_line(i)}: clip {table[clip_col].iloc[i]!r} is listed twice; "
+            raise DataError(f"{path}, line {_line(i)}: clip {table[clip_col].iloc[i]!r} is listed twice; "
                                   f"one row per clip is expected without a {rater_col!r} column.")
     series, left_out = plurality_labels(table, clip_col=clip_col, label_col=label_col,
                                         rater_col=rater_col if per_rating else None)
     if series.empty:
-        raise ValidationError(f"{path}: no clip has a plurality label among {', '.join(CLASSES)} "
+        raise DataError(f"{path}: no clip has a plurality label among {', '.join(CLASSES)} "
                               f"(left out: {dict(left_out)}).")
     ids = pd.Series(series.index, name="clip_id")
     df = pd.concat([ids, parse_names(ids, name_regex), series.reset_index(drop=True)], axis=1)

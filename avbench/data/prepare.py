@@ -44,7 +44,8 @@ from avbench.atomic import atomic_path
 from avbench.data.faces import crop_faces
 from avbench.data.media import MediaError, iter_video, probe_video, read_audio
 from avbench.data.store import FeatureStore, StoreWriter
-from avbench.validation import ValidationError, check_choice, check_int
+from avbench.data.tables import read_text_table
+from avbench.validation import DataError, ValidationError, check_choice, check_int
 
 MEDIA_COLUMNS = ("audio_path", "video_path")
 STAGING_VERSION = 1  # bump when the same settings would stage different arrays
@@ -202,34 +203,28 @@ def _visual(path: Path, info, detector, embedder, max_frames: int | None, batch:
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """A prepare manifest: ``clip_id, speaker, label, audio_path, video_path`` and any extra columns."""
     path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: file is missing; expected the clip manifest.") from None
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{path}: cannot be read as CSV ({exc}).") from None
-    return check_manifest(df, str(path))
+    return check_manifest(read_text_table(path, "the clip manifest"), str(path))
 
 
 def check_manifest(df: pd.DataFrame, where: str = "manifest") -> pd.DataFrame:
     required = ("clip_id", "speaker", "label") + MEDIA_COLUMNS
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise ValidationError(f"{where}: missing columns {', '.join(missing)}; expected {', '.join(required)} "
+        raise DataError(f"{where}: missing columns {', '.join(missing)}; expected {', '.join(required)} "
                               "(media paths relative to --root or absolute) plus optional columns.")
     if df.empty:
-        raise ValidationError(f"{where}: has no clips.")
+        raise DataError(f"{where}: has no clips.")
     for col in ("clip_id", "speaker", "label"):
         empty = df[col].astype(str).str.strip() == ""
         if empty.any():
-            raise ValidationError(f"{where}, line {int(np.flatnonzero(empty)[0]) + 2}: empty {col}.")
+            raise DataError(f"{where}, line {int(np.flatnonzero(empty)[0]) + 2}: empty {col}.")
     bad = df["clip_id"].astype(str).str.contains(r"[/\\]|^\.", regex=True)
     if bad.any():
-        raise ValidationError(f"{where}: clip_id {df['clip_id'][bad].iloc[0]!r} cannot name a file; clip ids "
+        raise DataError(f"{where}: clip_id {df['clip_id'][bad].iloc[0]!r} cannot name a file; clip ids "
                               "must not contain path separators or start with a dot.")
     dup = df["clip_id"].duplicated()
     if dup.any():
-        raise ValidationError(f"{where}, line {int(np.flatnonzero(dup)[0]) + 2}: duplicate clip_id "
+        raise DataError(f"{where}, line {int(np.flatnonzero(dup)[0]) + 2}: duplicate clip_id "
                               f"{df['clip_id'][dup].iloc[0]!r}.")
     return df.reset_index(drop=True)
 

@@ -30,8 +30,9 @@ import pandas as pd
 
 from avbench.atomic import atomic_path
 from avbench.data.splits import PARTITIONS, Split, check_split, split_seed
+from avbench.data.tables import read_text_table
 from avbench.paths import data_home
-from avbench.validation import ValidationError
+from avbench.validation import DataError, ValidationError
 
 FORMAT = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -55,19 +56,19 @@ def partitions_from_table(table: pd.DataFrame, store, where: str, *, clip_col: s
     """Speaker partitions per trial from a clip table; returns the splits and the clips the store lacks."""
     missing = [c for c in (clip_col, trial_col, partition_col) if c not in table.columns]
     if missing:
-        raise ValidationError(f"{where}: missing columns {', '.join(missing)}; expected {clip_col}, {trial_col}, "
+        raise DataError(f"{where}: missing columns {', '.join(missing)}; expected {clip_col}, {trial_col}, "
                               f"{partition_col} (one row per clip and trial; partition train, dev or test).")
     table = table.astype(str).apply(lambda s: s.str.strip())
     bad = ~table[partition_col].str.lower().isin(PARTITIONS)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(f"{where}, line {i + 2}: partition {table[partition_col].iloc[i]!r}; expected one of "
+        raise DataError(f"{where}, line {i + 2}: partition {table[partition_col].iloc[i]!r}; expected one of "
                               f"{', '.join(PARTITIONS)}.")
     table[partition_col] = table[partition_col].str.lower()
     dup = table.duplicated([trial_col, clip_col])
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
-        raise ValidationError(f"{where}, line {i + 2}: clip {table[clip_col].iloc[i]!r} appears twice in trial "
+        raise DataError(f"{where}, line {i + 2}: clip {table[clip_col].iloc[i]!r} appears twice in trial "
                               f"{table[trial_col].iloc[i]!r}; every clip must be in exactly one partition per trial.")
     speaker_of = dict(zip(store.manifest["clip_id"].astype(str), store.speakers.astype(str)))
     known = table[clip_col].isin(speaker_of)
@@ -75,13 +76,13 @@ def partitions_from_table(table: pd.DataFrame, store, where: str, *, clip_col: s
     table = table[known]
     trials = sorted(table[trial_col].unique(), key=lambda t: (len(t), t))
     if not trials:
-        raise ValidationError(f"{where}: no clip of the table is in the store {store.path}; check the clip ids.")
+        raise DataError(f"{where}: no clip of the table is in the store {store.path}; check the clip ids.")
     splits = []
     for index, trial in enumerate(trials):
         rows = table[table[trial_col] == trial]
         absent = sorted(set(speaker_of) - set(rows[clip_col]))
         if absent:
-            raise ValidationError(f"{where}: trial {trial!r} leaves out {len(absent)} clips of the store (e.g. "
+            raise DataError(f"{where}: trial {trial!r} leaves out {len(absent)} clips of the store (e.g. "
                                   f"{absent[0]!r}); every clip must be in exactly one partition per trial.")
         members = {p: set() for p in PARTITIONS}
         for clip, part in zip(rows[clip_col], rows[partition_col]):
@@ -100,12 +101,7 @@ def import_splits(table_csv: str | os.PathLike, store, name: str, *, directory: 
     """
     _check_name(name)
     path = Path(table_csv)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: file is missing; expected a partition table (clip_id, trial, partition).") from None
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{path}: cannot be read as CSV ({exc}).") from None
+    table = read_text_table(path, "a partition table (clip_id, trial, partition)")
     splits, unknown = partitions_from_table(table, store, str(path), clip_col=clip_col, trial_col=trial_col,
                                             partition_col=partition_col)
     body = [asdict(s) for s in splits]
@@ -132,13 +128,13 @@ def load_named_splits(store, name: str, directory: str | os.PathLike | None = No
         record = json.loads(file.read_text())
         splits = [Split(**{**s, **{p: tuple(s[p]) for p in PARTITIONS}}) for s in record["splits"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValidationError(f"{file}: cannot be read as registered partitions ({exc}); import them again.") from None
+        raise DataError(f"{file}: cannot be read as registered partitions ({exc}); import them again.") from None
     if record.get("store_checksum") != store.checksum:
-        raise ValidationError(f"{file}: registered for a store with checksum {record.get('store_checksum')!r}, not "
+        raise DataError(f"{file}: registered for a store with checksum {record.get('store_checksum')!r}, not "
                               f"{store.checksum!r}; import the partitions again for this store.")
     body = hashlib.sha256(json.dumps([asdict(s) for s in splits], sort_keys=True).encode()).hexdigest()
     if body != record.get("hash"):
-        raise ValidationError(f"{file}: its partitions do not match their recorded hash; the file was edited. "
+        raise DataError(f"{file}: its partitions do not match their recorded hash; the file was edited. "
                               "Import the partitions again.")
     for s in splits:
         check_split(s, store.speakers, where=f"{file}, trial {s.index}")
