@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +35,8 @@ from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
-from avbench.results import collect, read_json, write_json, write_manifest, write_npz, write_table
+from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, collect, read_json,
+                             shift_suffix, write_json, write_manifest, write_npz, write_table)
 from avbench.robustness import with_summaries
 from avbench.training import fit, f1_scores, predict, resolve_device
 from avbench.validation import ValidationError, check_int, check_path_component
@@ -49,33 +50,6 @@ TRAINING_SEMANTICS = 2
 def unit_semantics(model: str) -> str:
     """The semantics part of a unit's identity: the model family's version and the training code's."""
     return f"model={get_model_meta(model).semantics_version},training={TRAINING_SEMANTICS}"
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One trained model: the key of a checkpoint and of its record."""
-
-    corpus: str
-    profile: str
-    model: str
-    variant: str
-    config: str  # JSON of the model config, sorted (hashable)
-    regime: str
-    seed: int
-    train_shift_ms: float = 0.0  # random misalignment in training (protocol key train_shift_ms)
-    semantics: str = ""  # unit_semantics(model): results of older code are retrained, never reused
-    # the name a protocol gives this unit when it differs from ``variant`` (a variant that is the
-    # default model under another name, e.g. ``pos_enc=true``); not part of the unit's identity
-    label: str = field(default="", compare=False)
-
-    @property
-    def path(self) -> Path:
-        return Path("units", self.corpus, self.profile, self.model, self.variant, self.regime, f"seed-{self.seed:02d}")
-
-    def key(self) -> dict[str, Any]:
-        """The unit as the results table names it (under the protocol's variant name)."""
-        return {"corpus": self.corpus, "model": self.model, "variant": self.label or self.variant,
-                "regime": self.regime, "seed": self.seed}
 
 
 @dataclass
@@ -128,49 +102,41 @@ def _variants(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Varia
                  for v in protocol.variants)
 
 
-def _effective(meta, config: dict[str, Any]) -> str | None:
-    """The complete model config (builder defaults filled in) as canonical JSON, None if not JSON-able."""
-    try:
-        return json.dumps(json.loads(json.dumps({**meta.options(), **config})), sort_keys=True)
-    except (TypeError, ValueError):
-        return None
-
-
 def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: Profile, seeds: int,
-         options: dict[str, Any] | None = None) -> list[tuple[Unit, tuple[Condition, ...]]]:
+         options: dict[str, Any] | None = None) -> list[tuple[UnitKey, tuple[Condition, ...]]]:
     """The units a protocol needs and the conditions each is scored under.
 
-    A variant whose complete config equals the default model's (e.g. ``pos_enc=true``) is
+    A variant that leaves the model as it is (``ModelMeta.is_default``, e.g. ``pos_enc=true``) is
     planned as the default unit (trained once, shared) labelled with the variant's name.
     """
-    work: list[tuple[Unit, tuple[Condition, ...]]] = []
+    work: list[tuple[UnitKey, tuple[Condition, ...]]] = []
     model_set = list(models or protocol.models)
     base = _variants(Protocol("_", variants=(DEFAULT_VARIANT,)), options)[0]
     shift = protocol.train_shift_ms
-    suffix = f"+train_shift={shift:g}ms" if shift else ""
+    suffix = shift_suffix(shift)
     for name in model_set:
         meta = get_model_meta(name)
-        default = _effective(meta, {**profile.model_config(meta), **base.config})
         for variant in _variants(protocol, options):
             config = {**profile.model_config(meta), **variant.config}
             check_config(name, config)
             vname, label = check_path_component(variant.name, "set", "avbench run") + suffix, ""
-            if variant.name != base.name and default is not None and _effective(meta, config) == default:
+            if variant.name != base.name and meta.is_default(variant.config, profile.model_config(meta) | base.config):
                 config = {**profile.model_config(meta), **base.config}
                 vname, label = base.name + suffix, variant.name + suffix
+            default = meta.is_default(config, profile.model_config(meta))
             for regime in protocol.regimes:
                 for seed in range(seeds):
-                    work.append((Unit(corpus, profile.name, name, vname, json.dumps(config, sort_keys=True),
-                                      regime, seed, shift, unit_semantics(name), label), protocol.conditions))
+                    work.append((UnitKey(corpus, profile.name, name, vname, config, regime, seed, shift,
+                                         unit_semantics(name), default, label), protocol.conditions))
     for name in protocol.needs:
         if name in model_set:
             continue
         meta = get_model_meta(name)
-        config = json.dumps(profile.model_config(meta), sort_keys=True)
+        config = profile.model_config(meta)
         for regime in protocol.needs_regimes or protocol.regimes:
             for seed in range(seeds):
-                work.append((Unit(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed,
-                                  semantics=unit_semantics(name)),
+                work.append((UnitKey(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed,
+                                     semantics=unit_semantics(name), is_default=True),
                              protocol.needs_conditions or protocol.conditions))
     return work
 
@@ -179,7 +145,7 @@ def check_buildable(units, store) -> None:
     """Builds every distinct (model, config) once on the ``meta`` device (no memory, no time), so
     that options a model cannot take (``--set loss_weights=[0.5, 0.5]`` for a three-head model,
     a plugin's own checks) fail before any training, with a message naming model and options."""
-    for name, config in sorted({(u.model, u.config) for u in units}):
+    for name, config in sorted({(u.model, json.dumps(dict(u.config), sort_keys=True)) for u in units}):
         try:
             with torch.device("meta"):
                 create_model(name, num_classes=len(store.label_names), audio_dim=store.audio_dim,
@@ -228,12 +194,12 @@ class Runner:
         self.prov = provenance(device)
         self._norms: dict[int, Normalizer] = {}  # per trial seed
 
-    def _build(self, unit: Unit):
+    def _build(self, unit: UnitKey):
         torch.manual_seed(unit.seed)
         return create_model(unit.model, num_classes=len(self.store.label_names), audio_dim=self.store.audio_dim,
-                            visual_dim=self.store.visual_dim, **json.loads(unit.config))
+                            visual_dim=self.store.visual_dim, **unit.config)
 
-    def _discard_stale(self, unit: Unit, d: Path) -> None:
+    def _discard_stale(self, unit: UnitKey, d: Path) -> None:
         """Removes a unit directory written by code of other semantics, saying why.
 
         A directory is stale when its recorded identity (``train.json``, or ``identity.json`` for a
@@ -251,7 +217,7 @@ class Runner:
                   f"now {unit.semantics}), so its results would not be those of this model.")
         shutil.rmtree(d)
 
-    def normalizer(self, unit: Unit) -> Normalizer | None:
+    def normalizer(self, unit: UnitKey) -> Normalizer | None:
         """The unit's z-normalisation: training-partition statistics of its trial, fixed once per unit.
 
         Read from the unit directory when present (a resumed or reused unit keeps the statistics it
@@ -269,23 +235,22 @@ class Runner:
         self._norms[unit.seed].save(path)
         return self._norms[unit.seed]
 
-    def train(self, unit: Unit):
+    def train(self, unit: UnitKey):
         """The dev-selected model of ``unit``, its record, and whether it was trained now (False when
         a finished record existed)."""
         d = self.out / unit.path
         self._discard_stale(unit, d)
         model = self._build(unit)
         if (d / "train.json").exists() and (d / "model.pt").exists():
-            record = read_json(d / "train.json")
-            if record["unit"]["config"] != json.loads(unit.config):
-                raise ValidationError(f"{d}: this unit was trained with model config {record['unit']['config']}, "
-                                      f"but this run asks for {json.loads(unit.config)} (avbench or the profile "
+            record = TrainRecord.from_json(read_json(d / "train.json"))
+            if dict(record.unit.config) != dict(unit.config):
+                raise ValidationError(f"{d}: this unit was trained with model config {dict(record.unit.config)}, "
+                                      f"but this run asks for {dict(unit.config)} (avbench or the profile "
                                       f"changed). Use another --out, or delete the directory to retrain it.")
             model.load_state_dict(load_checkpoint(d / "model.pt"))
             return model.to(self.device), record, False
         d.mkdir(parents=True, exist_ok=True)
-        identity = {k: v for k, v in asdict(unit).items() if k != "label"} | {"config": json.loads(unit.config)}
-        write_json(d / "identity.json", {"unit": identity})
+        write_json(d / "identity.json", {"unit": unit.to_json()})
         norm = self.normalizer(unit)
         split = self.splits[unit.seed]
         parts = split.indices(self.store.speakers)
@@ -296,25 +261,26 @@ class Runner:
         model.load_state_dict(result.state_dict)
         with atomic_path(d / "model.pt") as tmp:
             torch.save(model.state_dict(), tmp)
-        record = {"unit": identity, "profile": self.profile.to_dict(),
-                  "corpus": {"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
-                             "synthetic": bool(self.store.synthetic)},
-                  "split": {"index": split.index, "seed": split.seed, "train": list(split.train),
-                            "dev": list(split.dev), "test": list(split.test)},
-                  "normalization": (norm.summary() | {"file": "normalization.npz"} if norm is not None
-                                    else {"source": "store.json says the features are already normalized"}),
-                  "history": result.history, "best_epoch": result.best_epoch,
-                  "train_metrics": {"seconds_per_epoch": result.seconds_per_epoch,
-                                    "train_seconds": float(sum(h["train_seconds"] for h in result.history)),
-                                    "epochs": len(result.history), "best_epoch": result.best_epoch,
-                                    "params": count_parameters(model)},
-                  "provenance": self.prov}
-        write_json(d / "train.json", record)
+        record = TrainRecord(
+            unit=replace(unit, label=""), profile=self.profile.to_dict(),
+            corpus={"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
+                    "synthetic": bool(self.store.synthetic)},
+            split={"index": split.index, "seed": split.seed, "train": list(split.train), "dev": list(split.dev),
+                   "test": list(split.test)},
+            normalization=(norm.summary() | {"file": "normalization.npz"} if norm is not None
+                           else {"source": "store.json says the features are already normalized"}),
+            history=result.history, best_epoch=result.best_epoch,
+            train_metrics={"seconds_per_epoch": result.seconds_per_epoch,
+                           "train_seconds": float(sum(h["train_seconds"] for h in result.history)),
+                           "epochs": len(result.history), "best_epoch": result.best_epoch,
+                           "params": count_parameters(model)},
+            provenance=self.prov)
+        write_json(d / "train.json", record.to_json())
         (d / "train_state.pt").unlink(missing_ok=True)
         (d / "identity.json").unlink(missing_ok=True)
         return model, record, True
 
-    def evaluate(self, unit: Unit, model, conditions: tuple[Condition, ...]) -> list[Path]:
+    def evaluate(self, unit: UnitKey, model, conditions: tuple[Condition, ...]) -> list[Path]:
         """Scores ``model`` on the test partition under each condition not scored yet."""
         d = self.out / unit.path
         rows = self.splits[unit.seed].indices(self.store.speakers)["test"]
@@ -326,20 +292,18 @@ class Runner:
             paths.append(path)
             if path.exists():
                 continue
-            record: dict[str, Any] = {"condition": c.name, "level": c.level, "unit": replace(unit, label="").key()}
-            if modalities <= c.removes():
-                record |= {"status": "not_applicable", "metrics": {},
-                           "reason": f"{unit.model} reads only {', '.join(sorted(modalities))}, which {c.name} removes"}
-            else:
+            record = EvalRecord(c.name, c.level, replace(unit, label="").key(), "not_applicable",
+                                reason=f"{unit.model} reads only {', '.join(sorted(modalities))}, which {c.name} removes")
+            if not modalities <= c.removes():
                 self._save_masks(unit.seed, c, rows)
                 start = time.perf_counter()
                 pred, label = predict(model, self.store, rows, profile=self.profile, device=self.device,
                                       condition=c, trial_seed=unit.seed, norm=norm)
-                record |= {"status": "ok", "metrics": f1_scores(label, pred),
-                           "seconds": time.perf_counter() - start,
-                           "predictions": {"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
-                                           "label": label.tolist(), "pred": pred.tolist()}}
-            write_json(path, record)
+                record = replace(record, status="ok", reason="", metrics=f1_scores(label, pred),
+                                 seconds=time.perf_counter() - start,
+                                 predictions={"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
+                                              "label": label.tolist(), "pred": pred.tolist()})
+            write_json(path, record.to_json())
             crash_point("evaluation")
         return paths
 
@@ -362,19 +326,20 @@ class Runner:
         base = f"{self.store.name}-{self.store.checksum[:8]}"
         return f"{base}+splits-{self.splits_id}" if self.splits_id else base
 
-    def run_unit(self, unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
+    def run_unit(self, unit: UnitKeyKey, conditions: tuple[Condition, ...]) -> tuple[TrainRecord, list[EvalRecord], bool]:
         """Trains (or reuses) ``unit``, scores it under ``conditions`` and writes its record.
 
         Returns the training record, the evaluation records and whether the unit was trained now.
         """
         model, record, trained = self.train(unit)
-        evals = [read_json(p) for p in self.evaluate(unit, model, conditions)]
-        write_json(self.out / unit.path / "record.json", record | {"evaluations": evals})
+        evals = [EvalRecord.from_json(read_json(p)) for p in self.evaluate(unit, model, conditions)]
+        write_json(self.out / unit.path / "record.json",
+                   record.to_json() | {"evaluations": [e.to_json() for e in evals]})
         return record, evals, trained
 
 
 def _unit_job(corpus: Path, splits: list, splits_id: str, profile: Profile, out: Path, device: torch.device,
-              threads: int, unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
+              threads: int, unit: UnitKeyKey, conditions: tuple[Condition, ...]) -> tuple[TrainRecord, list[EvalRecord], bool]:
     """One unit in a joblib worker process: its own store handle, torch threads and runner."""
     from avbench.data import FeatureStore
 
@@ -453,7 +418,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
             for u, cs in plan(p, models if p is proto or not p.models else None,
                               corpus=runner.store_id, profile=prof, seeds=n_seeds, options=options)]
     # one unit may serve several protocols: train once, score the union of their conditions
-    by_unit: dict[Unit, list[Condition]] = {}
+    by_unit: dict[UnitKey, list[Condition]] = {}
     for _, u, cs in work:
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
@@ -471,23 +436,23 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for i, ((record, evals, trained), unit) in enumerate(outcomes, 1):
         summary.trained += trained
         summary.reused += not trained
-        summary.train_seconds += record["train_metrics"]["train_seconds"]
-        summary.eval_seconds += sum(e.get("seconds", 0.0) for e in evals)
-        summary.not_applicable += [f"{unit.model} / {e['condition']}: {e['reason']}" for e in evals
-                                   if e["status"] == "not_applicable" and e["unit"]["seed"] == 0]
+        summary.train_seconds += record.train_metrics["train_seconds"]
+        summary.eval_seconds += sum(e.seconds for e in evals)
+        summary.not_applicable += [f"{unit.model} / {e.condition}: {e.reason}" for e in evals
+                                   if e.status == "not_applicable" and e.unit["seed"] == 0]
         sweep.update()
         echo(f"[{i}/{len(by_unit)}] {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: "
              f"{'trained' if trained else 'reused'}, {len(by_unit[unit])} condition(s) scored")
     sweep.close()
     for p in protocols:
-        entries = [{"unit": u.key(), "eval": str(u.path / "evals" / f"{c.key}.json")}
+        entries = [ManifestEntry(u.key(), str(u.path / "evals" / f"{c.key}.json"))
                    for q, u, cs in work if q is p for c in cs]
-        train = [{"unit": u.key(), "train": str(u.path / "train.json")} for q, u, _ in work if q is p]
+        train = [ManifestEntry(u.key(), str(u.path / "train.json")) for q, u, _ in work if q is p]
         write_manifest(out / "protocols" / f"{p.name}@{runner.store_id}.json",  # one per corpus
-                   {"protocol": p.name, "definition": p.source, "profile": prof.name, "seeds": n_seeds,
-                    "corpus": {"name": store.name, "checksum": store.checksum, "synthetic": bool(store.synthetic),
-                               "path": str(store.path)},
-                    "provenance": runner.prov, "entries": entries, "train": train})
+                       ProtocolManifest(p.name, p.source, prof.name, n_seeds,
+                                        {"name": store.name, "checksum": store.checksum,
+                                         "synthetic": bool(store.synthetic), "path": str(store.path)},
+                                        runner.prov, entries, train))
     table = with_summaries(collect(out), out)
     write_table(out / "results.csv", table)
     summary.table = table[table["protocol"].isin([p.name for p in protocols])].reset_index(drop=True)

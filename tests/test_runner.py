@@ -7,7 +7,7 @@ import pytest
 
 import avbench.runner as runner_mod
 from avbench.registry import RegistryError
-from avbench.results import COLUMNS, load_results
+from avbench.results import COLUMNS, TIDY_COLUMNS, load_results
 from avbench.runner import run
 from avbench.validation import ValidationError
 
@@ -20,7 +20,8 @@ def _run(store, out, protocol="masking", **kw):
 def test_masking_run_writes_records_and_tidy_table(tiny_store, tmp_path):
     s = _run(tiny_store, tmp_path)
     t = s.table
-    assert list(t.columns) == COLUMNS
+    assert list(t.columns) == TIDY_COLUMNS
+    assert (t.train_shift_ms == 0).all() and t.is_default.all()
     scored = t[(t.condition != "train") & (t.metric == "micro_f1")]
     assert set(scored.seed) == {0, 1}
     assert sorted(scored[scored.condition == "mask_audio"].level.unique()) == pytest.approx(

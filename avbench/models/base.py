@@ -16,6 +16,7 @@ settings.  Protocols and the runner see only this contract:
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -79,6 +80,29 @@ class ModelMeta:
         sig = inspect.signature(self.builder)
         return {k: p.default for k, p in sig.parameters.items()
                 if k not in ("num_classes", "audio_dim", "visual_dim") and p.kind is p.KEYWORD_ONLY}
+
+    def is_default(self, config: dict[str, Any], base: dict[str, Any] | None = None) -> bool:
+        """True if ``config`` leaves the model as it is on top of ``base`` (e.g. ``pos_enc=true``).
+
+        The one rule deciding it, used when a run plans its units (such a variant shares the
+        default unit) and recorded with every row for the report: the complete options, builder
+        defaults filled in, compare equal as JSON.  Numbers must be equal, not close:
+        ``loss_weights: [0.333, 0.333, 0.333]`` is another model than the default ``1/3`` each,
+        trained as its own unit and never labelled as the paper's configuration.
+
+        Args:
+            config: The variant's options.
+            base: Options both sides share (a profile's scaled-down settings, ``--set`` values).
+        """
+        def canonical(options: dict[str, Any]) -> str | None:
+            try:
+                return json.dumps(json.loads(json.dumps({**self.options(), **(base or {}), **options})),
+                                  sort_keys=True)
+            except (TypeError, ValueError):  # an option that is not JSON: never the default
+                return None
+
+        mine = canonical(config)
+        return mine is not None and mine == canonical({})
 
 
 def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citation: str = "",

@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from avbench.report import style
-from avbench.report.rundata import RunData, select, summarize
+from avbench.report.rundata import RunData, select, summarize, variant_parts
 from avbench.report.tables import BASELINE4, PROPOSED, Skip, ablation, multimodal_models, option_label
 
 Summary = dict[str, float]
@@ -343,7 +343,7 @@ def _robustness_curves(run: RunData, metric: str, kinds: tuple[str, ...], key: s
         handles += [Line2D([], [], color="black", linestyle=(styles or {}).get(kd, "-"), label=names.get(kd, kd))
                     for kd in kinds if any(tag[0] == kd for tag in line_kinds)]
     elif len(variants) > 1:
-        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=_variant_label(v)) for v in variants]
+        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=_variant_label(t, v)) for v in variants]
     handles.append(Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label="AuxFormer, full AV"))
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
@@ -353,13 +353,10 @@ def _robustness_curves(run: RunData, metric: str, kinds: tuple[str, ...], key: s
     return FigureResult(key, number, title, caption + _synthetic(run, fig), fig)
 
 
-def _variant_label(variant: str) -> str:
-    import re
-
-    m = re.search(r"\+train_shift=([0-9.]+)ms", variant)
-    if m:
-        rest = variant[:m.start()]
-        return f"trained with random shifts (±{m.group(1)} ms)" + ("" if rest == "default" else f", {rest}")
+def _variant_label(table: pd.DataFrame, variant: str) -> str:
+    name, shift = variant_parts(table, variant)
+    if shift:
+        return f"trained with random shifts (±{shift:g} ms)" + ("" if name == "default" else f", {name}")
     return "trained without shifts" if variant == "default" else f"variant {variant}"
 
 

@@ -10,7 +10,6 @@ what the table needs; the report lists those with the protocol that produces the
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,7 +19,7 @@ import pandas as pd
 
 from avbench import stats
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.rundata import RunData, select, summarize
+from avbench.report.rundata import RunData, select, summarize, variant_parts
 from avbench.report.style import (REGIME_LABELS, metric_label, model_key_sentence, model_label, model_sort_key,
                                   table_label)
 from avbench.validation import ValidationError
@@ -338,25 +337,15 @@ def table2(run: RunData, cfg: StatsConfig) -> Table:
 
 
 # ---------------------------------------------------------------------------- ablations (Tables 3, 4)
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isclose(float(a), float(b), rel_tol=0, abs_tol=5e-3)
-    return a == b
-
-
 def is_default_config(model: str, config: dict[str, Any]) -> bool:
-    """True if ``config`` leaves the model as the paper defines it (e.g. pos_enc=true)."""
-    if not config:
-        return True
+    """True if ``config`` leaves the model as the paper defines it (``ModelMeta.is_default``, the
+    rule the runner plans units by; a model not installed here counts as not default)."""
     try:
         from avbench.models import get_model_meta
 
-        defaults = get_model_meta(model).options()
+        return get_model_meta(model).is_default(config)
     except Exception:
-        return False
-    return all(k in defaults and _same(v, defaults[k]) for k, v in config.items())
+        return not config
 
 
 @dataclass
@@ -385,8 +374,10 @@ def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, 
     for model in sorted(models, key=model_sort_key):
         for v in definition.get("variants") or []:
             vname, config = str(v["name"]), dict(v.get("config") or {})
-            proposed = is_default_config(model, config)
-            have = not select(sub, model=model, variant=vname).empty
+            here = select(sub, model=model, variant=vname)
+            have = not here.empty
+            # recorded with the rows when the run planned the unit; decided by the same rule otherwise
+            proposed = bool(here["is_default"].any()) if have else is_default_config(model, config)
             if not have and proposed:
                 # the default model under another name: read it from any protocol's default unit
                 fallback = select(run.table, model=model, variant="default", condition="full",
@@ -557,7 +548,7 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
             shown |= set(models)
             title = family_label(fam).capitalize()
             if variant != "default":
-                title += f", {variant_text(variant)}"
+                title += f", {variant_text(t, variant)}"
             if len({r for r, _ in groups}) > 1:
                 title += f", {regime} training"
             specs = [Spec(table_label(m), {"model": m, "variant": variant, "regime": regime, "condition": fam,
@@ -578,11 +569,10 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
     return b.finish(tab)
 
 
-def variant_text(variant: str) -> str:
-    m = re.search(r"\+train_shift=([0-9.]+)ms", variant)
-    if m:
-        rest = variant[:m.start()]
-        return f"shift-trained (±{m.group(1)} ms)" + ("" if rest == "default" else f", {rest}")
+def variant_text(table: pd.DataFrame, variant: str) -> str:
+    name, shift = variant_parts(table, variant)
+    if shift:
+        return f"shift-trained (±{shift:g} ms)" + ("" if name == "default" else f", {name}")
     return f"variant {variant}"
 
 
