@@ -3,7 +3,8 @@
 Built-in entries register themselves when their module is imported; the
 registry imports those modules lazily on first lookup so that ``import
 avbench`` stays cheap.  Third-party packages add entries through Python entry
-points (``avbench.models``, ``avbench.protocols``, ``avbench.corpora``): each
+points (``avbench.models``, ``avbench.protocols``, ``avbench.corpora``,
+``avbench.conditions``, ``avbench.extractors``): each
 entry point names either a module (imported for its side effects, which
 register things) or a callable/object registered under the entry point's name.
 """
@@ -119,5 +120,6 @@ class Registry(Generic[T]):
 MODELS: Registry[Any] = Registry("model", "avbench.models", ("avbench.models.auxformer", "baselines"))
 PROTOCOLS: Registry[Any] = Registry("protocol", "avbench.protocols", ("protocols",))
 CORPORA: Registry[Callable[..., Any]] = Registry("corpus", "avbench.corpora", ("avbench.data.corpora",))
+KINDS: Registry[Any] = Registry("condition kind", "avbench.conditions", ("avbench.conditions",))
 EXTRACTORS: Registry[Any] = Registry("extractor", "avbench.extractors",
                                      ("avbench.data.extract_audio", "avbench.data.embedders"))

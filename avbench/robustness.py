@@ -5,10 +5,11 @@ From the tidy results table (:data:`avbench.results.COLUMNS`):
 * ``auc_<metric>``: area under the score-vs-level curve of one condition family
   (e.g. ``mask_audio``), by the trapezoid rule over the family's levels in
   increasing order, divided by the level range, so it is the curve's mean
-  height and lies on the metric's own scale (for ``mask`` the levels are the
-  fraction of frames kept, for ``burst`` the fraction removed, for ``shift``
-  milliseconds, for ``noise`` SNR in dB; families with fewer than two levels
-  have no area);
+  height and lies on the metric's own scale (the levels are in the unit their
+  kind declares, ``avbench.conditions.ConditionKind.level_unit``: for ``mask``
+  the fraction of frames kept, for ``burst`` the fraction removed, for
+  ``shift`` milliseconds, for ``noise`` SNR in dB; families with fewer than
+  two levels have no area);
 * ``relative_auc_<metric>``: that area divided by the unit's clean score (its
   ``full`` condition), so 1.0 means "as good as with intact input";
 * ``relative_<metric>`` (one row per condition and level, ``clip`` included):

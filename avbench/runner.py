@@ -29,7 +29,7 @@ import avbench
 from avbench.atomic import atomic_path, remove_stale_temporaries
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
-from avbench.conditions import Condition, burst_mask, keep_mask
+from avbench.conditions import Condition, get_kind
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
@@ -308,15 +308,15 @@ class Runner:
         return paths
 
     def _save_masks(self, seed: int, c: Condition, rows: np.ndarray) -> None:
-        """Stores the keep-masks of a random masking condition once per trial (shared by all models)."""
-        if c.kind not in ("mask", "burst"):
+        """Stores the keep-masks of a condition whose kind draws them, once per trial (shared by all models)."""
+        draw = get_kind(c.kind).keep_mask
+        if draw is None:
             return
         path = self.out / "masks" / self.store_id / f"seed-{seed:02d}" / f"{c.key}.npz"
         if path.exists():
             return
         ids = self.store.manifest["clip_id"].to_numpy()[rows]
         n = self.store.manifest[f"{c.modality}_frames"].to_numpy()[rows]
-        draw = keep_mask if c.kind == "mask" else burst_mask
         masks = [draw(int(k), c.level, c.rng(seed, str(i))) for i, k in zip(ids, n)]
         write_npz(path, clip_id=ids.astype(str), offsets=np.concatenate([[0], np.cumsum(n)]),
                   keep=np.concatenate(masks))

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from avbench.atomic import atomic_path
 from avbench.checkpoint import load_checkpoint
+from avbench.conditions import shift_frames, shift_stream
 from avbench.faults import crash_point
 from avbench.batching import Batch, batches
 from avbench.normalization import Normalizer
@@ -72,7 +73,8 @@ def random_shift(batch: Batch, max_ms: float, rates: tuple[float, float], rng: n
     """Training-time misalignment: each clip gets one modality (audio or visual, drawn at random)
     shifted by a uniform draw in [-max_ms, +max_ms] ms, at the frame rate the model sees
     (``rates``: frames/s after pooling), within the clip's real length and zero-filled, as the
-    ``shift`` test condition does (positive: the modality lags)."""
+    ``shift`` test condition does (the same :func:`avbench.conditions.shift_stream`; positive: the
+    modality lags)."""
     n = len(batch.rows)
     which = rng.integers(0, 2, size=n)  # 0: audio, 1: visual
     ms = rng.uniform(-max_ms, max_ms, size=n)
@@ -80,15 +82,9 @@ def random_shift(batch: Batch, max_ms: float, rates: tuple[float, float], rng: n
     for i in range(n):
         x, length, rate = ((audio, batch.audio_lengths, rates[0]) if which[i] == 0
                            else (visual, batch.visual_lengths, rates[1]))
-        L, k = int(length[i]), int(round(ms[i] * rate / 1000.0))
-        if k == 0:
-            continue
-        seg = x[i, :L].clone()
-        x[i, :L] = 0
-        if 0 < k < L:
-            x[i, k:L] = seg[:L - k]
-        elif -L < k < 0:
-            x[i, :L + k] = seg[-k:]
+        L, k = int(length[i]), shift_frames(ms[i], rate)
+        if k:
+            x[i, :L] = shift_stream(x[i, :L], k)
     return Batch(audio, visual, batch.audio_lengths, batch.visual_lengths, batch.labels, batch.rows)
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 import avbench
 from avbench import stats
 from avbench.report import style
-from avbench.report.figures import FIGURES, FigureResult
+from avbench.report.figures import FigureResult, all_figures
 from avbench.report.render import Table, md_escape
 from avbench.report.rundata import PERFORMANCE_METRICS, RunData, load_run
 from avbench.report.tables import DEFAULT_CORRECTION, TABLES, Skip, StatsConfig, robustness_table
@@ -49,9 +49,6 @@ ARTIFACT_NAMES = {
     "fig6": "Fig. 6 (self-attention ablation)",
     "fig7": "Fig. 7 (classification token)",
     "fig8": "Fig. 8 (upscaled baselines)",
-    "misalignment": "Fig. R1 (temporal misalignment)",
-    "occlusion": "Fig. R2 (contiguous occlusion)",
-    "noise": "Fig. R3 (additive noise)",
 }
 
 
@@ -90,18 +87,19 @@ class Report:
         return self.out / "index.md"
 
 
-def _attempt(key: str, default_protocol: str, fn: Callable[[], Any], report: Report, strict: bool) -> Any:
+def _attempt(key: str, default_protocol: str, fn: Callable[[], Any], report: Report, strict: bool,
+             name: str = "") -> Any:
     try:
         return fn()
     except Skip as s:
-        report.skipped.append(Skipped(ARTIFACT_NAMES.get(key, key), str(s), s.protocol or default_protocol))
+        report.skipped.append(Skipped(name or ARTIFACT_NAMES.get(key, key), str(s), s.protocol or default_protocol))
     except Exception as exc:  # one broken artifact must not cost the researcher the rest of the report
         if strict:
             raise
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         warnings.warn(f"avbench report: {key} failed: {first}\n{traceback.format_exc()}", RuntimeWarning,
                       stacklevel=2)
-        report.skipped.append(Skipped(ARTIFACT_NAMES.get(key, key), f"failed: {type(exc).__name__}: {first}",
+        report.skipped.append(Skipped(name or ARTIFACT_NAMES.get(key, key), f"failed: {type(exc).__name__}: {first}",
                                       default_protocol, error=True))
     return None
 
@@ -174,8 +172,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
 
     # figures
     with style.styled():
-        for key, (builder, protocol) in (FIGURES.items() if figures else ()):
-            res: FigureResult | None = _attempt(key, protocol, lambda b=builder: b(run, metric), report, strict)
+        for key, (builder, protocol, name) in (all_figures().items() if figures else ()):
+            res: FigureResult | None = _attempt(key, protocol, lambda b=builder: b(run, metric), report, strict,
+                                                name)
             if res is None:
                 continue
             files = style.save_figure(res.fig, out / "figures" / res.key)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
 from avbench.report.rundata import RunData, select, summarize, variant_parts
 from avbench.report.tables import BASELINE4, PROPOSED, Skip, ablation, multimodal_models, option_label
@@ -291,10 +292,21 @@ def fig5(run: RunData, metric: str) -> FigureResult:
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(run, fig), fig)
 
 
-def _robustness_curves(run: RunData, metric: str, kinds: tuple[str, ...], key: str, number: str, title: str,
-                       xlabel: str, x: Callable[[np.ndarray], np.ndarray], protocol: str,
-                       what: str, styles: dict[str, str] | None = None, alt_x: dict[str, Callable] | None = None,
-                       zero_line: bool = False, invert: bool = False) -> FigureResult:
+def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) -> FigureResult:
+    """Score versus level of one condition kind, one panel per modality (and corpus).
+
+    Everything specific to the kind comes from its :class:`~avbench.conditions.KindFigure`: axis,
+    level-to-x mapping, the caption's note, and a second kind drawn dashed beside it.
+    """
+    spec = ckind.figure
+    kinds = (ckind.name,) + ((spec.beside,) if spec.beside else ())
+    what, protocol = ckind.what or ckind.name, spec.protocol or ckind.name
+    styles = {ckind.name: "-", spec.beside: "--"} if spec.beside else None
+    alt_x = {spec.beside: spec.beside_x} if spec.beside and spec.beside_x else None
+    x, xlabel = spec.x, spec.xlabel
+    zero_line, invert = spec.zero_line, spec.invert
+    key = spec.key or f"fig{number.removeprefix('Fig. ')}_{ckind.name}"
+    title = spec.title or what.capitalize()
     conds = [f"{k}_{m}" for k in kinds for m in ("audio", "visual")]
     t = select(run.table, condition=conds, metric=metric)
     t = t[t["model"].isin(_mm(run, t))]
@@ -339,7 +351,7 @@ def _robustness_curves(run: RunData, metric: str, kinds: tuple[str, ...], key: s
     handles = [Line2D([], [], color=style.model_color(m, models), marker=style.model_marker(m), label=style.model_label(m))
                for m in models]
     if len(kinds) > 1:
-        names = {"burst": "contiguous burst", "mask": "scattered frames (masking)"}
+        names = dict(zip(kinds, spec.legend))
         handles += [Line2D([], [], color="black", linestyle=(styles or {}).get(kd, "-"), label=names.get(kd, kd))
                     for kd in kinds if any(tag[0] == kd for tag in line_kinds)]
     elif len(variants) > 1:
@@ -348,8 +360,9 @@ def _robustness_curves(run: RunData, metric: str, kinds: tuple[str, ...], key: s
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     n = _ntrials(t)
+    note = f"{spec.note}; " if spec.note else ""
     caption = f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} training; " \
-              f"bands: {_ci_text(n)} ({n}); solid blue line: AuxFormer with intact input."
+              f"{note}bands: {_ci_text(n)} ({n}); solid blue line: AuxFormer with intact input."
     return FigureResult(key, number, title, caption + _synthetic(run, fig), fig)
 
 
@@ -358,36 +371,6 @@ def _variant_label(table: pd.DataFrame, variant: str) -> str:
     if shift:
         return f"trained with random shifts (±{shift:g} ms)" + ("" if name == "default" else f", {name}")
     return "trained without shifts" if variant == "default" else f"variant {variant}"
-
-
-def fig_misalignment(run: RunData, metric: str) -> FigureResult:
-    res = _robustness_curves(run, metric, ("shift",), "figR1_misalignment", "Fig. R1", "Temporal misalignment",
-                             "Shift of the {mod} stream (ms; > 0: it lags)", lambda lv: lv,
-                             "misalignment (and misalignment-trained)", "misalignment", zero_line=True)
-    res.caption = res.caption.replace(
-        "; bands", "; positive shifts delay the stream (frames pushed past the end dropped, the gap zero-filled); "
-                   "dashed lines (if any): models trained with random shifts (misalignment-trained); bands")
-    return res
-
-
-def fig_occlusion(run: RunData, metric: str) -> FigureResult:
-    res = _robustness_curves(run, metric, ("burst", "mask"), "figR2_occlusion", "Fig. R2", "Contiguous occlusion",
-                             "Frames removed from the {mod} stream (%)", lambda lv: 100 * lv, "occlusion",
-                             "occlusion", styles={"burst": "-", "mask": "--"},
-                             alt_x={"mask": lambda lv: 100 * (1 - lv)})
-    res.caption = res.caption.replace(
-        "; bands", "; solid: one contiguous burst covering the given share of frames; dashed: the same share of "
-                   "frames removed at random (frame masking); bands")
-    return res
-
-
-def fig_noise(run: RunData, metric: str) -> FigureResult:
-    res = _robustness_curves(run, metric, ("noise",), "figR3_noise", "Fig. R3", "Additive noise",
-                             "SNR of the {mod} features (dB; lower = noisier)", lambda lv: lv, "noise", "noise",
-                             invert=True)
-    res.caption = res.caption.replace("; bands", "; white Gaussian noise at the given SNR relative to the "
-                                                 "clip's feature power, noisiest on the right; bands")
-    return res
 
 
 # ---------------------------------------------------------------------------- bars (Figs. 6-8)
@@ -518,7 +501,24 @@ FIGURES: dict[str, tuple[Callable[[RunData, str], FigureResult], str]] = {
     "fig6": (fig6, "self-attention"),
     "fig7": (fig7, "token"),
     "fig8": (fig8, "upscaled"),
-    "misalignment": (fig_misalignment, "misalignment"),
-    "occlusion": (fig_occlusion, "occlusion"),
-    "noise": (fig_noise, "noise"),
 }
+
+
+def kind_figures() -> list[tuple[ConditionKind, str]]:
+    """Every registered condition kind that has a robustness figure, with its figure number:
+    the number the kind declares, else the next free ``Fig. R<n>``."""
+    drawn = [k for k in kinds() if k.figure is not None and k.levels]
+    taken = {k.figure.number for k in drawn if k.figure.number}
+    free = (f"Fig. R{i}" for i in range(1, 1000) if f"Fig. R{i}" not in taken)
+    numbered = [(k, k.figure.number or next(free)) for k in drawn]
+    return sorted(numbered, key=lambda kn: int(kn[1].removeprefix("Fig. R")) if kn[1].startswith("Fig. R") else 0)
+
+
+def all_figures() -> dict[str, tuple[Callable[[RunData, str], FigureResult], str, str]]:
+    """Key -> (builder, producing protocol, artifact name) of every figure a report can draw."""
+    out = {key: (fn, protocol, "") for key, (fn, protocol) in FIGURES.items()}
+    for kind, number in kind_figures():
+        name = f"{number} ({(kind.figure.title or kind.what or kind.name).lower()})"
+        out[kind.name] = (lambda run, metric, k=kind, n=number: kind_figure(run, metric, k, n),
+                          kind.figure.protocol or kind.name, name)
+    return out

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from avbench import stats
+from avbench.conditions import get_kind, kinds
 from avbench.report.render import Cell, Row, Section, Table
 from avbench.report.rundata import RunData, select, summarize, variant_parts
 from avbench.report.style import (REGIME_LABELS, metric_label, model_key_sentence, model_label, model_sort_key,
@@ -510,13 +511,14 @@ def table5(run: RunData, cfg: StatsConfig) -> Table:
 
 
 # ---------------------------------------------------------------------------- robustness summary
-FAMILY_LABELS = {"mask": "masked", "burst": "occluded", "shift": "shifted", "noise": "noisy", "clip": "clipped"}
-
-
 def family_label(condition: str) -> str:
+    """``audio masked``: a condition family as its kind labels it (avbench.conditions)."""
     kind, _, modality = condition.partition("_")
-    mod = {"audio": "audio", "visual": "visual"}.get(modality, modality)
-    return f"{mod} {FAMILY_LABELS.get(kind, kind)}".strip()
+    try:
+        label = get_kind(kind).label or kind
+    except Exception:  # a plugin kind not installed where the report is built
+        label = kind
+    return f"{modality} {label}".strip()
 
 
 def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -> Table:
@@ -531,9 +533,9 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
     if t.empty:
         raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them",
                    "masking / occlusion / misalignment / noise")
-    order = ["mask", "burst", "shift", "noise"]
-    families = sorted(t["condition"].unique().tolist(),
-                      key=lambda c: (order.index(c.split("_")[0]) if c.split("_")[0] in order else 9, c))
+    order = [k.name for k in kinds()]
+    families = sorted(t["condition"].unique().tolist(), key=lambda c: (
+        order.index(c.split("_")[0]) if c.split("_")[0] in order else len(order), c))
     b = Builder(run, cfg, "Table R1")
     corpora = _corpora(t)
     groups = sorted({(r, v) for r, v in zip(t["regime"], t["variant"])},
