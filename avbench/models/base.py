@@ -39,6 +39,43 @@ class AVModel(nn.Module):
         return outputs["av"]
 
 
+ROLES = ("proposed", "baseline", "upscaled")
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How reports show a model, declared by the model itself, so that a plugin model can take
+    any place in every table and figure.
+
+    Attributes:
+        label: Name in figure legends (``Baseline 2 (MulT)``); default: the registry name.
+        short_label: Name on crowded axes (``B2 (MulT)``); default: ``label``.
+        table_label: Name of its table rows (``Baseline 2``); default: ``label``.
+        key: What the name means, for captions (``Baseline 2 = MulT ... without its text branch``).
+        role: ``proposed`` (the model the tables test against every other: ``*`` marks),
+            ``baseline``, or ``upscaled`` (a widened baseline, drawn beside it in Fig. 8).
+        upscaled_from: For ``upscaled``: the baseline it widens (it takes its colour, hatched).
+        color: Line and bar colour (hex); default: one of the palette's spare colours.
+        marker: Matplotlib marker; default: one of the spare markers.
+        order: Position in tables and legends (the paper's models first).
+    """
+
+    label: str = ""
+    short_label: str = ""
+    table_label: str = ""
+    key: str = ""
+    role: str = "baseline"
+    upscaled_from: str = ""
+    color: str = ""
+    marker: str = ""
+    order: int = 100
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"The 'role' of a model's presentation must be one of {', '.join(ROLES)}. "
+                             f"Got {self.role!r} instead.")
+
+
 @dataclass(frozen=True)
 class ModelMeta:
     """What a model declares about itself (mteb's ModelMeta, trimmed).
@@ -58,6 +95,7 @@ class ModelMeta:
             differently; it joins the identity of every trained unit, so results of an older
             version are retrained, never silently reused.
         notes: Further lines for ``avbench models show``.
+        presentation: Names, role, colour and marker in reports (:class:`Presentation`).
     """
 
     name: str
@@ -70,6 +108,7 @@ class ModelMeta:
     params_tolerance: float = 0.0
     semantics_version: int = 1
     notes: str = ""
+    presentation: Presentation = Presentation()
 
     def options(self) -> dict[str, Any]:
         """The builder's config options (its keyword-only parameters) and their defaults.
@@ -108,7 +147,7 @@ class ModelMeta:
 def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citation: str = "",
                    description: str = "", quick: dict[str, Any] | None = None,
                    paper_params: int | None = None, params_tolerance: float = 0.0, semantics_version: int = 1,
-                   notes: str = ""):
+                   notes: str = "", presentation: Presentation | None = None):
     """Decorator registering a builder function under ``name`` in :data:`MODELS`."""
     bad = [m for m in modalities if m not in MODALITIES]
     if bad or not modalities:
@@ -118,7 +157,7 @@ def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citat
     def wrap(builder):
         MODELS.register(name, ModelMeta(name, builder, tuple(modalities), citation, description,
                                         dict(quick or {}), paper_params, params_tolerance, semantics_version,
-                                        notes))
+                                        notes, presentation or Presentation()))
         return builder
 
     return wrap

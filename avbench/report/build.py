@@ -31,7 +31,8 @@ from avbench.report import style
 from avbench.report.figures import FigureResult, all_figures
 from avbench.report.render import Table, md_escape
 from avbench.report.rundata import PERFORMANCE_METRICS, RunData, load_run
-from avbench.report.tables import DEFAULT_CORRECTION, TABLES, Skip, StatsConfig, robustness_table
+from avbench.report.tables import (DEFAULT_CORRECTION, TABLES, Skip, StatsConfig, other_proposed, robustness_table,
+                                   table1)
 from avbench.results import write_json, write_table
 from avbench.validation import ValidationError, check_choice, check_float
 
@@ -155,6 +156,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     with _frozen_gc():
         for key, (builder, protocol) in TABLES.items():
             tab = _attempt(key, protocol, lambda b=builder: b(run, cfg), report, strict)
+            if tab is not None:
+                report.tables.append(tab)
+        for model in other_proposed(run):
+            tab = _attempt(f"table1-{model}", TABLES["table1"][1], lambda m=model: table1(run, cfg, proposed=m),
+                           report, strict, name=f"Table 1 of {model}")
             if tab is not None:
                 report.tables.append(tab)
         tab = _attempt("robustness", "masking / occlusion / misalignment / noise",

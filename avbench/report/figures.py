@@ -20,7 +20,9 @@ from matplotlib.patches import Patch
 from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
 from avbench.report.rundata import RunData, select, summarize, variant_parts
-from avbench.report.tables import BASELINE4, PROPOSED, Skip, ablation, multimodal_models, option_label
+from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
+                                         presentation, proposed_models, unimodal_reference)
+from avbench.report.tables import Skip, ablation, main_proposed, option_label
 
 Summary = dict[str, float]
 
@@ -65,9 +67,10 @@ def _corpus_title(run: RunData, corpus: str, n_corpora: int) -> str:
 def fig3(run: RunData, metric: str) -> FigureResult:
     """Per-trial scores of each audiovisual model (optimized training, full AV) as box plots."""
     t = select(run.table, condition="full", variant="default", metric=metric)
-    regime = "optimized" if not select(t, regime="optimized", model=PROPOSED).empty else None
+    main = main_proposed(t["model"].unique().tolist())
+    regime = "optimized" if not select(t, regime="optimized", model=main).empty else None
     if regime is None:
-        raise Skip(f"needs full-AV {metric} scores of {PROPOSED} with optimized training", "optimized")
+        raise Skip(f"needs full-AV {metric} scores of {main} with optimized training", "optimized")
     t = select(t, regime=regime)
     models = _mm(run, t)
     corpora = sorted(t["corpus"].unique())
@@ -84,15 +87,15 @@ def fig3(run: RunData, metric: str) -> FigureResult:
                          capprops={"linewidth": 0.8},
                          flierprops={"marker": "+", "markeredgecolor": style.OUTLIER_COLOR, "markersize": 5})
         for patch, m in zip(box["boxes"], models):
-            patch.set_facecolor(style.model_color(m, models))
+            patch.set_facecolor(model_color(m, models))
             patch.set_alpha(0.30)
             patch.set_edgecolor("black")
         for p, m, d in zip(pos, models, data):
             if len(d):
                 ax.scatter(p + rng.uniform(-0.12, 0.12, len(d)), d, s=5, color="#555555", zorder=3, linewidths=0)
-                ax.scatter([p], [d.mean()], s=28, color=style.model_color(m, models), edgecolor="black",
-                           linewidth=0.6, zorder=4, marker=style.model_marker(m))
-        ax.set_xticks(pos, [style.model_label(m, short=True) for m in models], rotation=20, ha="right")
+                ax.scatter([p], [d.mean()], s=28, color=model_color(m, models), edgecolor="black",
+                           linewidth=0.6, zorder=4, marker=model_marker(m))
+        ax.set_xticks(pos, [model_label(m, short=True) for m in models], rotation=20, ha="right")
         ax.set_ylabel(f"{style.metric_label(metric)} (per trial)")
         ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{_corpus_title(run, corpus, len(corpora))}")
     legend = [Line2D([], [], color="black", linewidth=1.4, label="median"),
@@ -117,7 +120,7 @@ SCENARIOS = (("full", "AV"), ("clip_audio", "V"), ("clip_visual", "A"))
 
 def _baseline4(run: RunData, modality: str, metric: str, corpus: str) -> Summary | None:
     """Baseline 4 on its own (intact) modality: its full row, else the clipping of the other modality."""
-    model = BASELINE4[modality]
+    model = unimodal_reference(modality)
     other = "clip_audio" if modality == "visual" else "clip_visual"
     rows = select(run.table, model=model, variant="default", metric=metric, corpus=corpus)
     for regime in ("standard", "optimized"):
@@ -161,7 +164,7 @@ def fig4(run: RunData, metric: str) -> FigureResult:
             ref = _baseline4(run, modality, metric, corpus)
             if ref is not None:
                 ax.axhline(ref["mean"], color=style.SCENARIO_COLORS[scen], linestyle=ls, linewidth=1.2, zorder=5)
-        ax.set_xticks(range(len(models)), [style.model_label(m) for m in models])
+        ax.set_xticks(range(len(models)), [model_label(m) for m in models])
         ax.set_xlim(-0.5, len(models) - 0.5)
         ax.set_ylim(0, 1)
         ax.set_ylabel(style.metric_label(metric))
@@ -200,17 +203,19 @@ def _curve(ax, t: pd.DataFrame, model: str, models: list[str], x: Callable[[np.n
     xs = xs[order]
     mean = np.array([s["mean"] for s in stats_])[order]
     ci = np.array([s["ci"] for s in stats_])[order]
-    color = style.model_color(model, models)
-    ax.plot(xs, mean, linestyle=linestyle, color=color, marker=style.model_marker(model),
-            label=label or style.model_label(model), markersize=3.5)
+    color = model_color(model, models)
+    ax.plot(xs, mean, linestyle=linestyle, color=color, marker=model_marker(model),
+            label=label or model_label(model), markersize=3.5)
     if band and np.isfinite(ci).any():
         ax.fill_between(xs, np.clip(mean - ci, 0, 1), np.clip(mean + ci, 0, 1), color=color, alpha=0.12,
                         linewidth=0)
     return True
 
 
-def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: str = PROPOSED,
+def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: str | None = None,
                variant: str = "default") -> bool:
+    """The full-AV score of ``model`` (default: the main proposed model) as a horizontal line."""
+    model = model or main_proposed(run.table["model"].unique().tolist())
     v = select(run.table, corpus=corpus, model=model, variant=variant, regime=regime, condition="full",
                metric=metric)["value"]
     if v.empty:
@@ -276,7 +281,7 @@ def fig5(run: RunData, metric: str) -> FigureResult:
             if c == 0:
                 ax.set_ylabel(style.metric_label(metric))
             ax.tick_params(labelleft=True)
-    handles = [Line2D([], [], color=style.model_color(m, models), marker=style.model_marker(m), label=style.model_label(m))
+    handles = [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=model_label(m))
                for m in models]
     if has_full:
         handles.append(Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label="AuxFormer, full AV"))
@@ -348,7 +353,7 @@ def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) ->
             if c == 0:
                 ax.set_ylabel(style.metric_label(metric))
             ax.tick_params(labelleft=True)
-    handles = [Line2D([], [], color=style.model_color(m, models), marker=style.model_marker(m), label=style.model_label(m))
+    handles = [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=model_label(m))
                for m in models]
     if len(kinds) > 1:
         names = dict(zip(kinds, spec.legend))
@@ -446,12 +451,18 @@ def fig7(run: RunData, metric: str) -> FigureResult:
 def fig8(run: RunData, metric: str) -> FigureResult:
     """AuxFormer beside baselines 2 and 3 and their upscaled (about 7M parameters) versions."""
     t = select(run.table, condition="full", variant="default", metric=metric)
-    xl = [m for m in ("mult-xl", "xmodal-xl") if not select(t, model=m).empty]
+    present = t["model"].unique().tolist()
+    xl = sorted((m for m in present if presentation(m).role == "upscaled"), key=model_sort_key)
     if not xl:
-        raise Skip("needs full-AV scores of the upscaled baselines (mult-xl / xmodal-xl)", "upscaled")
+        from avbench.registry import MODELS
+
+        known = " / ".join(m for m in MODELS.names() if presentation(m).role == "upscaled")
+        raise Skip(f"needs full-AV scores of the upscaled baselines ({known})", "upscaled")
     regime = "optimized" if not select(t, regime="optimized", model=xl[0]).empty else "standard"
     t = select(t, regime=regime)
-    models = [m for m in ("auxformer", "mult", "mult-xl", "xmodal", "xmodal-xl") if not select(t, model=m).empty]
+    # the proposed models, then each upscaled model right after the baseline it widens
+    order = proposed_models(present) + [m for x in xl for m in (presentation(x).upscaled_from, x)]
+    models = [m for m in dict.fromkeys(order) if m and not select(t, model=m).empty]
     params = select(run.table, condition="train", metric="params", variant="default")
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.5, 2.6)
@@ -462,13 +473,14 @@ def fig8(run: RunData, metric: str) -> FigureResult:
         for x, m in enumerate(models):
             st = summarize(select(t, corpus=corpus, model=m)["value"])
             p = params[(params["model"] == m) & (params["corpus"] == corpus)]["value"]
-            labels.append(style.model_label(m, short=True) + (f"\n{p.mean() / 1e6:.2f}M" if len(p) else ""))
+            labels.append(model_label(m, short=True) + (f"\n{p.mean() / 1e6:.2f}M" if len(p) else ""))
             if not st["n"]:
                 continue
             n = max(n, st["n"])
             err = st["ci"] if np.isfinite(st["ci"]) else 0.0
-            ax.bar(x, st["mean"], 0.7, color=style.model_color(m.replace("-xl", "")),
-                   hatch="///" if m.endswith("-xl") else "", edgecolor="black", linewidth=0.4)
+            upscaled = presentation(m).role == "upscaled"
+            ax.bar(x, st["mean"], 0.7, color=model_color(presentation(m).upscaled_from or m if upscaled else m),
+                   hatch="///" if upscaled else "", edgecolor="black", linewidth=0.4)
             if err:
                 ax.errorbar(x, st["mean"], yerr=err, color="black", linewidth=0.7, capsize=2)
             ax.text(x, st["mean"] + err, f"{st['mean']:.3f}", ha="center", va="bottom", fontsize=6)
