@@ -227,13 +227,11 @@ def protocols_list():
 @user_errors
 def protocols_show(name):
     """The protocol's full definition, then what it expands to."""
-    from avbench.protocol import get_protocol
-
-    from avbench.runner import expand_includes
+    from avbench.protocol import get_protocol, members
 
     p = get_protocol(name)
     click.echo(p.to_yaml())
-    for q in expand_includes(p):
+    for q in members(p):
         models = ", ".join(q.models) + (f" (+ {', '.join(q.needs)} for reference)" if q.needs else "")
         click.echo(f"# {q.name}: models {models}; regimes {', '.join(q.regimes)}; "
                    f"{len(q.variants)} variant(s); {len(q.conditions)} test condition(s): "

@@ -34,7 +34,7 @@ from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
-from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
+from avbench.protocol import DEFAULT_VARIANT, Protocol, get_protocol, members, with_options
 from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, collect, read_json,
                              shift_suffix, write_json, write_manifest, write_npz, write_table)
 from avbench.robustness import with_summaries
@@ -94,14 +94,6 @@ def provenance(device: torch.device | None = None) -> dict[str, Any]:
                         "device": str(device) if device is not None else None}}
 
 
-def _variants(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:
-    if not options:
-        return protocol.variants
-    tag = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(options.items()))
-    return tuple(Variant(tag if v.name == "default" else f"{v.name}+{tag}", {**v.config, **options})
-                 for v in protocol.variants)
-
-
 def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: Profile, seeds: int,
          options: dict[str, Any] | None = None) -> list[tuple[UnitKey, tuple[Condition, ...]]]:
     """The units a protocol needs and the conditions each is scored under.
@@ -111,12 +103,12 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
     """
     work: list[tuple[UnitKey, tuple[Condition, ...]]] = []
     model_set = list(models or protocol.models)
-    base = _variants(Protocol("_", variants=(DEFAULT_VARIANT,)), options)[0]
+    base = with_options(Protocol("_", variants=(DEFAULT_VARIANT,)), options)[0]
     shift = protocol.train_shift_ms
     suffix = shift_suffix(shift)
     for name in model_set:
         meta = get_model_meta(name)
-        for variant in _variants(protocol, options):
+        for variant in with_options(protocol, options):
             config = {**profile.model_config(meta), **variant.config}
             check_config(name, config)
             vname, label = check_path_component(variant.name, "set", "avbench run") + suffix, ""
@@ -166,21 +158,6 @@ def echo_resume(out: Path, units, echo: Callable[[str], None]) -> None:
     if done or partial:
         echo(f"Resuming in {out}: {done} of {len(units)} units already trained"
              + (f", {partial} resumed from their last finished epoch" if partial else "") + ".")
-
-
-def expand_includes(protocol: Protocol) -> list[Protocol]:
-    """The protocol and, depth first, every protocol it includes (each once)."""
-    seen: dict[str, Protocol] = {}
-
-    def visit(p: Protocol) -> None:
-        if p.name in seen:
-            return
-        seen[p.name] = p
-        for name in p.include:
-            visit(get_protocol(name))
-
-    visit(protocol)
-    return [p for p in seen.values() if p.conditions and (p.regimes or p.needs)]
 
 
 class Runner:
@@ -354,7 +331,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
         echo: Callable[[str], None] = print, jobs: int = 1, splits: str | None = None,
         threads: int | None = None) -> RunSummary:
-    """Runs a protocol (and the protocols it includes) and returns the tidy results.
+    """Runs a protocol (and the protocols of its group) and returns the tidy results.
 
     Args:
         protocol: Registered protocol name, YAML path, or :class:`Protocol`.
@@ -413,7 +390,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     remove_stale_temporaries(out)  # left by a killed run
     runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
     summary = RunSummary(table=pd.DataFrame(), out=out)
-    protocols = expand_includes(proto)
+    protocols = members(proto)
     work = [(p, u, cs) for p in protocols
             for u, cs in plan(p, models if p is proto or not p.models else None,
                               corpus=runner.store_id, profile=prof, seeds=n_seeds, options=options)]
