@@ -113,15 +113,23 @@ def main() -> None:
               help="Torch threads per unit.  [default: the cores divided by --jobs] Predictions are bitwise "
                    "reproducible for the same seed and threads, whatever --jobs.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--dry-run", is_flag=True, help="Print the units it would train, reuse, and not apply; run nothing.")
 @user_errors
-def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, threads, quiet):
+def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, threads, quiet, dry_run):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.runner import run as run_protocol
     from avbench.results import summary_table
 
     summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
-                           echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads)
+                           echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
+                           dry_run=dry_run)
+    if dry_run:
+        for title, lines in (("to train", summary.to_train), ("to reuse", summary.to_reuse),
+                             ("not applicable", summary.not_applicable)):
+            click.echo(f"{len(lines)} {'unit(s) ' if title != 'not applicable' else ''}{title}:")
+            click.echo("".join(f"  {line}\n" for line in lines), nl=False)
+        return
     corpus_note = ""
     if not summary.table.empty and "synthetic" in str(summary.table["corpus"].iloc[0]):
         corpus_note = " (SYNTHETIC corpus: numbers test the tool, not emotion recognition)"

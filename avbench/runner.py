@@ -63,6 +63,9 @@ class RunSummary:
     train_seconds: float = 0.0  # recorded training time of every unit of the run
     eval_seconds: float = 0.0   # recorded evaluation time of every condition of the run
     not_applicable: list[str] = field(default_factory=list)
+    # a dry run's plan: one line per unit it would train (or resume) and per finished unit it would reuse
+    to_train: list[str] = field(default_factory=list)
+    to_reuse: list[str] = field(default_factory=list)
 
 
 def cpu_model() -> str:
@@ -148,6 +151,27 @@ def check_buildable(units, store) -> None:
             raise ValidationError(f"Model {name!r} cannot be built with the options {config} "
                                   f"({type(exc).__name__}: {exc}). Check the --set values against "
                                   f"`avbench models show {name}`.") from None
+
+
+def dry_plan(summary: RunSummary, units: dict[UnitKey, list[Condition]], out: Path) -> RunSummary:
+    """Fills a dry run's summary: each unit to train (or resume mid-training) or to reuse (finished,
+    of the same semantics), with the conditions still to score, and what is not applicable."""
+    for unit, conditions in units.items():
+        d = out / unit.path
+        todo = sum(not (d / "evals" / f"{c.key}.json").exists() for c in conditions)
+        line = f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: {todo} of {len(conditions)} condition(s) to score"
+        done = (d / "train.json").exists() and (d / "model.pt").exists()
+        if done and read_json(d / "train.json")["unit"].get("semantics") == unit.semantics:
+            summary.to_reuse.append(line)
+        else:
+            resumed = (d / "train_state.pt").exists() and not done
+            summary.to_train.append(line + (" (resumes from its last finished epoch)" if resumed else ""))
+        modalities = set(get_model_meta(unit.model).modalities)
+        summary.not_applicable += [f"{unit.model} / {c.name}: {unit.model} reads only {', '.join(sorted(modalities))}, "
+                                   f"which {c.name} removes" for c in dict.fromkeys(conditions)
+                                   if unit.seed == 0 and modalities <= c.removes()]
+    summary.not_applicable = list(dict.fromkeys(summary.not_applicable))
+    return summary
 
 
 def echo_resume(out: Path, units, echo: Callable[[str], None]) -> None:
@@ -330,7 +354,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
         echo: Callable[[str], None] = print, jobs: int = 1, splits: str | None = None,
-        threads: int | None = None) -> RunSummary:
+        threads: int | None = None, dry_run: bool = False) -> RunSummary:
     """Runs a protocol (and the protocols of its group) and returns the tidy results.
 
     Args:
@@ -353,6 +377,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
             Predictions are bitwise reproducible for the same seed and threads, whatever
             ``jobs``; each record's provenance says how many a unit used.  With ``jobs=1`` the
             calling process keeps this setting.
+        dry_run: Plan only: the summary lists the units that would be trained (or resumed), those
+            that would be reused, and the conditions not applicable; nothing is trained or written.
     """
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
     from avbench.data.integrity import ensure_verified
@@ -373,7 +399,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     if jobs > 1 and dev.type == "cuda":
         raise ValidationError(f"The 'jobs' parameter of avbench run must be 1 on a CUDA device. Got {jobs} instead.")
     store = open_corpus(corpus)
-    ensure_verified(store)  # never train on bytes other than those store.json describes
+    if not dry_run:
+        ensure_verified(store)  # never train on bytes other than those store.json describes
     splits_id = ""
     if splits is None:
         trial_splits = load_splits(store, n_seeds)
@@ -387,7 +414,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
                                   f"number of trials in the partitions {splits!r}. Got {seeds!r} instead.")
         trial_splits = trial_splits[:n_seeds]
     out = Path(out)
-    remove_stale_temporaries(out)  # left by a killed run
+    if not dry_run:
+        remove_stale_temporaries(out)  # left by a killed run
     runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
     summary = RunSummary(table=pd.DataFrame(), out=out)
     protocols = members(proto)
@@ -400,6 +428,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
     check_buildable(by_unit, store)
+    if dry_run:
+        return dry_plan(summary, by_unit, out)
     echo_resume(out, by_unit, echo)
     sweep = tqdm(total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
     if jobs == 1:
