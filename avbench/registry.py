@@ -41,6 +41,9 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group
         self.builtin_modules = builtin_modules
+        # turns the object an entry point names into an entry (or raises RegistryError); set by
+        # the module owning the entries' type, e.g. models.base for MODELS
+        self.coerce: Callable[[str, Any], T] | None = None
         self._entries: dict[str, T] = {}
         self._loaded = False
         self._loading = False
@@ -84,6 +87,12 @@ class Registry(Generic[T]):
         if isinstance(obj, type(importlib)):  # a module: importing it registered its entries
             return
         if ep.name not in self._entries:
+            if self.coerce is not None:
+                try:
+                    obj = self.coerce(ep.name, obj)
+                except RegistryError as exc:
+                    raise RegistryError(f"The {self.kind} plugin {ep.name!r} (entry point {ep.value!r} in group "
+                                        f"{self.group!r}): {exc}") from None
             self.register(ep.name, obj)
 
     def get(self, name: str) -> T:

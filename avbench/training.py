@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from avbench.atomic import atomic_path
 from avbench.checkpoint import load_checkpoint
 from avbench.conditions import shift_frames, shift_stream
+from avbench.devices import DEVICES
 from avbench.faults import crash_point
 from avbench.batching import Batch, batches
 from avbench.normalization import Normalizer
@@ -37,7 +38,7 @@ OPTIMIZED_GROUPS = (0.2, 0.2)  # fractions of a batch with audio zeroed, visual 
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error, not a silent fallback."""
-    check_choice(device, "device", "avbench", ("auto", "cpu", "cuda"))
+    check_choice(device, "device", "avbench", DEVICES)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():

@@ -81,3 +81,38 @@ def test_data_commands_import_synthesise_and_describe(tmp_path):
     assert r.exit_code == 0 and "18 clips, 9 speakers" in r.output
     r = invoke("data", "info", str(tmp_path / "syn"))
     assert "[SYNTHETIC]" in r.output
+
+
+def test_only_user_errors_become_one_line_messages_and_debug_reraises(monkeypatch):
+    from click.testing import CliRunner
+
+    import avbench.runner as runner_mod
+    from avbench.cli import main
+    from avbench.validation import ValidationError
+
+    def bug(*args, **kwargs):
+        raise ValueError("an avbench bug")  # not a ValidationError: a bug, not bad input
+
+    monkeypatch.setattr(runner_mod, "run", bug)
+    result = CliRunner().invoke(main, ["run", "--protocol", "optimized"])
+    assert type(result.exception) is ValueError  # a bug keeps its traceback, not a usage message
+
+    def bad(*args, **kwargs):
+        raise ValidationError("The 'seeds' parameter of avbench run must be a positive integer. Got 0 instead.")
+
+    monkeypatch.setattr(runner_mod, "run", bad)
+    result = CliRunner().invoke(main, ["run", "--protocol", "optimized"])
+    assert result.exit_code == 2 and "positive integer" in result.output and result.output.count("\n") <= 4
+    result = CliRunner().invoke(main, ["--debug", "run", "--protocol", "optimized"])
+    assert isinstance(result.exception, ValidationError)
+
+
+def test_profile_and_device_choices_come_from_their_owners():
+    from click.testing import CliRunner
+
+    from avbench.cli import main
+    from avbench.devices import DEVICES
+    from avbench.profiles import PROFILES
+
+    text = CliRunner().invoke(main, ["run", "--help"]).output
+    assert all(name in text for name in (*PROFILES, *DEVICES)) and "Model size" in text

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from avbench.registry import MODELS
+from avbench.registry import MODELS, RegistryError
 from avbench.validation import ValidationError
 
 MODALITIES = ("audio", "visual")
@@ -161,6 +161,23 @@ def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citat
         return builder
 
     return wrap
+
+
+def _coerce_entry(name: str, obj: Any) -> ModelMeta:
+    """What an ``avbench.models`` entry point may name besides a module: a :class:`ModelMeta`, or
+    a builder (a class or function taking ``num_classes, audio_dim, visual_dim`` and keyword-only
+    options), registered as an audiovisual model under the entry point's name."""
+    if isinstance(obj, ModelMeta):
+        return obj
+    if callable(obj):
+        params = inspect.signature(obj).parameters
+        if all(k in params for k in ("num_classes", "audio_dim", "visual_dim")):
+            return ModelMeta(name, obj, MODALITIES)
+    raise RegistryError(f"it must name a module that registers models, an avbench.models.ModelMeta, or a builder "
+                        f"taking num_classes, audio_dim and visual_dim. Got {obj!r} instead.")
+
+
+MODELS.coerce = _coerce_entry
 
 
 def get_model_meta(name: str) -> ModelMeta:
