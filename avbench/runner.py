@@ -379,6 +379,24 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
             calling process keeps this setting.
         dry_run: Plan only: the summary lists the units that would be trained (or resumed), those
             that would be reused, and the conditions not applicable; nothing is trained or written.
+
+    Example:
+        Two trials of AuxFormer, ``smoke`` profile, on a tiny synthetic corpus (seconds on a CPU);
+        the same call again trains nothing:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from avbench.data.synthetic import generate_synthetic
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = generate_synthetic(Path(tmp.name) / "store", n_speakers=9, clips_per_speaker=4, visual_dim=8)
+        >>> summary = run("optimized", ["auxformer"], corpus=store.path, profile="smoke", seeds=2,
+        ...               out=Path(tmp.name) / "run", progress=False, echo=lambda line: None)
+        >>> summary.trained, sorted(summary.table["condition"].unique())
+        (2, ['full', 'train'])
+        >>> run("optimized", ["auxformer"], corpus=store.path, profile="smoke", seeds=2,
+        ...     out=Path(tmp.name) / "run", progress=False, echo=lambda line: None).reused
+        2
+        >>> tmp.cleanup()
     """
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
     from avbench.data.integrity import ensure_verified

@@ -201,6 +201,16 @@ def create_model(name: str, *, num_classes: int, audio_dim: int, visual_dim: int
         name: Registry name (``avbench models list``).
         num_classes, audio_dim, visual_dim: Task and feature dimensions.
         **config: Model options (``avbench models show NAME`` lists them).
+
+    Example:
+        AuxFormer without positional encoding (Table 3), at the paper's feature sizes:
+
+        >>> import torch
+        >>> model = create_model("auxformer", num_classes=6, audio_dim=130, visual_dim=4096, pos_enc=False)
+        >>> outputs = model(torch.randn(2, 50, 130), torch.randn(2, 24, 4096), torch.tensor([50, 31]),
+        ...                 torch.tensor([24, 15]))
+        >>> sorted(outputs), tuple(model.predict(outputs).shape)
+        (['a', 'av', 'v'], (2, 6))
     """
     meta = get_model_meta(name)
     check_config(name, config)

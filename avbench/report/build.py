@@ -138,6 +138,24 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
 
     Returns:
         A :class:`Report` listing the tables, figures, skipped artifacts and files written.
+
+    Example:
+        From a tidy table alone (here three trials of two models, written by hand):
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import pandas as pd
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{"corpus": "crema-d-0123abcd", "model": model, "variant": "default", "regime": "optimized",
+        ...          "protocol": "optimized", "condition": "full", "level": None, "seed": seed, "metric": metric,
+        ...          "value": score + 0.01 * seed}
+        ...         for model, score in (("auxformer", 0.71), ("mult", 0.64)) for seed in range(3)
+        ...         for metric in ("micro_f1", "macro_f1")]
+        >>> pd.DataFrame(rows).to_csv(Path(tmp.name) / "results.csv", index=False)
+        >>> report = build_report(tmp.name, figures=False)
+        >>> [table.key for table in report.tables], (report.out / "index.md").exists()
+        (['table1'], True)
+        >>> tmp.cleanup()
     """
     run = load_run(run_dir)
     if metric not in PERFORMANCE_METRICS:
