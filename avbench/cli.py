@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -112,6 +113,12 @@ def parse_sets(values: tuple[str, ...]) -> dict:
 @click.option("--debug", is_flag=True, help="Show the full traceback of any error (for bug reports).")
 def main(debug: bool) -> None:
     """Benchmark audiovisual emotion recognition and its robustness to missing modalities."""
+    log = logging.getLogger("avbench")  # the library's notes (e.g. generating a corpus on first use)
+    if not log.handlers:
+        handler = logging.StreamHandler()  # stderr
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 @main.command(short_help="Train, select on dev, and score on test under a protocol's conditions.")
@@ -287,11 +294,13 @@ def data() -> None:
 @user_errors
 def data_synth(out, seed, speakers, clips_per_speaker, visual_dim):
     """Generate the built-in synthetic corpus (CREMA-D's shape, SYNTHETIC data)."""
-    from avbench.data.synthetic import default_synthetic, generate_synthetic
+    from avbench.data.synthetic import default_synthetic, default_synthetic_path, generate_synthetic
 
     params = dict(seed=seed, n_speakers=speakers, clips_per_speaker=clips_per_speaker, visual_dim=visual_dim)
+    existed = (Path(out) if out else default_synthetic_path(**params)[0]) / "store.json"
+    existed = existed.exists()
     store = generate_synthetic(Path(out), **params) if out else default_synthetic(**params)
-    click.echo(f"synthetic corpus: {store.path} ({len(store)} clips, {len(set(store.speakers))} speakers, "
+    click.echo(f"synthetic corpus {'reused (generated before)' if existed else 'generated'}: {store.path} ({len(store)} clips, {len(set(store.speakers))} speakers, "
                f"audio {store.audio_dim}-d @ {store.audio_rate} fps, visual {store.visual_dim}-d @ {store.visual_rate} fps)")
 
 
@@ -324,6 +333,7 @@ def data_info(corpus, verify):
     store = open_corpus(corpus)
     if verify:
         store.verify()
+        click.echo("verified: every data file matches its sha256 in store.json and every feature value is finite.")
     m = store.manifest
     click.echo(f"{store.name} at {store.path}{'  [SYNTHETIC]' if store.synthetic else ''}\n"
                f"clips {len(store)}, speakers {m['speaker'].nunique()}, checksum {store.checksum}\n"

@@ -449,7 +449,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     if dry_run:
         return dry_plan(summary, by_unit, out)
     echo_resume(out, by_unit, echo)
-    sweep = tqdm(total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
+    # disable=None: no bar when stderr is not a terminal (a log file would get thousands of lines)
+    sweep = tqdm(total=len(by_unit), disable=None if progress else True, desc=f"{proto.name} sweep", unit="unit")
     if jobs == 1:
         outcomes = ((runner.run_unit(u, tuple(cs)), u) for u, cs in by_unit.items())
     else:

@@ -209,7 +209,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         start, total, n = time.perf_counter(), 0.0, 0
         it = batches(store, train_rows, profile.batch_size, generator=rng, pool=profile.frame_pool, device=device,
                      norm=norm)
-        bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False, disable=not progress,
+        bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False,
+                   disable=None if progress else True,  # None: no bar when stderr is not a terminal
                    desc=f"{desc} epoch {st['epoch'] + 1}/{profile.epochs}")
         for i, batch in enumerate(bar, 1):
             batch = apply_regime(regime, batch, rng)

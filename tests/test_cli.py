@@ -73,12 +73,16 @@ def test_data_commands_import_synthesise_and_describe(tmp_path):
     assert r.exit_code == 0 and "6 clips" in r.output and "anger, neutral" in r.output
     r = invoke("data", "info", str(tmp_path / "store"), "--verify")
     assert r.exit_code == 0 and "speakers 3" in r.output and "audio 5-d" in r.output and "SYNTHETIC" not in r.output
+    assert r.output.startswith("verified:")  # a successful check says so
     (feats / "c0.visual.npy").write_bytes(b"not an npy file")
     r = invoke("data", "import", str(tmp_path / "clips.csv"), str(feats), "--out", str(tmp_path / "store2"))
     assert r.exit_code == 1 and "c0.visual.npy" in r.output and "Usage:" not in r.output
     r = invoke("data", "synth", "--out", str(tmp_path / "syn"), "--speakers", "9", "--clips-per-speaker", "2",
                "--visual-dim", "4")
-    assert r.exit_code == 0 and "18 clips, 9 speakers" in r.output
+    assert r.exit_code == 0 and "18 clips, 9 speakers" in r.output and "generated:" in r.output
+    fresh = ("data", "synth", "--seed", "11", "--speakers", "9", "--clips-per-speaker", "2", "--visual-dim", "4")
+    r, again = invoke(*fresh), invoke(*fresh)  # under AVBENCH_HOME; no other test asks for seed 11
+    assert "generated:" in r.output and "reused (generated before):" in again.output
     r = invoke("data", "info", str(tmp_path / "syn"))
     assert "[SYNTHETIC]" in r.output
 
