@@ -145,6 +145,7 @@ def fig4(run: RunData, metric: str) -> FigureResult:
     axes = fig.subplots(len(corpora), 1, squeeze=False)[:, 0]
     nbar = len(SCENARIOS) * len(regimes)
     width = 0.8 / nbar
+    drawn_b4: set[str] = set()
     for i, (ax, corpus) in enumerate(zip(axes, corpora)):
         for g, m in enumerate(models):
             k = 0
@@ -158,11 +159,13 @@ def fig4(run: RunData, metric: str) -> FigureResult:
                     ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen],
                            alpha=style.REGIME_ALPHA[regime], hatch=style.REGIME_HATCH[regime],
                            edgecolor="black", linewidth=0.4)
-                    if np.isfinite(s["ci"]):
-                        ax.errorbar(x, s["mean"], yerr=s["ci"], color="black", linewidth=0.7, capsize=1.5)
+                    if np.isfinite(s["ci"]):  # an F1 lies in [0, 1]: so does its interval as drawn
+                        yerr = [[min(s["ci"], s["mean"])], [min(s["ci"], 1.0 - s["mean"])]]
+                        ax.errorbar(x, s["mean"], yerr=yerr, color="black", linewidth=0.7, capsize=1.5)
         for modality, scen, ls in (("visual", "V", "--"), ("audio", "A", "-")):
             ref = _baseline4(run, modality, metric, corpus)
             if ref is not None:
+                drawn_b4.add(scen)
                 ax.axhline(ref["mean"], color=style.SCENARIO_COLORS[scen], linestyle=ls, linewidth=1.2, zorder=5)
         ax.set_xticks(range(len(models)), [model_label(m) for m in models])
         ax.set_xlim(-0.5, len(models) - 0.5)
@@ -174,17 +177,21 @@ def fig4(run: RunData, metric: str) -> FigureResult:
             for s, lab in (("AV", "AV (audiovisual)"), ("V", "V (visual only)"), ("A", "A (acoustic only)"))]
     regs = [Patch(facecolor="white", edgecolor="black", hatch=style.REGIME_HATCH[r], linewidth=0.4,
                   label=style.REGIME_LABELS[r]) for r in regimes]
-    lines = [Line2D([], [], color=style.SCENARIO_COLORS["V"], linestyle="--", label="Baseline 4, visual only"),
-             Line2D([], [], color=style.SCENARIO_COLORS["A"], linestyle="-", label="Baseline 4, acoustic only")]
-    # one legend column per kind of symbol (the legend fills column by column)
-    handles = scen + regs + [blank] * (3 - len(regs)) + lines + [blank]
-    fig.legend(handles=handles, loc="outside upper center", ncols=3)
+    lines = [Line2D([], [], color=style.SCENARIO_COLORS[s], linestyle=ls, label=f"Baseline 4, {what} only")
+             for s, ls, what in (("V", "--", "visual"), ("A", "-", "acoustic")) if s in drawn_b4]
+    # one legend column per kind of symbol (the legend fills column by column); blanks only to
+    # keep the columns apart, never a column of blanks
+    columns = [scen, regs] + ([lines] if lines else [])
+    depth = max(len(c) for c in columns)
+    handles = [h for c in columns for h in c + [blank] * (depth - len(c))]
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(columns))
     n = _ntrials(t)
     missing = [r for r in ("standard", "optimized") if r not in regimes]
     caption = (f"{style.metric_label(metric)} of the audiovisual models trained with the "
                f"{' and '.join(regimes)} procedure{'s' if len(regimes) > 1 else ''} and tested with both modalities "
                f"(AV), the visual only (V, audio clipped) or the acoustic only (A, visual clipped); error bars: "
-               f"{_ci_text(n)} ({n}). Horizontal lines: unimodal baseline 4 (dashed = visual, solid = acoustic)."
+               f"{_ci_text(n)} ({n})."
+               + (" Horizontal lines: unimodal baseline 4 (dashed = visual, solid = acoustic)." if drawn_b4 else "")
                + (f" {' and '.join(missing)} training is not in this run (protocol training-regimes)." if missing else ""))
     return FigureResult("fig4_regimes_clipping", "Fig. 4", "Standard vs optimized training, missing modality",
                         caption + _synthetic(run, fig), fig)
@@ -290,10 +297,11 @@ def fig5(run: RunData, metric: str) -> FigureResult:
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     n = _ntrials(t)
+    lines = ([f"solid blue line: {model_label(main_proposed(models), short=True)} with full audiovisual input"]
+             if has_full else []) + (["dashed red line: baseline 4 on the intact modality"] if has_b4 else [])
     caption = (f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality "
                f"(the others zeroed at random; the other modality intact), {regime} training; bands: {_ci_text(n)} "
-               f"({n}). Solid blue line: AuxFormer with full audiovisual input; dashed red line: baseline 4 on the "
-               f"intact modality.")
+               f"({n})." + (f" {'; '.join(lines)}." if lines else "")).replace(". solid", ". Solid")
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(run, fig), fig)
 
 
