@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from pathlib import Path
 
 import click
 import yaml
 
+from avbench.devices import DEVICES
+from avbench.profiles import PROFILES
 from avbench.registry import MODELS, PROTOCOLS, RegistryError
 from avbench.validation import DataError, ValidationError
 
-USER_ERRORS = (ValidationError, RegistryError, FileNotFoundError, ValueError, ImportError)
+# What the user can fix: a bad option or name, a registry entry (a plugin), a missing optional
+# dependency.  Any other exception is a bug in avbench or a plugin and keeps its traceback.
+USER_ERRORS = (ValidationError, RegistryError, ImportError)
+PROFILE_HELP = "Model size, schedule and trials (README, 'Profiles'): " + ", ".join(PROFILES) + "."
+DEVICE_HELP = "auto: CUDA when torch sees a GPU, else the CPU."
 RESUME_HINT = "Everything finished so far is kept; run the same command again to resume."
 # library parameter -> the option that sets it, where the two names differ
 OPTION_NAMES = {"n_speakers": "speakers", "n_splits": "seeds", "set": "sets"}
@@ -30,19 +37,32 @@ def user_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except Exception:
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and (ctx.find_root().params or {}).get("debug"):
+                raise  # avbench --debug: the full traceback, for a bug report
+            _user_error(sys.exc_info()[1])
         except KeyboardInterrupt:
             resumable = fn.__name__ in ("run", "reproduce")
             click.echo(f"\nInterrupted. {RESUME_HINT if resumable else 'Nothing half-written was left behind.'}",
                        err=True)
             raise click.exceptions.Exit(130) from None
-        except DataError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            raise click.ClickException(_os_message(exc)) from None
-        except USER_ERRORS as exc:
-            raise click.UsageError(_option_message(exc)) from None
 
     return wrapper
+
+
+def _user_error(exc: Exception) -> None:
+    """Raises the click error that prints ``exc`` as one line, or ``exc`` itself when it is not the
+    user's to fix (a bug: its traceback is what a report needs)."""
+    if isinstance(exc, click.ClickException):
+        raise exc
+    if isinstance(exc, DataError):
+        raise click.ClickException(str(exc)) from None
+    if isinstance(exc, OSError):
+        raise click.ClickException(_os_message(exc)) from None
+    if isinstance(exc, USER_ERRORS):
+        raise click.UsageError(_option_message(exc)) from None
+    raise exc
 
 
 def _os_message(exc: OSError) -> str:
@@ -90,19 +110,26 @@ def parse_sets(values: tuple[str, ...]) -> dict:
 
 @click.group()
 @click.version_option(package_name="avbench")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of any error (for bug reports).")
+def main(debug: bool) -> None:
     """Benchmark audiovisual emotion recognition and its robustness to missing modalities."""
+    log = logging.getLogger("avbench")  # the library's notes (e.g. generating a corpus on first use)
+    if not log.handlers:
+        handler = logging.StreamHandler()  # stderr
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
-@main.command()
+@main.command(short_help="Train, select on dev, and score on test under a protocol's conditions.")
 @click.option("--protocol", "-p", required=True, help="Protocol name (avbench protocols list) or a YAML file.")
 @click.option("--model", "-m", "models", multiple=True, help="Model name; repeat for several. Default: the protocol's.")
 @click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
-@click.option("--profile", default="quick", show_default=True, type=click.Choice(["quick", "paper", "smoke"]))
+@click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)), help=PROFILE_HELP)
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials (splits). Default: the profile's.")
 @click.option("--out", default="runs/avbench", show_default=True, type=click.Path(file_okay=False),
               help="Run directory; rerunning with the same one resumes and reuses finished work.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help=DEVICE_HELP)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
               help="Units trained at once (processes sharing the CPU threads); 2 suits quick runs on 2 cores.")
@@ -113,15 +140,23 @@ def main() -> None:
               help="Torch threads per unit.  [default: the cores divided by --jobs] Predictions are bitwise "
                    "reproducible for the same seed and threads, whatever --jobs.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--dry-run", is_flag=True, help="Print the units it would train, reuse, and not apply; run nothing.")
 @user_errors
-def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, threads, quiet):
+def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, threads, quiet, dry_run):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.runner import run as run_protocol
     from avbench.results import summary_table
 
     summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
-                           echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads)
+                           echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
+                           dry_run=dry_run)
+    if dry_run:
+        for title, lines in (("to train", summary.to_train), ("to reuse", summary.to_reuse),
+                             ("not applicable", summary.not_applicable)):
+            click.echo(f"{len(lines)} {'unit(s) ' if title != 'not applicable' else ''}{title}:")
+            click.echo("".join(f"  {line}\n" for line in lines), nl=False)
+        return
     corpus_note = ""
     if not summary.table.empty and "synthetic" in str(summary.table["corpus"].iloc[0]):
         corpus_note = " (SYNTHETIC corpus: numbers test the tool, not emotion recognition)"
@@ -155,7 +190,7 @@ def _dims(fn):
 
 @models.command("list")
 @_dims
-@click.option("--profile", default="paper", show_default=True, type=click.Choice(["quick", "paper", "smoke"]))
+@click.option("--profile", default="paper", show_default=True, type=click.Choice(list(PROFILES)), help=PROFILE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @user_errors
 def models_list(classes, audio_dim, visual_dim, profile, as_json):
@@ -184,7 +219,7 @@ def models_list(classes, audio_dim, visual_dim, profile, as_json):
 @models.command("show")
 @click.argument("name")
 @_dims
-@click.option("--profile", default="paper", show_default=True, type=click.Choice(["quick", "paper", "smoke"]))
+@click.option("--profile", default="paper", show_default=True, type=click.Choice(list(PROFILES)), help=PROFILE_HELP)
 @user_errors
 def models_show(name, classes, audio_dim, visual_dim, profile):
     """Metadata, options and a per-block parameter breakdown of one model."""
@@ -212,14 +247,20 @@ def protocols() -> None:
     """List and inspect protocols."""
 
 
-@protocols.command("list")
+@protocols.command("list", short_help="Every protocol: name, paper reference, what it does.")
 @user_errors
 def protocols_list():
+    """Every protocol: name, paper reference, and what it does (its description, cut at a word)."""
+    import textwrap
+
     from avbench.protocol import get_protocol
 
     for name in PROTOCOLS.names():
         p = get_protocol(name)
-        click.echo(f"{name:<18} {p.reference:<28} {p.description.splitlines()[0][:90] if p.description else ''}")
+        what = " ".join(p.description.split())
+        head = f"{name:<21} {p.reference:<29} "
+        click.echo(textwrap.fill(what, width=max(len(head) + 40, 120), initial_indent=head,
+                                 subsequent_indent=" " * len(head), max_lines=2, placeholder=" ..."))
 
 
 @protocols.command("show")
@@ -227,13 +268,11 @@ def protocols_list():
 @user_errors
 def protocols_show(name):
     """The protocol's full definition, then what it expands to."""
-    from avbench.protocol import get_protocol
-
-    from avbench.runner import expand_includes
+    from avbench.protocol import get_protocol, members
 
     p = get_protocol(name)
     click.echo(p.to_yaml())
-    for q in expand_includes(p):
+    for q in members(p):
         models = ", ".join(q.models) + (f" (+ {', '.join(q.needs)} for reference)" if q.needs else "")
         click.echo(f"# {q.name}: models {models}; regimes {', '.join(q.regimes)}; "
                    f"{len(q.variants)} variant(s); {len(q.conditions)} test condition(s): "
@@ -255,11 +294,13 @@ def data() -> None:
 @user_errors
 def data_synth(out, seed, speakers, clips_per_speaker, visual_dim):
     """Generate the built-in synthetic corpus (CREMA-D's shape, SYNTHETIC data)."""
-    from avbench.data.synthetic import default_synthetic, generate_synthetic
+    from avbench.data.synthetic import default_synthetic, default_synthetic_path, generate_synthetic
 
     params = dict(seed=seed, n_speakers=speakers, clips_per_speaker=clips_per_speaker, visual_dim=visual_dim)
+    existed = (Path(out) if out else default_synthetic_path(**params)[0]) / "store.json"
+    existed = existed.exists()
     store = generate_synthetic(Path(out), **params) if out else default_synthetic(**params)
-    click.echo(f"synthetic corpus: {store.path} ({len(store)} clips, {len(set(store.speakers))} speakers, "
+    click.echo(f"synthetic corpus {'reused (generated before)' if existed else 'generated'}: {store.path} ({len(store)} clips, {len(set(store.speakers))} speakers, "
                f"audio {store.audio_dim}-d @ {store.audio_rate} fps, visual {store.visual_dim}-d @ {store.visual_rate} fps)")
 
 
@@ -292,6 +333,7 @@ def data_info(corpus, verify):
     store = open_corpus(corpus)
     if verify:
         store.verify()
+        click.echo("verified: every data file matches its sha256 in store.json and every feature value is finite.")
     m = store.manifest
     click.echo(f"{store.name} at {store.path}{'  [SYNTHETIC]' if store.synthetic else ''}\n"
                f"clips {len(store)}, speakers {m['speaker'].nunique()}, checksum {store.checksum}\n"
@@ -549,7 +591,7 @@ def _print_report(rep) -> None:
         click.echo(f"  skipped {s.artifact}: {s.reason} (protocol: {s.protocol})")
 
 
-@main.command()
+@main.command(short_help="Tables (LaTeX, Markdown) and figures (PNG, PDF) from a finished run.")
 @click.argument("run_dir", type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report directory.  [default: RUN_DIR/report]")
@@ -568,16 +610,16 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
                                html_page=not no_html))
 
 
-@main.command()
+@main.command(short_help="Every table and figure of the paper plus the robustness ones, in one command.")
 @click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
-@click.option("--profile", default="quick", show_default=True, type=click.Choice(["quick", "paper", "smoke"]),
+@click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)),
               help="paper = the paper's models, 25 epochs, 20 trials (GPU days); quick = scaled down (CPU).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials.  [default: the profile's: paper 20, quick 3]")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Where units are trained and resumed.  [default: runs/paper-PROFILE]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report directory (self-contained: tables, figures, data/).  [default: RUN_DIR/report]")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help=DEVICE_HELP)
 @_report_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--paper-only", is_flag=True, help="Skip the robustness protocol (misalignment, occlusion, noise).")

@@ -16,7 +16,11 @@ Keys:
     needs_regimes: regimes for ``needs`` (default: the protocol's regimes).
     needs_conditions: conditions the ``needs`` models are scored under (default: the
         protocol's conditions); ``[{kind: full}]`` when only their clean score is the reference.
-    include: other protocols whose units and conditions this one adds (``paper``).
+    include: one protocol (registered name or YAML path, relative to the including file) whose
+        keys this one inherits and overrides, as in lm-evaluation-harness: ``include: masking``
+        plus ``conditions: [...]`` is masking at other levels.
+    group: other protocols run together with this one, each with its own units, conditions and
+        manifest (``paper``, ``robustness``); a unit several of them need is trained once.
     summary: append the robustness summary (:mod:`avbench.robustness`) of this
         protocol's rows to the results table.
     train_shift_ms: train with random misalignment: each training clip has one modality
@@ -31,6 +35,8 @@ another name: the runner trains it once and reports it under each name.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +49,7 @@ from avbench.training import REGIMES
 from avbench.validation import ValidationError, check_choice, check_float, check_path_component
 
 KEYS = {"name", "description", "reference", "regimes", "models", "variants", "conditions", "needs",
-        "needs_regimes", "needs_conditions", "include", "summary", "train_shift_ms"}
+        "needs_regimes", "needs_conditions", "include", "group", "summary", "train_shift_ms"}
 VARIANT_KEYS = {"name", "config"}
 
 
@@ -67,22 +73,25 @@ class Protocol:
     conditions: tuple[Condition, ...] = (Condition("full"),)
     needs: tuple[str, ...] = ()
     needs_regimes: tuple[str, ...] | None = None
-    include: tuple[str, ...] = ()
+    group: tuple[str, ...] = ()
     summary: bool = False
     needs_conditions: tuple[Condition, ...] | None = None
     train_shift_ms: float = 0.0
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "protocol") -> "Protocol":
+    def from_dict(cls, d: dict[str, Any], where: str = "protocol", base_dir: Path | None = None) -> "Protocol":
+        """Validates a protocol mapping, first resolving its ``include`` (``base_dir``: where a
+        relative included path is looked for)."""
         if not isinstance(d, dict) or "name" not in d:
             raise ValidationError(f"{where}: a protocol must be a mapping with at least a 'name'. Got {d!r}.")
+        d = inherit(d, where, base_dir)
         unknown = set(d) - KEYS
         if unknown:
             raise ValidationError(f"{where}: unknown protocol keys {sorted(unknown)}; known: {sorted(KEYS)}.")
         owner = f"protocol {d['name']!r}"
         check_path_component(d["name"], "name", owner)  # it names the protocol's manifest file
-        for key in ("models", "needs", "include", "regimes", "needs_regimes", "conditions", "needs_conditions"):
+        for key in ("models", "needs", "group", "regimes", "needs_regimes", "conditions", "needs_conditions"):
             if d.get(key) is not None and not isinstance(d[key], list):
                 raise ValidationError(f"The {key!r} parameter of {owner} must be a list. Got {d[key]!r} instead.")
         regimes = tuple(check_choice(r, "regimes", owner, REGIMES) for r in d.get("regimes", ["optimized"]))
@@ -98,7 +107,7 @@ class Protocol:
                    needs=tuple(d.get("needs", [])),
                    needs_regimes=None if nr is None else tuple(check_choice(r, "needs_regimes", owner, REGIMES)
                                                                for r in nr),
-                   include=tuple(d.get("include", [])), summary=bool(d.get("summary", False)),
+                   group=tuple(d.get("group", [])), summary=bool(d.get("summary", False)),
                    needs_conditions=needs_conditions, train_shift_ms=shift, source=dict(d))
 
     @classmethod
@@ -109,10 +118,60 @@ class Protocol:
             raise ValidationError(f"{path}: protocol file not found.") from None
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise ValidationError(f"{path}: cannot be read as a YAML protocol file ({exc}).") from None
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(data, where=str(path), base_dir=Path(path).parent)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.source, sort_keys=False)
+
+
+def inherit(d: dict[str, Any], where: str, base_dir: Path | None = None) -> dict[str, Any]:
+    """``d`` with its ``include`` resolved: the included protocol's keys, overridden by ``d``'s.
+
+    ``include`` names one protocol (lm-evaluation-harness's meaning); the included protocol's own
+    ``include`` was resolved when it was read, and its ``name`` and ``group`` are not inherited.
+    """
+    if "include" not in d:
+        return d
+    parent = d["include"]
+    if isinstance(parent, list):
+        raise ValidationError(f"The 'include' parameter of protocol {d['name']!r} names one protocol to inherit "
+                              f"from and override. Got the list {parent!r} instead; to run several protocols "
+                              f"together, name them under 'group:'.")
+    if not isinstance(parent, str) or not parent:
+        raise ValidationError(f"The 'include' parameter of protocol {d['name']!r} must be a protocol name or a YAML "
+                              f"path. Got {parent!r} instead.")
+    if base_dir is not None and parent.endswith((".yaml", ".yml")) and (base_dir / parent).exists():
+        parent = str(base_dir / parent)
+    if parent == d["name"]:
+        raise ValidationError(f"{where}: protocol {d['name']!r} includes itself.")
+    inherited = {k: v for k, v in get_protocol(parent).source.items() if k not in ("name", "group")}
+    return inherited | {k: v for k, v in d.items() if k != "include"}
+
+
+def members(protocol: Protocol) -> list[Protocol]:
+    """The protocol and, depth first, every protocol of its ``group`` (each once); those that
+    train and score something."""
+    seen: dict[str, Protocol] = {}
+
+    def visit(p: Protocol) -> None:
+        if p.name in seen:
+            return
+        seen[p.name] = p
+        for name in p.group:
+            visit(get_protocol(name))
+
+    visit(protocol)
+    return [p for p in seen.values() if p.conditions and (p.regimes or p.needs)]
+
+
+def with_options(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:
+    """The protocol's variants with ``--set`` options applied on top, each renamed after them
+    (``pos_enc=false+heads=2``; the default variant becomes ``heads=2``)."""
+    if not options:
+        return protocol.variants
+    tag = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(options.items()))
+    return tuple(Variant(tag if v.name == "default" else f"{v.name}+{tag}", {**v.config, **options})
+                 for v in protocol.variants)
 
 
 def _variants(specs: Any, owner: str) -> tuple[Variant, ...]:
@@ -148,7 +207,11 @@ def get_protocol(name: str) -> Protocol:
 
 
 def register_directory(directory: Path) -> None:
-    """Registers every ``*.yaml`` protocol of ``directory`` under its ``name``."""
+    """Registers every ``*.yaml`` protocol of ``directory`` under its ``name``.
+
+    Each is read when first asked for, so a protocol may ``include`` one registered after it.
+    """
     for path in sorted(Path(directory).glob("*.yaml")):
-        p = Protocol.from_yaml(path)
-        PROTOCOLS.register(p.name, p)
+        data = yaml.safe_load(path.read_text())
+        name = data.get("name") if isinstance(data, dict) else None
+        PROTOCOLS.register(str(name or path.stem), functools.cache(lambda path=path: Protocol.from_yaml(path)))

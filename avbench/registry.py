@@ -3,7 +3,8 @@
 Built-in entries register themselves when their module is imported; the
 registry imports those modules lazily on first lookup so that ``import
 avbench`` stays cheap.  Third-party packages add entries through Python entry
-points (``avbench.models``, ``avbench.protocols``, ``avbench.corpora``): each
+points (``avbench.models``, ``avbench.protocols``, ``avbench.corpora``,
+``avbench.conditions``, ``avbench.extractors``): each
 entry point names either a module (imported for its side effects, which
 register things) or a callable/object registered under the entry point's name.
 """
@@ -40,6 +41,9 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group
         self.builtin_modules = builtin_modules
+        # turns the object an entry point names into an entry (or raises RegistryError); set by
+        # the module owning the entries' type, e.g. models.base for MODELS
+        self.coerce: Callable[[str, Any], T] | None = None
         self._entries: dict[str, T] = {}
         self._loaded = False
         self._loading = False
@@ -83,6 +87,12 @@ class Registry(Generic[T]):
         if isinstance(obj, type(importlib)):  # a module: importing it registered its entries
             return
         if ep.name not in self._entries:
+            if self.coerce is not None:
+                try:
+                    obj = self.coerce(ep.name, obj)
+                except RegistryError as exc:
+                    raise RegistryError(f"The {self.kind} plugin {ep.name!r} (entry point {ep.value!r} in group "
+                                        f"{self.group!r}): {exc}") from None
             self.register(ep.name, obj)
 
     def get(self, name: str) -> T:
@@ -119,5 +129,6 @@ class Registry(Generic[T]):
 MODELS: Registry[Any] = Registry("model", "avbench.models", ("avbench.models.auxformer", "baselines"))
 PROTOCOLS: Registry[Any] = Registry("protocol", "avbench.protocols", ("protocols",))
 CORPORA: Registry[Callable[..., Any]] = Registry("corpus", "avbench.corpora", ("avbench.data.corpora",))
+KINDS: Registry[Any] = Registry("condition kind", "avbench.conditions", ("avbench.conditions",))
 EXTRACTORS: Registry[Any] = Registry("extractor", "avbench.extractors",
                                      ("avbench.data.extract_audio", "avbench.data.embedders"))

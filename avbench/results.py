@@ -1,31 +1,36 @@
-"""Run records on disk and the tidy results table built from them.
+"""Run records on disk, typed, and the tidy results table built from them.
 
 Layout of a run directory (``--out``)::
 
     units/<corpus>/<profile>/<model>/<variant>/<regime>/seed-NN/
-        identity.json    the unit's identity while it trains (semantics check on resume), removed when done
+        identity.json    the unit's key (:class:`UnitKey`, with semantics versions) while it trains,
+                         checked on resume, removed when done
         train_state.pt   per-epoch training state (resume point), removed when done
         normalization.npz  the trial's z-normalisation statistics (training partition) the unit used
         model.pt         the dev-selected weights
-        train.json       identity (with semantics versions), config, split, normalisation summary,
+        train.json       :class:`TrainRecord`: key, profile, corpus, split, normalisation summary,
                          history, timings, parameter count, provenance
-        evals/<condition>@<level>.json   metrics, per-clip predictions, timing
+        evals/<condition>@<level>.json   :class:`EvalRecord`: metrics, per-clip predictions, timing
         record.json      train.json + every evaluation (one record per unit)
     masks/<corpus>/seed-NN/<condition>@<level>.npz   the seeded masks, shared by all models
-    protocols/<protocol>@<corpus>.json   which units and conditions a protocol asked for
-    results.csv      the tidy table: corpus, model, variant, regime, protocol,
-                     condition, level, seed, metric, value
+    protocols/<protocol>@<corpus>.json   :class:`ProtocolManifest`: which units (under which
+                     variant names) and conditions a protocol asked for
+    results.csv      the tidy table: corpus, model, variant, regime, protocol, condition, level,
+                     seed, metric, value, train_shift_ms, is_default
 
-Every file is written atomically (temporary file + rename), so a killed run
-leaves either the old file or the new one, never half of one.  Reports read
-``results.csv`` (or rebuild it with :func:`collect`) and never retrain.
+Every record carries ``schema_version`` (:data:`SCHEMA_VERSION`); records written before it
+existed (version 0) are read by the same ``from_json`` methods, which fill what they lacked from
+the records around them (see :func:`upgrade_table`).  Every file is written atomically
+(temporary file + rename), so a killed run leaves either the old file or the new one, never half
+of one.  Reports read ``results.csv`` (or rebuild it with :func:`collect`) and never retrain.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,7 +38,253 @@ import pandas as pd
 from avbench.atomic import atomic_path
 from avbench.validation import DataError
 
+#: Version of the record formats below; 0 = records written before versions were recorded.
+SCHEMA_VERSION = 1
+#: The tidy table's columns as the README documents them ...
 COLUMNS = ["corpus", "model", "variant", "regime", "protocol", "condition", "level", "seed", "metric", "value"]
+#: ... and the unit facts added to every row, so that no reader parses them out of ``variant``:
+#: the training shift (ms, 0 = none) and whether the unit is the model's default configuration.
+UNIT_COLUMNS = ["train_shift_ms", "is_default"]
+TIDY_COLUMNS = COLUMNS + UNIT_COLUMNS
+
+
+def _canonical(config: Mapping[str, Any]) -> str:
+    return json.dumps(dict(config), sort_keys=True)
+
+
+def shift_suffix(train_shift_ms: float) -> str:
+    """What a training shift appends to a unit's variant (and directory) name: ``+train_shift=500ms``.
+
+    The name keeps shift-trained units apart on disk and in the table's ``variant`` column; readers
+    take the shift from ``train_shift_ms`` instead of parsing the name.
+    """
+    return f"+train_shift={train_shift_ms:g}ms" if train_shift_ms else ""
+
+
+@dataclass(frozen=True, eq=False)
+class UnitKey:
+    """One trained model: the key of a checkpoint and of its records.
+
+    Equality and hashing follow the unit's identity (every field but ``label``), with ``config``
+    compared as canonical JSON, so two protocols asking for the same unit share it.
+
+    Attributes:
+        corpus: The corpus id of the tidy table: ``<store name>-<checksum[:8]>``, plus
+            ``+splits-<hash>`` for named partitions (the store's name and full checksum are in
+            :class:`TrainRecord` ``corpus``).
+        profile: Profile name (``quick``, ``paper``, ``smoke``).
+        model, variant, regime, seed: As in the tidy table; ``variant`` ends with
+            :func:`shift_suffix` for shift-trained units.
+        config: The complete model options the unit was built with (profile's and variant's).
+        train_shift_ms: Random misalignment in training (0: none).
+        semantics: Model and training semantics versions (``runner.unit_semantics``): a unit
+            trained by code of other semantics is retrained, never reused.
+        is_default: The unit is the model's default configuration (``ModelMeta.is_default``),
+            decided once when the unit is planned.
+        label: The name a protocol gives this unit when it differs from ``variant`` (the default
+            model under another name, e.g. ``pos_enc=true``); not part of the identity.
+    """
+
+    corpus: str
+    profile: str
+    model: str
+    variant: str
+    config: Mapping[str, Any]
+    regime: str
+    seed: int
+    train_shift_ms: float = 0.0
+    semantics: str = ""
+    is_default: bool = False
+    label: str = ""
+
+    def __post_init__(self):
+        # a copy, so that the key cannot change under a caller's feet; JSON text is accepted too
+        config = json.loads(self.config) if isinstance(self.config, str) else dict(self.config)
+        object.__setattr__(self, "config", config)
+
+    def _identity(self) -> tuple:
+        return (self.corpus, self.profile, self.model, self.variant, _canonical(self.config), self.regime,
+                self.seed, float(self.train_shift_ms), self.semantics)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnitKey) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    @property
+    def path(self) -> Path:
+        return Path("units", self.corpus, self.profile, self.model, self.variant, self.regime, f"seed-{self.seed:02d}")
+
+    def key(self) -> dict[str, Any]:
+        """The unit as a row of the tidy table names it (under the protocol's variant name)."""
+        return {"corpus": self.corpus, "model": self.model, "variant": self.label or self.variant,
+                "regime": self.regime, "seed": self.seed, "train_shift_ms": float(self.train_shift_ms),
+                "is_default": bool(self.is_default)}
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "label"}
+        return out | {"config": dict(self.config), "train_shift_ms": float(self.train_shift_ms)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "UnitKey":
+        """Reads a key; version 0 keys lack ``is_default`` (read as False: the runner's planning and
+        :func:`upgrade_table` decide it for rows)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _record_fields(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+@dataclass
+class TrainRecord:
+    """``train.json``: what training one unit produced and where it ran."""
+
+    unit: UnitKey
+    profile: dict[str, Any]
+    corpus: dict[str, Any]
+    split: dict[str, Any]
+    normalization: dict[str, Any]
+    history: list[dict[str, Any]]
+    best_epoch: int
+    train_metrics: dict[str, float]
+    provenance: dict[str, Any]
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"unit": self.unit.to_json()}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "TrainRecord":
+        return cls(**(_record_fields(cls, d) | {"unit": UnitKey.from_json(d["unit"]),
+                                               "schema_version": int(d.get("schema_version", 0))}))
+
+
+@dataclass
+class EvalRecord:
+    """``evals/<condition>@<level>.json``: one unit scored under one condition.
+
+    ``status`` is ``ok`` (``metrics``, ``seconds``, per-clip ``predictions``) or ``not_applicable``
+    (``reason``: the condition removes every modality the model reads).
+    """
+
+    condition: str
+    level: float | None
+    unit: dict[str, Any]   # the unit's table key (:meth:`UnitKey.key`, under its own variant name)
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    predictions: dict[str, list] | None = None
+    reason: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.predictions is None:
+            del out["predictions"]
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "EvalRecord":
+        return cls(**(_record_fields(cls, d) | {"schema_version": int(d.get("schema_version", 0))}))
+
+
+@dataclass
+class ManifestEntry:
+    """One score (or training record) a protocol asked for: the unit's table key and the file."""
+
+    unit: dict[str, Any]
+    path: str
+
+
+@dataclass
+class ProtocolManifest:
+    """``protocols/<protocol>@<corpus>.json``: which units and conditions a protocol asked for.
+
+    Results accumulate: :meth:`merge` keeps the entries of earlier invocations, so a rerun with
+    fewer ``--model``, fewer ``--seeds`` or another ``--set`` variant adds its units instead of
+    replacing the list, and ``results.csv`` and the report keep every finished unit.
+    """
+
+    protocol: str
+    definition: dict[str, Any] = field(default_factory=dict)   # the protocol as written (YAML mapping)
+    profile: str = ""
+    seeds: int = 0
+    corpus: dict[str, Any] = field(default_factory=dict)       # name, checksum, synthetic, path
+    provenance: dict[str, Any] = field(default_factory=dict)   # where the protocol was last run
+    entries: list[ManifestEntry] = field(default_factory=list)   # evaluations
+    train: list[ManifestEntry] = field(default_factory=list)     # training records
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["entries"] = [{"unit": e.unit, "eval": e.path} for e in self.entries]
+        out["train"] = [{"unit": e.unit, "train": e.path} for e in self.train]
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ProtocolManifest":
+        """Reads a manifest; a version 0 entry lacks ``train_shift_ms`` and ``is_default``, which
+        are filled from the protocol's definition (:func:`unit_facts`)."""
+        m = cls(**(_record_fields(cls, d) | {"entries": [], "train": [],
+                                            "schema_version": int(d.get("schema_version", 0))}))
+        definition = m.definition or {}
+        m.entries = [ManifestEntry(_with_unit_facts(e["unit"], definition), e["eval"]) for e in d.get("entries", [])]
+        m.train = [ManifestEntry(_with_unit_facts(e["unit"], definition), e["train"]) for e in d.get("train", [])]
+        return m
+
+    def merge(self, old: "ProtocolManifest") -> "ProtocolManifest":
+        """This manifest plus the entries of ``old`` it does not have (older entries first)."""
+        def merged(new: list[ManifestEntry], before: list[ManifestEntry]) -> list[ManifestEntry]:
+            seen = {_entry_id(e) for e in new}
+            return [e for e in before if _entry_id(e) not in seen] + new
+
+        return ProtocolManifest(**{**self.__dict__, "entries": merged(self.entries, old.entries),
+                                   "train": merged(self.train, old.train), "seeds": max(self.seeds, old.seeds)})
+
+
+def _entry_id(e: ManifestEntry) -> str:
+    return json.dumps([e.unit, e.path], sort_keys=True)
+
+
+def unit_facts(variant: str, model: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+    """``train_shift_ms`` and ``is_default`` of a version 0 row, from its protocol's definition.
+
+    Version 0 recorded neither: the shift is the protocol's ``train_shift_ms`` and the variant is
+    the default configuration when it is named ``default`` or when its config is the model's
+    default (``ModelMeta.is_default``; a model not installed here counts as not default).
+    """
+    shift = float(definition.get("train_shift_ms") or 0.0)
+    name = variant.removesuffix(shift_suffix(shift))
+    if name == "default":
+        return {"train_shift_ms": shift, "is_default": True}
+    config = next((dict(v.get("config") or {}) for v in definition.get("variants") or [] if v.get("name") == name),
+                  None)
+    try:
+        from avbench.models import get_model_meta
+
+        default = config is not None and get_model_meta(model).is_default(config)
+    except Exception:  # a plugin model not installed where the run is read
+        default = False
+    return {"train_shift_ms": shift, "is_default": default}
+
+
+def _with_unit_facts(unit: dict[str, Any], definition: Mapping[str, Any]) -> dict[str, Any]:
+    if all(c in unit for c in UNIT_COLUMNS):
+        return dict(unit)
+    return unit_facts(str(unit["variant"]), str(unit["model"]), definition) | dict(unit)
+
+
+def read_manifest(path: Path) -> ProtocolManifest:
+    return ProtocolManifest.from_json(read_json(path))
+
+
+def read_manifests(out: Path) -> list[ProtocolManifest]:
+    """Every protocol manifest of a run directory (or a report's ``data/`` folder)."""
+    return [read_manifest(p) for p in sorted((Path(out) / "protocols").glob("*.json"))]
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -60,22 +311,12 @@ def read_json(path: Path) -> Any:
                         "it.") from None
 
 
-def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Writes a protocol manifest, keeping the entries of earlier invocations.
-
-    Results accumulate: a rerun with fewer ``--model``, fewer ``--seeds`` or another ``--set``
-    variant adds its units to the protocol's manifest instead of replacing the list, so
-    ``results.csv`` and the report keep every finished unit of the run directory.
-    """
+def write_manifest(path: Path, manifest: ProtocolManifest) -> None:
+    """Writes a protocol manifest, keeping the entries of earlier invocations (:meth:`ProtocolManifest.merge`)."""
     path = Path(path)
     if path.exists():
-        old = read_json(path)
-        for key in ("entries", "train"):
-            seen = {json.dumps(e, sort_keys=True) for e in manifest[key]}
-            kept = [e for e in old.get(key, []) if json.dumps(e, sort_keys=True) not in seen]
-            manifest = {**manifest, key: kept + manifest[key]}
-        manifest["seeds"] = max(int(old.get("seeds", 0)), int(manifest["seeds"]))
-    write_json(path, manifest)
+        manifest = manifest.merge(read_manifest(path))
+    write_json(path, manifest.to_json())
 
 
 def _jsonable(o: Any) -> Any:
@@ -90,9 +331,9 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def rows_for(protocol: str, unit: dict[str, Any], condition: str, level: float | None,
-             metrics: dict[str, float]) -> list[dict[str, Any]]:
-    base = {k: unit[k] for k in ("corpus", "model", "variant", "regime", "seed")}
+def rows_for(protocol: str, unit: Mapping[str, Any], condition: str, level: float | None,
+             metrics: Mapping[str, float]) -> list[dict[str, Any]]:
+    base = {k: unit[k] for k in ("corpus", "model", "variant", "regime", "seed", *UNIT_COLUMNS)}
     return [{**base, "protocol": protocol, "condition": condition,
              "level": np.nan if level is None else level, "metric": m, "value": v} for m, v in metrics.items()]
 
@@ -100,30 +341,58 @@ def rows_for(protocol: str, unit: dict[str, Any], condition: str, level: float |
 def collect(out: Path) -> pd.DataFrame:
     """Rebuilds the tidy table from the protocol manifests and evaluation records of a run.
 
-    The robustness summary rows of ``results.csv`` are derived from these; the runner adds them
-    with :func:`avbench.robustness.with_summaries`.
+    Each record is read once, however many protocols it serves, and reported under each of them
+    (one row per protocol and score, in the order the manifests list them).  The robustness
+    summary rows of ``results.csv`` are derived from these; the runner adds them with
+    :func:`avbench.robustness.with_summaries`.
     """
     out = Path(out)
-    rows: list[dict[str, Any]] = []
-    for manifest in sorted((out / "protocols").glob("*.json")):
-        m = read_json(manifest)
-        for entry in m["entries"]:
-            path = out / entry["eval"]
-            if not path.exists():
-                continue
-            ev = read_json(path)
-            rows += rows_for(m["protocol"], entry["unit"], ev["condition"], ev["level"], ev["metrics"])
-        for entry in m.get("train", []):
-            path = out / entry["train"]
-            if path.exists():
-                tr = read_json(path)
-                rows += rows_for(m["protocol"], entry["unit"], "train", None, tr["train_metrics"])
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.drop_duplicates(subset=COLUMNS[:-1], keep="last").reset_index(drop=True)
+    rows: dict[tuple, dict[str, Any]] = {}
+    cache: dict[str, Any] = {}
+
+    def record(rel: str, kind):
+        if rel not in cache:
+            path = out / rel
+            cache[rel] = kind.from_json(read_json(path)) if path.exists() else None
+        return cache[rel]
+
+    def add(protocol: str, unit: Mapping[str, Any], condition: str, level, metrics) -> None:
+        for row in rows_for(protocol, unit, condition, level, metrics):
+            key = tuple(str(row[c]) for c in COLUMNS[:-1])
+            rows.pop(key, None)  # a later entry for the same score (a rerun) replaces the earlier one
+            rows[key] = row
+
+    for m in read_manifests(out):
+        for e in m.entries:
+            ev = record(e.path, EvalRecord)
+            if ev is not None:
+                add(m.protocol, e.unit, ev.condition, ev.level, ev.metrics)
+        for e in m.train:
+            tr = record(e.path, TrainRecord)
+            if tr is not None:
+                add(m.protocol, e.unit, "train", None, tr.train_metrics)
+    return pd.DataFrame(list(rows.values()), columns=TIDY_COLUMNS)
+
+
+def upgrade_table(table: pd.DataFrame, manifests: list[ProtocolManifest]) -> pd.DataFrame:
+    """Adds the unit columns to a version 0 table (``results.csv`` written before they existed),
+    deciding them per (protocol, model, variant) with :func:`unit_facts`."""
+    definitions = {m.protocol: m.definition or {} for m in manifests}
+    facts = {key: unit_facts(key[2], key[1], definitions.get(key[0], {}))
+             for key in table[["protocol", "model", "variant"]].drop_duplicates().itertuples(index=False)}
+    keys = list(table[["protocol", "model", "variant"]].itertuples(index=False))
+    table = table.copy()
+    for c in UNIT_COLUMNS:
+        if c not in table.columns:
+            table[c] = [facts[k][c] for k in keys]
+    return table
 
 
 def load_results(path: Path) -> pd.DataFrame:
     """Reads a tidy table from a run directory or a CSV file, refusing what is not one.
+
+    A table written before the unit columns existed gets them from the manifests beside it
+    (:func:`upgrade_table`).
 
     A value that is not a number would otherwise become a silent blank in every table, so
     ``value`` and ``level`` must be numbers (``level`` may be empty) and ``seed`` an integer;
@@ -147,12 +416,24 @@ def load_results(path: Path) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             kind = "an integer" if integer else ("a number or empty" if blank_ok else "a number")
-            raise DataError(f"{csv}: line {i + 2}, column {column!r} must be {kind}. Got {table[column].iloc[i]!r} "
-                            "instead. Fix or delete the row (avbench rebuilds results.csv from the run's "
-                            "records on the next `avbench run`).")
+            raise _bad_cell(csv, table, i, column, kind)
         table[column] = number.astype(int) if integer else number
     table["variant"] = table["variant"].replace("", "default")
+    if not all(c in table.columns for c in UNIT_COLUMNS):
+        return upgrade_table(table, read_manifests(csv.parent))
+    flags = table["is_default"].str.strip().str.lower().map({"true": True, "false": False})
+    shifts = pd.to_numeric(table["train_shift_ms"].str.strip(), errors="coerce")
+    for column, parsed, kind in (("train_shift_ms", shifts, "a number"), ("is_default", flags, "True or False")):
+        if parsed.isna().any():
+            raise _bad_cell(csv, table, int(np.flatnonzero(parsed.isna().to_numpy())[0]), column, kind)
+    table["train_shift_ms"], table["is_default"] = shifts, flags.astype(bool)
     return table
+
+
+def _bad_cell(csv: Path, table: pd.DataFrame, i: int, column: str, kind: str) -> DataError:
+    return DataError(f"{csv}: line {i + 2}, column {column!r} must be {kind}. Got {table[column].iloc[i]!r} "
+                     "instead. Fix or delete the row (avbench rebuilds results.csv from the run's records on the "
+                     "next `avbench run`).")
 
 
 def summary_table(table: pd.DataFrame, metrics=("micro_f1", "macro_f1")) -> pd.DataFrame:

@@ -5,10 +5,11 @@ From the tidy results table (:data:`avbench.results.COLUMNS`):
 * ``auc_<metric>``: area under the score-vs-level curve of one condition family
   (e.g. ``mask_audio``), by the trapezoid rule over the family's levels in
   increasing order, divided by the level range, so it is the curve's mean
-  height and lies on the metric's own scale (for ``mask`` the levels are the
-  fraction of frames kept, for ``burst`` the fraction removed, for ``shift``
-  milliseconds, for ``noise`` SNR in dB; families with fewer than two levels
-  have no area);
+  height and lies on the metric's own scale (the levels are in the unit their
+  kind declares, ``avbench.conditions.ConditionKind.level_unit``: for ``mask``
+  the fraction of frames kept, for ``burst`` the fraction removed, for
+  ``shift`` milliseconds, for ``noise`` SNR in dB; families with fewer than
+  two levels have no area);
 * ``relative_auc_<metric>``: that area divided by the unit's clean score (its
   ``full`` condition), so 1.0 means "as good as with intact input";
 * ``relative_<metric>`` (one row per condition and level, ``clip`` included):
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avbench.results import COLUMNS, read_json
+from avbench.results import COLUMNS, UNIT_COLUMNS, read_manifests
 
 UNIT = ["corpus", "model", "variant", "regime", "seed"]
 SUMMARY_PREFIXES = ("auc_", "relative_")
@@ -50,26 +51,28 @@ def robustness_summary(table: pd.DataFrame, metric: str = "micro_f1") -> pd.Data
         level for the per-level ``relative_`` rows; ``metric`` is ``auc_<metric>``,
         ``relative_auc_<metric>`` or ``relative_<metric>``.
     """
+    columns = COLUMNS + [c for c in UNIT_COLUMNS if c in table.columns]
+    unit_key = UNIT + [c for c in UNIT_COLUMNS if c in table.columns]  # facts of the unit, carried along
     t = table[(table["metric"] == metric) & (table["condition"] != "train")].copy()
     if t.empty:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=columns)
     t["value"] = t["value"].astype(float)
     t["level"] = t["level"].astype(float)
     full = t[t["condition"] == "full"]
-    clean_same = full.groupby(UNIT + ["protocol"])["value"].mean()
-    clean_any = full.groupby(UNIT)["value"].mean()
+    clean_same = full.groupby(unit_key + ["protocol"])["value"].mean()
+    clean_any = full.groupby(unit_key)["value"].mean()
 
     def clean(key: tuple) -> float:
-        unit, protocol = key[:len(UNIT)], key[len(UNIT)]
+        unit = key[:len(unit_key)]
         if key in clean_same.index:
             return float(clean_same[key])
         return float(clean_any[unit]) if unit in clean_any.index else float("nan")
 
     rows: list[dict] = []
     scored = t[t["condition"] != "full"]
-    for key, g in scored.groupby(UNIT + ["protocol", "condition"], sort=True, dropna=False):
-        base = dict(zip(UNIT + ["protocol", "condition"], key))
-        ref = clean(tuple(key[:len(UNIT) + 1]))
+    for key, g in scored.groupby(unit_key + ["protocol", "condition"], sort=True, dropna=False):
+        base = dict(zip(unit_key + ["protocol", "condition"], key))
+        ref = clean(tuple(key[:len(unit_key) + 1]))
         ok_ref = np.isfinite(ref) and ref != 0
         if ok_ref:
             for level, value in zip(g["level"], g["value"]):
@@ -81,18 +84,13 @@ def robustness_summary(table: pd.DataFrame, metric: str = "micro_f1") -> pd.Data
             rows.append({**base, "level": np.nan, "metric": f"auc_{metric}", "value": auc})
             if ok_ref:
                 rows.append({**base, "level": np.nan, "metric": f"relative_auc_{metric}", "value": auc / ref})
-    out = pd.DataFrame(rows, columns=COLUMNS)
+    out = pd.DataFrame(rows, columns=columns)
     return out.astype({"seed": int, "level": float, "value": float}) if len(out) else out
 
 
 def summarised_protocols(out: Path) -> list[str]:
     """Names of the protocols of a run directory whose definition sets ``summary: true``."""
-    names = []
-    for manifest in sorted((Path(out) / "protocols").glob("*.json")):
-        m = read_json(manifest)
-        if (m.get("definition") or {}).get("summary"):
-            names.append(m["protocol"])
-    return names
+    return [m.protocol for m in read_manifests(out) if (m.definition or {}).get("summary")]
 
 
 def with_summaries(table: pd.DataFrame, out: Path, metrics=("micro_f1", "macro_f1")) -> pd.DataFrame:
@@ -105,4 +103,4 @@ def with_summaries(table: pd.DataFrame, out: Path, metrics=("micro_f1", "macro_f
     sub = base[base["protocol"].isin(names)]
     parts = [base] + [robustness_summary(sub, m) for m in metrics]
     parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True)[COLUMNS]
+    return pd.concat(parts, ignore_index=True)[list(base.columns)]

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,13 +29,14 @@ import avbench
 from avbench.atomic import atomic_path, remove_stale_temporaries
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
-from avbench.conditions import Condition, burst_mask, keep_mask
+from avbench.conditions import Condition, get_kind
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
-from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
-from avbench.results import collect, read_json, write_json, write_manifest, write_npz, write_table
+from avbench.protocol import DEFAULT_VARIANT, Protocol, get_protocol, members, with_options
+from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, collect, read_json,
+                             shift_suffix, write_json, write_manifest, write_npz, write_table)
 from avbench.robustness import with_summaries
 from avbench.training import fit, f1_scores, predict, resolve_device
 from avbench.validation import ValidationError, check_int, check_path_component
@@ -51,33 +52,6 @@ def unit_semantics(model: str) -> str:
     return f"model={get_model_meta(model).semantics_version},training={TRAINING_SEMANTICS}"
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One trained model: the key of a checkpoint and of its record."""
-
-    corpus: str
-    profile: str
-    model: str
-    variant: str
-    config: str  # JSON of the model config, sorted (hashable)
-    regime: str
-    seed: int
-    train_shift_ms: float = 0.0  # random misalignment in training (protocol key train_shift_ms)
-    semantics: str = ""  # unit_semantics(model): results of older code are retrained, never reused
-    # the name a protocol gives this unit when it differs from ``variant`` (a variant that is the
-    # default model under another name, e.g. ``pos_enc=true``); not part of the unit's identity
-    label: str = field(default="", compare=False)
-
-    @property
-    def path(self) -> Path:
-        return Path("units", self.corpus, self.profile, self.model, self.variant, self.regime, f"seed-{self.seed:02d}")
-
-    def key(self) -> dict[str, Any]:
-        """The unit as the results table names it (under the protocol's variant name)."""
-        return {"corpus": self.corpus, "model": self.model, "variant": self.label or self.variant,
-                "regime": self.regime, "seed": self.seed}
-
-
 @dataclass
 class RunSummary:
     """What :func:`run` did, for the CLI to print."""
@@ -89,6 +63,9 @@ class RunSummary:
     train_seconds: float = 0.0  # recorded training time of every unit of the run
     eval_seconds: float = 0.0   # recorded evaluation time of every condition of the run
     not_applicable: list[str] = field(default_factory=list)
+    # a dry run's plan: one line per unit it would train (or resume) and per finished unit it would reuse
+    to_train: list[str] = field(default_factory=list)
+    to_reuse: list[str] = field(default_factory=list)
 
 
 def cpu_model() -> str:
@@ -120,57 +97,41 @@ def provenance(device: torch.device | None = None) -> dict[str, Any]:
                         "device": str(device) if device is not None else None}}
 
 
-def _variants(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:
-    if not options:
-        return protocol.variants
-    tag = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(options.items()))
-    return tuple(Variant(tag if v.name == "default" else f"{v.name}+{tag}", {**v.config, **options})
-                 for v in protocol.variants)
-
-
-def _effective(meta, config: dict[str, Any]) -> str | None:
-    """The complete model config (builder defaults filled in) as canonical JSON, None if not JSON-able."""
-    try:
-        return json.dumps(json.loads(json.dumps({**meta.options(), **config})), sort_keys=True)
-    except (TypeError, ValueError):
-        return None
-
-
 def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: Profile, seeds: int,
-         options: dict[str, Any] | None = None) -> list[tuple[Unit, tuple[Condition, ...]]]:
+         options: dict[str, Any] | None = None) -> list[tuple[UnitKey, tuple[Condition, ...]]]:
     """The units a protocol needs and the conditions each is scored under.
 
-    A variant whose complete config equals the default model's (e.g. ``pos_enc=true``) is
+    A variant that leaves the model as it is (``ModelMeta.is_default``, e.g. ``pos_enc=true``) is
     planned as the default unit (trained once, shared) labelled with the variant's name.
     """
-    work: list[tuple[Unit, tuple[Condition, ...]]] = []
+    work: list[tuple[UnitKey, tuple[Condition, ...]]] = []
     model_set = list(models or protocol.models)
-    base = _variants(Protocol("_", variants=(DEFAULT_VARIANT,)), options)[0]
+    base = with_options(Protocol("_", variants=(DEFAULT_VARIANT,)), options)[0]
     shift = protocol.train_shift_ms
-    suffix = f"+train_shift={shift:g}ms" if shift else ""
+    suffix = shift_suffix(shift)
     for name in model_set:
         meta = get_model_meta(name)
-        default = _effective(meta, {**profile.model_config(meta), **base.config})
-        for variant in _variants(protocol, options):
+        for variant in with_options(protocol, options):
             config = {**profile.model_config(meta), **variant.config}
             check_config(name, config)
             vname, label = check_path_component(variant.name, "set", "avbench run") + suffix, ""
-            if variant.name != base.name and default is not None and _effective(meta, config) == default:
+            if variant.name != base.name and meta.is_default(variant.config, profile.model_config(meta) | base.config):
                 config = {**profile.model_config(meta), **base.config}
                 vname, label = base.name + suffix, variant.name + suffix
+            default = meta.is_default(config, profile.model_config(meta))
             for regime in protocol.regimes:
                 for seed in range(seeds):
-                    work.append((Unit(corpus, profile.name, name, vname, json.dumps(config, sort_keys=True),
-                                      regime, seed, shift, unit_semantics(name), label), protocol.conditions))
+                    work.append((UnitKey(corpus, profile.name, name, vname, config, regime, seed, shift,
+                                         unit_semantics(name), default, label), protocol.conditions))
     for name in protocol.needs:
         if name in model_set:
             continue
         meta = get_model_meta(name)
-        config = json.dumps(profile.model_config(meta), sort_keys=True)
+        config = profile.model_config(meta)
         for regime in protocol.needs_regimes or protocol.regimes:
             for seed in range(seeds):
-                work.append((Unit(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed,
-                                  semantics=unit_semantics(name)),
+                work.append((UnitKey(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed,
+                                     semantics=unit_semantics(name), is_default=True),
                              protocol.needs_conditions or protocol.conditions))
     return work
 
@@ -179,7 +140,7 @@ def check_buildable(units, store) -> None:
     """Builds every distinct (model, config) once on the ``meta`` device (no memory, no time), so
     that options a model cannot take (``--set loss_weights=[0.5, 0.5]`` for a three-head model,
     a plugin's own checks) fail before any training, with a message naming model and options."""
-    for name, config in sorted({(u.model, u.config) for u in units}):
+    for name, config in sorted({(u.model, json.dumps(dict(u.config), sort_keys=True)) for u in units}):
         try:
             with torch.device("meta"):
                 create_model(name, num_classes=len(store.label_names), audio_dim=store.audio_dim,
@@ -192,6 +153,27 @@ def check_buildable(units, store) -> None:
                                   f"`avbench models show {name}`.") from None
 
 
+def dry_plan(summary: RunSummary, units: dict[UnitKey, list[Condition]], out: Path) -> RunSummary:
+    """Fills a dry run's summary: each unit to train (or resume mid-training) or to reuse (finished,
+    of the same semantics), with the conditions still to score, and what is not applicable."""
+    for unit, conditions in units.items():
+        d = out / unit.path
+        todo = sum(not (d / "evals" / f"{c.key}.json").exists() for c in conditions)
+        line = f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: {todo} of {len(conditions)} condition(s) to score"
+        done = (d / "train.json").exists() and (d / "model.pt").exists()
+        if done and read_json(d / "train.json")["unit"].get("semantics") == unit.semantics:
+            summary.to_reuse.append(line)
+        else:
+            resumed = (d / "train_state.pt").exists() and not done
+            summary.to_train.append(line + (" (resumes from its last finished epoch)" if resumed else ""))
+        modalities = set(get_model_meta(unit.model).modalities)
+        summary.not_applicable += [f"{unit.model} / {c.name}: {unit.model} reads only {', '.join(sorted(modalities))}, "
+                                   f"which {c.name} removes" for c in dict.fromkeys(conditions)
+                                   if unit.seed == 0 and modalities <= c.removes()]
+    summary.not_applicable = list(dict.fromkeys(summary.not_applicable))
+    return summary
+
+
 def echo_resume(out: Path, units, echo: Callable[[str], None]) -> None:
     """Says when a run picks up earlier work in ``out``: how many of its units are finished and
     how many resume mid-training."""
@@ -200,21 +182,6 @@ def echo_resume(out: Path, units, echo: Callable[[str], None]) -> None:
     if done or partial:
         echo(f"Resuming in {out}: {done} of {len(units)} units already trained"
              + (f", {partial} resumed from their last finished epoch" if partial else "") + ".")
-
-
-def expand_includes(protocol: Protocol) -> list[Protocol]:
-    """The protocol and, depth first, every protocol it includes (each once)."""
-    seen: dict[str, Protocol] = {}
-
-    def visit(p: Protocol) -> None:
-        if p.name in seen:
-            return
-        seen[p.name] = p
-        for name in p.include:
-            visit(get_protocol(name))
-
-    visit(protocol)
-    return [p for p in seen.values() if p.conditions and (p.regimes or p.needs)]
 
 
 class Runner:
@@ -228,12 +195,12 @@ class Runner:
         self.prov = provenance(device)
         self._norms: dict[int, Normalizer] = {}  # per trial seed
 
-    def _build(self, unit: Unit):
+    def _build(self, unit: UnitKey):
         torch.manual_seed(unit.seed)
         return create_model(unit.model, num_classes=len(self.store.label_names), audio_dim=self.store.audio_dim,
-                            visual_dim=self.store.visual_dim, **json.loads(unit.config))
+                            visual_dim=self.store.visual_dim, **unit.config)
 
-    def _discard_stale(self, unit: Unit, d: Path) -> None:
+    def _discard_stale(self, unit: UnitKey, d: Path) -> None:
         """Removes a unit directory written by code of other semantics, saying why.
 
         A directory is stale when its recorded identity (``train.json``, or ``identity.json`` for a
@@ -251,7 +218,7 @@ class Runner:
                   f"now {unit.semantics}), so its results would not be those of this model.")
         shutil.rmtree(d)
 
-    def normalizer(self, unit: Unit) -> Normalizer | None:
+    def normalizer(self, unit: UnitKey) -> Normalizer | None:
         """The unit's z-normalisation: training-partition statistics of its trial, fixed once per unit.
 
         Read from the unit directory when present (a resumed or reused unit keeps the statistics it
@@ -269,23 +236,22 @@ class Runner:
         self._norms[unit.seed].save(path)
         return self._norms[unit.seed]
 
-    def train(self, unit: Unit):
+    def train(self, unit: UnitKey):
         """The dev-selected model of ``unit``, its record, and whether it was trained now (False when
         a finished record existed)."""
         d = self.out / unit.path
         self._discard_stale(unit, d)
         model = self._build(unit)
         if (d / "train.json").exists() and (d / "model.pt").exists():
-            record = read_json(d / "train.json")
-            if record["unit"]["config"] != json.loads(unit.config):
-                raise ValidationError(f"{d}: this unit was trained with model config {record['unit']['config']}, "
-                                      f"but this run asks for {json.loads(unit.config)} (avbench or the profile "
+            record = TrainRecord.from_json(read_json(d / "train.json"))
+            if dict(record.unit.config) != dict(unit.config):
+                raise ValidationError(f"{d}: this unit was trained with model config {dict(record.unit.config)}, "
+                                      f"but this run asks for {dict(unit.config)} (avbench or the profile "
                                       f"changed). Use another --out, or delete the directory to retrain it.")
             model.load_state_dict(load_checkpoint(d / "model.pt"))
             return model.to(self.device), record, False
         d.mkdir(parents=True, exist_ok=True)
-        identity = {k: v for k, v in asdict(unit).items() if k != "label"} | {"config": json.loads(unit.config)}
-        write_json(d / "identity.json", {"unit": identity})
+        write_json(d / "identity.json", {"unit": unit.to_json()})
         norm = self.normalizer(unit)
         split = self.splits[unit.seed]
         parts = split.indices(self.store.speakers)
@@ -296,25 +262,26 @@ class Runner:
         model.load_state_dict(result.state_dict)
         with atomic_path(d / "model.pt") as tmp:
             torch.save(model.state_dict(), tmp)
-        record = {"unit": identity, "profile": self.profile.to_dict(),
-                  "corpus": {"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
-                             "synthetic": bool(self.store.synthetic)},
-                  "split": {"index": split.index, "seed": split.seed, "train": list(split.train),
-                            "dev": list(split.dev), "test": list(split.test)},
-                  "normalization": (norm.summary() | {"file": "normalization.npz"} if norm is not None
-                                    else {"source": "store.json says the features are already normalized"}),
-                  "history": result.history, "best_epoch": result.best_epoch,
-                  "train_metrics": {"seconds_per_epoch": result.seconds_per_epoch,
-                                    "train_seconds": float(sum(h["train_seconds"] for h in result.history)),
-                                    "epochs": len(result.history), "best_epoch": result.best_epoch,
-                                    "params": count_parameters(model)},
-                  "provenance": self.prov}
-        write_json(d / "train.json", record)
+        record = TrainRecord(
+            unit=replace(unit, label=""), profile=self.profile.to_dict(),
+            corpus={"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
+                    "synthetic": bool(self.store.synthetic)},
+            split={"index": split.index, "seed": split.seed, "train": list(split.train), "dev": list(split.dev),
+                   "test": list(split.test)},
+            normalization=(norm.summary() | {"file": "normalization.npz"} if norm is not None
+                           else {"source": "store.json says the features are already normalized"}),
+            history=result.history, best_epoch=result.best_epoch,
+            train_metrics={"seconds_per_epoch": result.seconds_per_epoch,
+                           "train_seconds": float(sum(h["train_seconds"] for h in result.history)),
+                           "epochs": len(result.history), "best_epoch": result.best_epoch,
+                           "params": count_parameters(model)},
+            provenance=self.prov)
+        write_json(d / "train.json", record.to_json())
         (d / "train_state.pt").unlink(missing_ok=True)
         (d / "identity.json").unlink(missing_ok=True)
         return model, record, True
 
-    def evaluate(self, unit: Unit, model, conditions: tuple[Condition, ...]) -> list[Path]:
+    def evaluate(self, unit: UnitKey, model, conditions: tuple[Condition, ...]) -> list[Path]:
         """Scores ``model`` on the test partition under each condition not scored yet."""
         d = self.out / unit.path
         rows = self.splits[unit.seed].indices(self.store.speakers)["test"]
@@ -326,33 +293,31 @@ class Runner:
             paths.append(path)
             if path.exists():
                 continue
-            record: dict[str, Any] = {"condition": c.name, "level": c.level, "unit": replace(unit, label="").key()}
-            if modalities <= c.removes():
-                record |= {"status": "not_applicable", "metrics": {},
-                           "reason": f"{unit.model} reads only {', '.join(sorted(modalities))}, which {c.name} removes"}
-            else:
+            record = EvalRecord(c.name, c.level, replace(unit, label="").key(), "not_applicable",
+                                reason=f"{unit.model} reads only {', '.join(sorted(modalities))}, which {c.name} removes")
+            if not modalities <= c.removes():
                 self._save_masks(unit.seed, c, rows)
                 start = time.perf_counter()
                 pred, label = predict(model, self.store, rows, profile=self.profile, device=self.device,
                                       condition=c, trial_seed=unit.seed, norm=norm)
-                record |= {"status": "ok", "metrics": f1_scores(label, pred),
-                           "seconds": time.perf_counter() - start,
-                           "predictions": {"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
-                                           "label": label.tolist(), "pred": pred.tolist()}}
-            write_json(path, record)
+                record = replace(record, status="ok", reason="", metrics=f1_scores(label, pred),
+                                 seconds=time.perf_counter() - start,
+                                 predictions={"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
+                                              "label": label.tolist(), "pred": pred.tolist()})
+            write_json(path, record.to_json())
             crash_point("evaluation")
         return paths
 
     def _save_masks(self, seed: int, c: Condition, rows: np.ndarray) -> None:
-        """Stores the keep-masks of a random masking condition once per trial (shared by all models)."""
-        if c.kind not in ("mask", "burst"):
+        """Stores the keep-masks of a condition whose kind draws them, once per trial (shared by all models)."""
+        draw = get_kind(c.kind).keep_mask
+        if draw is None:
             return
         path = self.out / "masks" / self.store_id / f"seed-{seed:02d}" / f"{c.key}.npz"
         if path.exists():
             return
         ids = self.store.manifest["clip_id"].to_numpy()[rows]
         n = self.store.manifest[f"{c.modality}_frames"].to_numpy()[rows]
-        draw = keep_mask if c.kind == "mask" else burst_mask
         masks = [draw(int(k), c.level, c.rng(seed, str(i))) for i, k in zip(ids, n)]
         write_npz(path, clip_id=ids.astype(str), offsets=np.concatenate([[0], np.cumsum(n)]),
                   keep=np.concatenate(masks))
@@ -362,19 +327,20 @@ class Runner:
         base = f"{self.store.name}-{self.store.checksum[:8]}"
         return f"{base}+splits-{self.splits_id}" if self.splits_id else base
 
-    def run_unit(self, unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
+    def run_unit(self, unit: UnitKeyKey, conditions: tuple[Condition, ...]) -> tuple[TrainRecord, list[EvalRecord], bool]:
         """Trains (or reuses) ``unit``, scores it under ``conditions`` and writes its record.
 
         Returns the training record, the evaluation records and whether the unit was trained now.
         """
         model, record, trained = self.train(unit)
-        evals = [read_json(p) for p in self.evaluate(unit, model, conditions)]
-        write_json(self.out / unit.path / "record.json", record | {"evaluations": evals})
+        evals = [EvalRecord.from_json(read_json(p)) for p in self.evaluate(unit, model, conditions)]
+        write_json(self.out / unit.path / "record.json",
+                   record.to_json() | {"evaluations": [e.to_json() for e in evals]})
         return record, evals, trained
 
 
 def _unit_job(corpus: Path, splits: list, splits_id: str, profile: Profile, out: Path, device: torch.device,
-              threads: int, unit: Unit, conditions: tuple[Condition, ...]) -> tuple[dict[str, Any], list[dict], bool]:
+              threads: int, unit: UnitKeyKey, conditions: tuple[Condition, ...]) -> tuple[TrainRecord, list[EvalRecord], bool]:
     """One unit in a joblib worker process: its own store handle, torch threads and runner."""
     from avbench.data import FeatureStore
 
@@ -388,8 +354,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
         echo: Callable[[str], None] = print, jobs: int = 1, splits: str | None = None,
-        threads: int | None = None) -> RunSummary:
-    """Runs a protocol (and the protocols it includes) and returns the tidy results.
+        threads: int | None = None, dry_run: bool = False) -> RunSummary:
+    """Runs a protocol (and the protocols of its group) and returns the tidy results.
 
     Args:
         protocol: Registered protocol name, YAML path, or :class:`Protocol`.
@@ -411,6 +377,26 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
             Predictions are bitwise reproducible for the same seed and threads, whatever
             ``jobs``; each record's provenance says how many a unit used.  With ``jobs=1`` the
             calling process keeps this setting.
+        dry_run: Plan only: the summary lists the units that would be trained (or resumed), those
+            that would be reused, and the conditions not applicable; nothing is trained or written.
+
+    Example:
+        Two trials of AuxFormer, ``smoke`` profile, on a tiny synthetic corpus (seconds on a CPU);
+        the same call again trains nothing:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from avbench.data.synthetic import generate_synthetic
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> store = generate_synthetic(Path(tmp.name) / "store", n_speakers=9, clips_per_speaker=4, visual_dim=8)
+        >>> summary = run("optimized", ["auxformer"], corpus=store.path, profile="smoke", seeds=2,
+        ...               out=Path(tmp.name) / "run", progress=False, echo=lambda line: None)
+        >>> summary.trained, sorted(summary.table["condition"].unique())
+        (2, ['full', 'train'])
+        >>> run("optimized", ["auxformer"], corpus=store.path, profile="smoke", seeds=2,
+        ...     out=Path(tmp.name) / "run", progress=False, echo=lambda line: None).reused
+        2
+        >>> tmp.cleanup()
     """
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
     from avbench.data.integrity import ensure_verified
@@ -431,7 +417,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     if jobs > 1 and dev.type == "cuda":
         raise ValidationError(f"The 'jobs' parameter of avbench run must be 1 on a CUDA device. Got {jobs} instead.")
     store = open_corpus(corpus)
-    ensure_verified(store)  # never train on bytes other than those store.json describes
+    if not dry_run:
+        ensure_verified(store)  # never train on bytes other than those store.json describes
     splits_id = ""
     if splits is None:
         trial_splits = load_splits(store, n_seeds)
@@ -445,21 +432,25 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
                                   f"number of trials in the partitions {splits!r}. Got {seeds!r} instead.")
         trial_splits = trial_splits[:n_seeds]
     out = Path(out)
-    remove_stale_temporaries(out)  # left by a killed run
+    if not dry_run:
+        remove_stale_temporaries(out)  # left by a killed run
     runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
     summary = RunSummary(table=pd.DataFrame(), out=out)
-    protocols = expand_includes(proto)
+    protocols = members(proto)
     work = [(p, u, cs) for p in protocols
             for u, cs in plan(p, models if p is proto or not p.models else None,
                               corpus=runner.store_id, profile=prof, seeds=n_seeds, options=options)]
     # one unit may serve several protocols: train once, score the union of their conditions
-    by_unit: dict[Unit, list[Condition]] = {}
+    by_unit: dict[UnitKey, list[Condition]] = {}
     for _, u, cs in work:
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
     check_buildable(by_unit, store)
+    if dry_run:
+        return dry_plan(summary, by_unit, out)
     echo_resume(out, by_unit, echo)
-    sweep = tqdm(total=len(by_unit), disable=not progress, desc=f"{proto.name} sweep", unit="unit")
+    # disable=None: no bar when stderr is not a terminal (a log file would get thousands of lines)
+    sweep = tqdm(total=len(by_unit), disable=None if progress else True, desc=f"{proto.name} sweep", unit="unit")
     if jobs == 1:
         outcomes = ((runner.run_unit(u, tuple(cs)), u) for u, cs in by_unit.items())
     else:
@@ -471,23 +462,23 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for i, ((record, evals, trained), unit) in enumerate(outcomes, 1):
         summary.trained += trained
         summary.reused += not trained
-        summary.train_seconds += record["train_metrics"]["train_seconds"]
-        summary.eval_seconds += sum(e.get("seconds", 0.0) for e in evals)
-        summary.not_applicable += [f"{unit.model} / {e['condition']}: {e['reason']}" for e in evals
-                                   if e["status"] == "not_applicable" and e["unit"]["seed"] == 0]
+        summary.train_seconds += record.train_metrics["train_seconds"]
+        summary.eval_seconds += sum(e.seconds for e in evals)
+        summary.not_applicable += [f"{unit.model} / {e.condition}: {e.reason}" for e in evals
+                                   if e.status == "not_applicable" and e.unit["seed"] == 0]
         sweep.update()
         echo(f"[{i}/{len(by_unit)}] {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: "
              f"{'trained' if trained else 'reused'}, {len(by_unit[unit])} condition(s) scored")
     sweep.close()
     for p in protocols:
-        entries = [{"unit": u.key(), "eval": str(u.path / "evals" / f"{c.key}.json")}
+        entries = [ManifestEntry(u.key(), str(u.path / "evals" / f"{c.key}.json"))
                    for q, u, cs in work if q is p for c in cs]
-        train = [{"unit": u.key(), "train": str(u.path / "train.json")} for q, u, _ in work if q is p]
+        train = [ManifestEntry(u.key(), str(u.path / "train.json")) for q, u, _ in work if q is p]
         write_manifest(out / "protocols" / f"{p.name}@{runner.store_id}.json",  # one per corpus
-                   {"protocol": p.name, "definition": p.source, "profile": prof.name, "seeds": n_seeds,
-                    "corpus": {"name": store.name, "checksum": store.checksum, "synthetic": bool(store.synthetic),
-                               "path": str(store.path)},
-                    "provenance": runner.prov, "entries": entries, "train": train})
+                       ProtocolManifest(p.name, p.source, prof.name, n_seeds,
+                                        {"name": store.name, "checksum": store.checksum,
+                                         "synthetic": bool(store.synthetic), "path": str(store.path)},
+                                        runner.prov, entries, train))
     table = with_summaries(collect(out), out)
     write_table(out / "results.csv", table)
     summary.table = table[table["protocol"].isin([p.name for p in protocols])].reset_index(drop=True)

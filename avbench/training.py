@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 
 from avbench.atomic import atomic_path
 from avbench.checkpoint import load_checkpoint
+from avbench.conditions import shift_frames, shift_stream
+from avbench.devices import DEVICES
 from avbench.faults import crash_point
 from avbench.batching import Batch, batches
 from avbench.normalization import Normalizer
@@ -36,7 +38,7 @@ OPTIMIZED_GROUPS = (0.2, 0.2)  # fractions of a batch with audio zeroed, visual 
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error, not a silent fallback."""
-    check_choice(device, "device", "avbench", ("auto", "cpu", "cuda"))
+    check_choice(device, "device", "avbench", DEVICES)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -72,7 +74,8 @@ def random_shift(batch: Batch, max_ms: float, rates: tuple[float, float], rng: n
     """Training-time misalignment: each clip gets one modality (audio or visual, drawn at random)
     shifted by a uniform draw in [-max_ms, +max_ms] ms, at the frame rate the model sees
     (``rates``: frames/s after pooling), within the clip's real length and zero-filled, as the
-    ``shift`` test condition does (positive: the modality lags)."""
+    ``shift`` test condition does (the same :func:`avbench.conditions.shift_stream`; positive: the
+    modality lags)."""
     n = len(batch.rows)
     which = rng.integers(0, 2, size=n)  # 0: audio, 1: visual
     ms = rng.uniform(-max_ms, max_ms, size=n)
@@ -80,15 +83,9 @@ def random_shift(batch: Batch, max_ms: float, rates: tuple[float, float], rng: n
     for i in range(n):
         x, length, rate = ((audio, batch.audio_lengths, rates[0]) if which[i] == 0
                            else (visual, batch.visual_lengths, rates[1]))
-        L, k = int(length[i]), int(round(ms[i] * rate / 1000.0))
-        if k == 0:
-            continue
-        seg = x[i, :L].clone()
-        x[i, :L] = 0
-        if 0 < k < L:
-            x[i, k:L] = seg[:L - k]
-        elif -L < k < 0:
-            x[i, :L + k] = seg[-k:]
+        L, k = int(length[i]), shift_frames(ms[i], rate)
+        if k:
+            x[i, :L] = shift_stream(x[i, :L], k)
     return Batch(audio, visual, batch.audio_lengths, batch.visual_lengths, batch.labels, batch.rows)
 
 
@@ -212,7 +209,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         start, total, n = time.perf_counter(), 0.0, 0
         it = batches(store, train_rows, profile.batch_size, generator=rng, pool=profile.frame_pool, device=device,
                      norm=norm)
-        bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False, disable=not progress,
+        bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False,
+                   disable=None if progress else True,  # None: no bar when stderr is not a terminal
                    desc=f"{desc} epoch {st['epoch'] + 1}/{profile.epochs}")
         for i, batch in enumerate(bar, 1):
             batch = apply_regime(regime, batch, rng)

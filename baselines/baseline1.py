@@ -17,7 +17,7 @@ from functools import partial
 
 from avbench.models.auxformer import CITATION as AUXFORMER_CITATION
 from avbench.models.auxformer import AuxFormer
-from avbench.models.base import register_model
+from avbench.models.base import Presentation, register_model
 
 QUICK = {"d_model": 32, "heads": 4, "layers": 1}
 
@@ -25,4 +25,6 @@ QUICK = {"d_model": 32, "heads": 4, "layers": 1}
 register_model("baseline1", citation=AUXFORMER_CITATION + " Baseline 1 (Sec. 4.5.1).", quick=QUICK,
                paper_params=4_776_994, params_tolerance=0.0, semantics_version=2,
                description="Baseline 1: AuxFormer's F_av without auxiliary networks or shared loss",
+               presentation=Presentation("Baseline 1", "B1", key="Baseline 1 = AuxFormer without the auxiliary networks",
+                                         color="#E69F00", marker="s", order=1),  # Okabe-Ito orange
                )(partial(AuxFormer, auxiliary=False))

@@ -45,7 +45,7 @@ from functools import partial
 
 import torch
 
-from avbench.models.base import AVModel, register_model
+from avbench.models.base import AVModel, Presentation, register_model
 from avbench.models.blocks import AttentionStack, Projection, ResidualMLP, pool_token
 from avbench.validation import ValidationError, check_choice, check_float, check_int
 
@@ -53,6 +53,7 @@ CITATION = ("Y.-H. H. Tsai, S. Bai, P. P. Liang, J. Z. Kolter, L.-P. Morency and
             "\"Multimodal Transformer for Unaligned Multimodal Language Sequences,\" ACL 2019 "
             "(text branch removed, as baseline 2 of Goncalves & Busso, IEEE TAC 2022).")
 QUICK = {"layers": 1}
+UPSCALED_KEY = "Upscaled B2/B3 = baselines 2/3 widened to about 7M parameters"
 XL_QUICK = {"d_model": 32, "heads": 4, "layers": 1, "head_hidden": (64,)}
 
 
@@ -119,8 +120,13 @@ class MulT(AVModel):
 
 
 register_model("mult", citation=CITATION, quick=QUICK, paper_params=358_384, params_tolerance=0.0, semantics_version=2,
-               description="Baseline 2: MulT with the text branch removed (2 crossmodal transformers)")(MulT)
+               description="Baseline 2: MulT with the text branch removed (2 crossmodal transformers)",
+               presentation=Presentation("Baseline 2 (MulT)", "B2 (MulT)", "Baseline 2",
+                                         "Baseline 2 = MulT (Tsai et al., 2019) without its text branch",
+                                         color="#009E73", marker="^", order=2))(MulT)  # Okabe-Ito bluish green
 register_model("mult-xl", citation=CITATION + " Upscaled as in Sec. 5.4.", quick=XL_QUICK,
                paper_params=7_070_406, params_tolerance=0.02, semantics_version=2,
                description="Baseline 2 upscaled to ~7M parameters (Sec. 5.4, Fig. 8): d=150, wider MLP",
+               presentation=Presentation("Upscaled Baseline 2", "B2-XL", "Upscaled B2", UPSCALED_KEY, role="upscaled",
+                                         upscaled_from="mult", color="#56B4E9", marker="X", order=6),  # sky blue
                )(partial(MulT, d_model=150, heads=10, head_hidden=(1024, 512)))

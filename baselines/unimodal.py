@@ -46,11 +46,12 @@ import torch
 from torch import nn
 
 from avbench.models.auxformer import CITATION as AUXFORMER_CITATION
-from avbench.models.base import AVModel, register_model
+from avbench.models.base import AVModel, Presentation, register_model
 from avbench.models.blocks import AttentionStack, Projection, ResidualMLP, pool_token
 from avbench.validation import check_choice, check_float, check_int, check_loss_weights
 
 TOKENS = ("last", "mean")
+BASELINE4_KEY = "Baseline 4 = unimodal model of the modality left (A: acoustic, V: visual)"
 QUICK = {"d_model": 32, "heads": 4, "layers": 1, "aux_repeats": 1}
 
 
@@ -137,7 +138,11 @@ class UnimodalVisual(UnimodalAuxNet):
 register_model("unimodal-audio", modalities=("audio",), citation=_citation("audio"), quick=QUICK,
                paper_params=4_364_354, params_tolerance=0.05, semantics_version=2,
                description="Baseline 4, audio only: auxiliary network + scaled self-attention, outputs averaged",
+               presentation=Presentation("Baseline 4 (acoustic)", "B4 (A)", "Baseline 4 (A)", BASELINE4_KEY,
+                                         color="#009E73", marker="v", order=4),  # Okabe-Ito bluish green
                )(UnimodalAudio)
 register_model("unimodal-visual", modalities=("visual",), citation=_citation("visual"), quick=QUICK, semantics_version=2,
                description="Baseline 4, visual only: auxiliary network + scaled self-attention, outputs averaged",
+               presentation=Presentation("Baseline 4 (visual)", "B4 (V)", "Baseline 4 (V)", BASELINE4_KEY,
+                                         color="#E69F00", marker="P", order=5),  # Okabe-Ito orange
                )(UnimodalVisual)

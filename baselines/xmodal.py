@@ -52,11 +52,11 @@ from functools import partial
 import torch
 from torch import nn
 
-from avbench.models.base import AVModel, register_model
+from avbench.models.base import AVModel, Presentation, register_model
 from avbench.models.blocks import MLP, AttentionLayer, AttentionStack, Projection, attention_bias, pool_token
 from avbench.validation import check_choice, check_float, check_int
 
-from baselines.mult import check_hidden
+from baselines.mult import UPSCALED_KEY, check_hidden
 
 CITATION = ("S. Parthasarathy and S. Sundaram, \"Training Strategies to Handle Missing Modalities for "
             "Audio-Visual Expression Recognition,\" ICMI 2020 Companion; G. Paraskevopoulos, "
@@ -148,8 +148,13 @@ class CrossModalTransformer(AVModel):
 
 register_model("xmodal", citation=CITATION, quick=QUICK, paper_params=2_211_628, params_tolerance=0.05,
                semantics_version=2,
-               description="Baseline 3: cross-modal transformer (Parthasarathy & Sundaram 2020)")(CrossModalTransformer)
+               description="Baseline 3: cross-modal transformer (Parthasarathy & Sundaram 2020)",
+               presentation=Presentation("Baseline 3 (Cross-modal)", "B3 (X-modal)", "Baseline 3",
+                                         "Baseline 3 = cross-modal transformer (Parthasarathy & Sundaram, 2020)",
+                                         color="#CC79A7", marker="D", order=3))(CrossModalTransformer)  # reddish purple
 register_model("xmodal-xl", citation=CITATION + " Upscaled as in Sec. 5.4.", quick=XL_QUICK,
                paper_params=7_125_278, params_tolerance=0.02, semantics_version=2,
                description="Baseline 3 upscaled to ~7M parameters (Sec. 5.4, Fig. 8): d=224, 2 hidden FC layers",
+               presentation=Presentation("Upscaled Baseline 3", "B3-XL", "Upscaled B3", UPSCALED_KEY, role="upscaled",
+                                         upscaled_from="xmodal", color="#F0E442", marker="*", order=7),  # yellow
                )(partial(CrossModalTransformer, d_model=224, heads=8, head_hidden=(1024, 1024)))

@@ -1,15 +1,7 @@
-"""Shared fixtures: an isolated data home and tiny corpora, so the suite runs in minutes on 2 cores."""
+"""Shared fixtures: tiny corpora, so the suite runs in minutes on 2 cores (the isolated data home is in
+the repository's conftest.py, shared with the doctests)."""
 
 import pytest
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_home(tmp_path_factory):
-    """Keeps tests from reading or writing the user's ~/.cache/avbench."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AVBENCH_HOME", str(tmp_path_factory.mktemp("avbench-home")))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="session")

@@ -188,7 +188,7 @@ def test_binary_file_as_results_table(tmp_path):
 def test_non_numeric_value_in_results(run_dir, tmp_path):
     lines = (run_dir / "results.csv").read_text().splitlines()
     cells = lines[3].split(",")
-    cells[-1] = "oops"
+    cells[lines[0].split(",").index("value")] = "oops"
     lines[3] = ",".join(cells)
     p = tmp_path / "results.csv"
     p.write_text("\n".join(lines) + "\n")

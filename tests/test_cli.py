@@ -73,11 +73,50 @@ def test_data_commands_import_synthesise_and_describe(tmp_path):
     assert r.exit_code == 0 and "6 clips" in r.output and "anger, neutral" in r.output
     r = invoke("data", "info", str(tmp_path / "store"), "--verify")
     assert r.exit_code == 0 and "speakers 3" in r.output and "audio 5-d" in r.output and "SYNTHETIC" not in r.output
+    assert r.output.startswith("verified:")  # a successful check says so
     (feats / "c0.visual.npy").write_bytes(b"not an npy file")
     r = invoke("data", "import", str(tmp_path / "clips.csv"), str(feats), "--out", str(tmp_path / "store2"))
     assert r.exit_code == 1 and "c0.visual.npy" in r.output and "Usage:" not in r.output
     r = invoke("data", "synth", "--out", str(tmp_path / "syn"), "--speakers", "9", "--clips-per-speaker", "2",
                "--visual-dim", "4")
-    assert r.exit_code == 0 and "18 clips, 9 speakers" in r.output
+    assert r.exit_code == 0 and "18 clips, 9 speakers" in r.output and "generated:" in r.output
+    fresh = ("data", "synth", "--seed", "11", "--speakers", "9", "--clips-per-speaker", "2", "--visual-dim", "4")
+    r, again = invoke(*fresh), invoke(*fresh)  # under AVBENCH_HOME; no other test asks for seed 11
+    assert "generated:" in r.output and "reused (generated before):" in again.output
     r = invoke("data", "info", str(tmp_path / "syn"))
     assert "[SYNTHETIC]" in r.output
+
+
+def test_only_user_errors_become_one_line_messages_and_debug_reraises(monkeypatch):
+    from click.testing import CliRunner
+
+    import avbench.runner as runner_mod
+    from avbench.cli import main
+    from avbench.validation import ValidationError
+
+    def bug(*args, **kwargs):
+        raise ValueError("an avbench bug")  # not a ValidationError: a bug, not bad input
+
+    monkeypatch.setattr(runner_mod, "run", bug)
+    result = CliRunner().invoke(main, ["run", "--protocol", "optimized"])
+    assert type(result.exception) is ValueError  # a bug keeps its traceback, not a usage message
+
+    def bad(*args, **kwargs):
+        raise ValidationError("The 'seeds' parameter of avbench run must be a positive integer. Got 0 instead.")
+
+    monkeypatch.setattr(runner_mod, "run", bad)
+    result = CliRunner().invoke(main, ["run", "--protocol", "optimized"])
+    assert result.exit_code == 2 and "positive integer" in result.output and result.output.count("\n") <= 4
+    result = CliRunner().invoke(main, ["--debug", "run", "--protocol", "optimized"])
+    assert isinstance(result.exception, ValidationError)
+
+
+def test_profile_and_device_choices_come_from_their_owners():
+    from click.testing import CliRunner
+
+    from avbench.cli import main
+    from avbench.devices import DEVICES
+    from avbench.profiles import PROFILES
+
+    text = CliRunner().invoke(main, ["run", "--help"]).output
+    assert all(name in text for name in (*PROFILES, *DEVICES)) and "Model size" in text

@@ -21,8 +21,9 @@ from avbench.models import get_model_meta
 from avbench.normalization import Normalizer
 from avbench.profiles import get_profile
 from avbench.protocol import Protocol, get_protocol
-from avbench.registry import MODELS, PROTOCOLS
-from avbench.runner import expand_includes, plan, run
+from avbench.protocol import members as expand_includes
+from avbench.registry import MODELS, PROTOCOLS, RegistryError
+from avbench.runner import plan, run
 from avbench.validation import ValidationError
 
 PROFILE = get_profile("smoke").replace(epochs=1)
@@ -128,6 +129,7 @@ def test_a_dict_or_callable_registered_as_plugin_works_with_get_protocol():
     ({"name": "x", "variants": [{"name": "a", "cfg": {}}]}, "'name' and an optional 'config'"),
     ({"name": "x", "train_shift_ms": -5}, "'train_shift_ms'"),
     ({"name": "x", "needs_conditions": [{"kind": "mask", "modality": "audio"}]}, "'levels'"),
+    ({"name": "x", "include": ["masking", "noise"]}, "names one protocol.*use 'group:'|name them under 'group:'"),
 ])
 def test_bad_protocol_definitions_fail_clearly(bad, match):
     with pytest.raises(ValidationError, match=match):
@@ -388,3 +390,29 @@ def test_paper_runs_end_to_end(tiny_store, out):
             line for line in s.not_applicable
             if (line.split(" / ")[0], line.split(":")[0].split(" / ")[1]) in
             {(k[0], k[3]) for k, ok in expected_rows(name).items() if not ok}]), name)
+
+
+def test_include_inherits_and_overrides_and_group_unites(tmp_path):
+    coarse = tmp_path / "coarse.yaml"
+    coarse.write_text("name: coarse\ninclude: masking\nconditions:\n  - {kind: full}\n"
+                      "  - {kind: mask, modality: audio, levels: [0.25, 0.75]}\n")
+    p = Protocol.from_yaml(coarse)
+    masking = get_protocol("masking")
+    assert (p.models, p.regimes, p.summary) == (masking.models, masking.regimes, True)  # inherited
+    assert [c.key for c in p.conditions] == ["full", "mask_audio@0.25", "mask_audio@0.75"]  # overridden
+    child = tmp_path / "child.yaml"  # a relative path is read beside the including file
+    child.write_text("name: child\ninclude: coarse.yaml\nmodels: [auxformer]\n")
+    assert Protocol.from_yaml(child).conditions == p.conditions and Protocol.from_yaml(child).models == ("auxformer",)
+    assert [q.name for q in expand_includes(get_protocol("robustness"))] == ["misalignment", "occlusion", "noise"]
+    with pytest.raises(RegistryError, match="Did you mean 'masking'"):
+        Protocol.from_dict({"name": "x", "include": "maskng"})
+
+
+def test_a_protocol_including_masking_with_other_levels_runs(tiny_store, tmp_path):
+    coarse = tmp_path / "coarse.yaml"
+    coarse.write_text("name: masking-coarse\ninclude: masking\nconditions:\n  - {kind: full}\n"
+                      "  - {kind: mask, modality: visual, levels: [0.25, 0.75]}\n")
+    t = _run(tiny_store, tmp_path / "run", str(coarse), ["auxformer"], seeds=1).table
+    scored = t[(t.metric == "micro_f1") & (t.condition == "mask_visual")]
+    assert sorted(scored.level) == [0.25, 0.75] and set(t.protocol) == {"masking-coarse"}
+    assert "auc_micro_f1" in set(t.metric)  # masking's `summary: true`, inherited

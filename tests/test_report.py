@@ -472,3 +472,23 @@ def test_cli_default_correction_matches_library():
     from avbench.report import DEFAULT_CORRECTION
 
     assert REPORT_DEFAULT_CORRECTION == DEFAULT_CORRECTION == "holm"
+
+
+def test_reference_lines_are_announced_only_when_drawn(tmp_path):
+    from avbench.report import style
+    from avbench.report.figures import fig4, fig5
+    from avbench.report.rundata import load_run
+
+    run = load_run(make_run(tmp_path / "run", ("training-regimes", "masking"), seeds=3))
+    run.table = run.table[~run.table["model"].astype(str).str.startswith("unimodal")].copy()  # no baseline 4
+    wide = (run.table["model"] == "auxformer") & (run.table["condition"] == "full")
+    run.table.loc[wide, "value"] = np.where(run.table.loc[wide, "seed"] == 1, 0.55, 0.99)  # a 95% CI past 1
+    with style.styled():
+        masking, regimes = fig5(run, "micro_f1"), fig4(run, "micro_f1")
+    assert "dashed red line" not in masking.caption and "Solid blue line: AuxFormer" in masking.caption
+    assert "baseline 4" not in regimes.caption.lower()
+    legend = [t.get_text() for t in regimes.fig.legends[0].get_texts()]
+    assert not any("Baseline 4" in text for text in legend)
+    for ax in regimes.fig.axes:  # error bars stay within F1's range
+        tops = [seg[:, 1].max() for c in ax.collections for seg in c.get_segments()]
+        assert max(tops) <= 1.0

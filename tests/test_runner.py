@@ -7,7 +7,7 @@ import pytest
 
 import avbench.runner as runner_mod
 from avbench.registry import RegistryError
-from avbench.results import COLUMNS, load_results
+from avbench.results import COLUMNS, TIDY_COLUMNS, load_results
 from avbench.runner import run
 from avbench.validation import ValidationError
 
@@ -20,7 +20,8 @@ def _run(store, out, protocol="masking", **kw):
 def test_masking_run_writes_records_and_tidy_table(tiny_store, tmp_path):
     s = _run(tiny_store, tmp_path)
     t = s.table
-    assert list(t.columns) == COLUMNS
+    assert list(t.columns) == TIDY_COLUMNS
+    assert (t.train_shift_ms == 0).all() and t.is_default.all()
     scored = t[(t.condition != "train") & (t.metric == "micro_f1")]
     assert set(scored.seed) == {0, 1}
     assert sorted(scored[scored.condition == "mask_audio"].level.unique()) == pytest.approx(
@@ -120,3 +121,13 @@ def test_reusing_a_unit_trained_with_another_config_is_refused(tiny_store, tmp_p
     rec.write_text(json.dumps(data))
     with pytest.raises(ValidationError, match="trained with model config"):
         _run(tiny_store, tmp_path, protocol="optimized")
+
+
+def test_dry_run_lists_units_to_train_and_reuse_and_writes_nothing(tiny_store, tmp_path):
+    planned = _run(tiny_store, tmp_path, protocol="optimized", dry_run=True)
+    assert [line.split(":")[0] for line in planned.to_train] == ["auxformer/default/optimized/seed 0",
+                                                                 "auxformer/default/optimized/seed 1"]
+    assert planned.to_reuse == [] and list(tmp_path.iterdir()) == []
+    _run(tiny_store, tmp_path, protocol="optimized")
+    again = _run(tiny_store, tmp_path, protocol="optimized", dry_run=True)
+    assert again.to_train == [] and len(again.to_reuse) == 2 and "0 of 1 condition(s)" in again.to_reuse[0]

@@ -26,6 +26,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -259,6 +260,18 @@ def _check_params(p: dict) -> dict:
 DEFAULTS = {k: v.default for k, v in inspect.signature(generate_synthetic).parameters.items() if k != "path"}
 
 
+def default_synthetic_path(**overrides) -> tuple[Path, dict]:
+    """Where :func:`default_synthetic` keeps the corpus of these options, and the checked options."""
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ValidationError(f"default_synthetic got an unknown option {unknown[0]!r}; expected options "
+                              f"among {', '.join(DEFAULTS)}.")
+    params = _check_params({**DEFAULTS, **overrides})
+    key = json.dumps({"generator_version": GENERATOR_VERSION, "generative_model": asdict(Generative()),
+                      **params}, sort_keys=True)
+    return data_home() / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:12]}", params
+
+
 def default_synthetic(**overrides) -> FeatureStore:
     """The built-in corpus, generated on first use under :func:`avbench.paths.data_home`.
 
@@ -268,17 +281,10 @@ def default_synthetic(**overrides) -> FeatureStore:
     at once both finish; the writer's atomic rename lets one win and the other
     opens the winner's store.
     """
-    unknown = sorted(set(overrides) - set(DEFAULTS))
-    if unknown:
-        raise ValidationError(f"default_synthetic got an unknown option {unknown[0]!r}; expected options "
-                              f"among {', '.join(DEFAULTS)}.")
-    params = _check_params({**DEFAULTS, **overrides})
-    key = json.dumps({"generator_version": GENERATOR_VERSION, "generative_model": asdict(Generative()),
-                      **params}, sort_keys=True)
-    path = data_home() / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    path, params = default_synthetic_path(**overrides)
     if (path / "store.json").exists():
         return FeatureStore.open(path)
-    log.info("Generating the synthetic corpus at %s (first use).", path)
+    log.info("Generating the synthetic corpus at %s (first use; a few seconds).", path)
     try:
         return generate_synthetic(path, **params)
     except ValidationError:

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from avbench.models.base import AVModel, register_model
+from avbench.models.base import AVModel, Presentation, register_model
 from avbench.models.blocks import (AttentionStack, Identity, Projection, RecurrentStack, ResidualMLP,
                                    pool_token)
 from avbench.validation import ValidationError, check_choice, check_float, check_int, check_loss_weights
@@ -255,4 +255,6 @@ register_model("auxformer", citation=CITATION, quick=QUICK, paper_params=7_054_7
                notes="Weights trained with the authors' released code load with "
                      "avbench.models.auxformer.from_official(state_dict, num_classes=..., audio_dim=..., "
                      "visual_dim=...).",
-               description="AuxFormer: cross-modal transformer with auxiliary networks (the proposed model)")(AuxFormer)
+               description="AuxFormer: cross-modal transformer with auxiliary networks (the proposed model)",
+               presentation=Presentation("AuxFormer (ours)", "AuxFormer", role="proposed", color="#0072B2",  # Okabe-Ito
+                                         marker="o", order=0))(AuxFormer)

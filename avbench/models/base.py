@@ -16,13 +16,14 @@ settings.  Protocols and the runner see only this contract:
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from avbench.registry import MODELS
+from avbench.registry import MODELS, RegistryError
 from avbench.validation import ValidationError
 
 MODALITIES = ("audio", "visual")
@@ -36,6 +37,43 @@ class AVModel(nn.Module):
     def predict(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The logits scored at test and selected on: ``av`` unless a model says otherwise."""
         return outputs["av"]
+
+
+ROLES = ("proposed", "baseline", "upscaled")
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How reports show a model, declared by the model itself, so that a plugin model can take
+    any place in every table and figure.
+
+    Attributes:
+        label: Name in figure legends (``Baseline 2 (MulT)``); default: the registry name.
+        short_label: Name on crowded axes (``B2 (MulT)``); default: ``label``.
+        table_label: Name of its table rows (``Baseline 2``); default: ``label``.
+        key: What the name means, for captions (``Baseline 2 = MulT ... without its text branch``).
+        role: ``proposed`` (the model the tables test against every other: ``*`` marks),
+            ``baseline``, or ``upscaled`` (a widened baseline, drawn beside it in Fig. 8).
+        upscaled_from: For ``upscaled``: the baseline it widens (it takes its colour, hatched).
+        color: Line and bar colour (hex); default: one of the palette's spare colours.
+        marker: Matplotlib marker; default: one of the spare markers.
+        order: Position in tables and legends (the paper's models first).
+    """
+
+    label: str = ""
+    short_label: str = ""
+    table_label: str = ""
+    key: str = ""
+    role: str = "baseline"
+    upscaled_from: str = ""
+    color: str = ""
+    marker: str = ""
+    order: int = 100
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"The 'role' of a model's presentation must be one of {', '.join(ROLES)}. "
+                             f"Got {self.role!r} instead.")
 
 
 @dataclass(frozen=True)
@@ -57,6 +95,7 @@ class ModelMeta:
             differently; it joins the identity of every trained unit, so results of an older
             version are retrained, never silently reused.
         notes: Further lines for ``avbench models show``.
+        presentation: Names, role, colour and marker in reports (:class:`Presentation`).
     """
 
     name: str
@@ -69,6 +108,7 @@ class ModelMeta:
     params_tolerance: float = 0.0
     semantics_version: int = 1
     notes: str = ""
+    presentation: Presentation = Presentation()
 
     def options(self) -> dict[str, Any]:
         """The builder's config options (its keyword-only parameters) and their defaults.
@@ -80,11 +120,34 @@ class ModelMeta:
         return {k: p.default for k, p in sig.parameters.items()
                 if k not in ("num_classes", "audio_dim", "visual_dim") and p.kind is p.KEYWORD_ONLY}
 
+    def is_default(self, config: dict[str, Any], base: dict[str, Any] | None = None) -> bool:
+        """True if ``config`` leaves the model as it is on top of ``base`` (e.g. ``pos_enc=true``).
+
+        The one rule deciding it, used when a run plans its units (such a variant shares the
+        default unit) and recorded with every row for the report: the complete options, builder
+        defaults filled in, compare equal as JSON.  Numbers must be equal, not close:
+        ``loss_weights: [0.333, 0.333, 0.333]`` is another model than the default ``1/3`` each,
+        trained as its own unit and never labelled as the paper's configuration.
+
+        Args:
+            config: The variant's options.
+            base: Options both sides share (a profile's scaled-down settings, ``--set`` values).
+        """
+        def canonical(options: dict[str, Any]) -> str | None:
+            try:
+                return json.dumps(json.loads(json.dumps({**self.options(), **(base or {}), **options})),
+                                  sort_keys=True)
+            except (TypeError, ValueError):  # an option that is not JSON: never the default
+                return None
+
+        mine = canonical(config)
+        return mine is not None and mine == canonical({})
+
 
 def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citation: str = "",
                    description: str = "", quick: dict[str, Any] | None = None,
                    paper_params: int | None = None, params_tolerance: float = 0.0, semantics_version: int = 1,
-                   notes: str = ""):
+                   notes: str = "", presentation: Presentation | None = None):
     """Decorator registering a builder function under ``name`` in :data:`MODELS`."""
     bad = [m for m in modalities if m not in MODALITIES]
     if bad or not modalities:
@@ -94,10 +157,27 @@ def register_model(name: str, *, modalities: tuple[str, ...] = MODALITIES, citat
     def wrap(builder):
         MODELS.register(name, ModelMeta(name, builder, tuple(modalities), citation, description,
                                         dict(quick or {}), paper_params, params_tolerance, semantics_version,
-                                        notes))
+                                        notes, presentation or Presentation()))
         return builder
 
     return wrap
+
+
+def _coerce_entry(name: str, obj: Any) -> ModelMeta:
+    """What an ``avbench.models`` entry point may name besides a module: a :class:`ModelMeta`, or
+    a builder (a class or function taking ``num_classes, audio_dim, visual_dim`` and keyword-only
+    options), registered as an audiovisual model under the entry point's name."""
+    if isinstance(obj, ModelMeta):
+        return obj
+    if callable(obj):
+        params = inspect.signature(obj).parameters
+        if all(k in params for k in ("num_classes", "audio_dim", "visual_dim")):
+            return ModelMeta(name, obj, MODALITIES)
+    raise RegistryError(f"it must name a module that registers models, an avbench.models.ModelMeta, or a builder "
+                        f"taking num_classes, audio_dim and visual_dim. Got {obj!r} instead.")
+
+
+MODELS.coerce = _coerce_entry
 
 
 def get_model_meta(name: str) -> ModelMeta:
@@ -121,6 +201,16 @@ def create_model(name: str, *, num_classes: int, audio_dim: int, visual_dim: int
         name: Registry name (``avbench models list``).
         num_classes, audio_dim, visual_dim: Task and feature dimensions.
         **config: Model options (``avbench models show NAME`` lists them).
+
+    Example:
+        AuxFormer without positional encoding (Table 3), at the paper's feature sizes:
+
+        >>> import torch
+        >>> model = create_model("auxformer", num_classes=6, audio_dim=130, visual_dim=4096, pos_enc=False)
+        >>> outputs = model(torch.randn(2, 50, 130), torch.randn(2, 24, 4096), torch.tensor([50, 31]),
+        ...                 torch.tensor([24, 15]))
+        >>> sorted(outputs), tuple(model.predict(outputs).shape)
+        (['a', 'av', 'v'], (2, 6))
     """
     meta = get_model_meta(name)
     check_config(name, config)

@@ -28,10 +28,11 @@ import pandas as pd
 import avbench
 from avbench import stats
 from avbench.report import style
-from avbench.report.figures import FIGURES, FigureResult
+from avbench.report.figures import FigureResult, all_figures
 from avbench.report.render import Table, md_escape
 from avbench.report.rundata import PERFORMANCE_METRICS, RunData, load_run
-from avbench.report.tables import DEFAULT_CORRECTION, TABLES, Skip, StatsConfig, robustness_table
+from avbench.report.tables import (DEFAULT_CORRECTION, TABLES, Skip, StatsConfig, other_proposed, robustness_table,
+                                   table1)
 from avbench.results import write_json, write_table
 from avbench.validation import ValidationError, check_choice, check_float
 
@@ -49,9 +50,6 @@ ARTIFACT_NAMES = {
     "fig6": "Fig. 6 (self-attention ablation)",
     "fig7": "Fig. 7 (classification token)",
     "fig8": "Fig. 8 (upscaled baselines)",
-    "misalignment": "Fig. R1 (temporal misalignment)",
-    "occlusion": "Fig. R2 (contiguous occlusion)",
-    "noise": "Fig. R3 (additive noise)",
 }
 
 
@@ -90,18 +88,19 @@ class Report:
         return self.out / "index.md"
 
 
-def _attempt(key: str, default_protocol: str, fn: Callable[[], Any], report: Report, strict: bool) -> Any:
+def _attempt(key: str, default_protocol: str, fn: Callable[[], Any], report: Report, strict: bool,
+             name: str = "") -> Any:
     try:
         return fn()
     except Skip as s:
-        report.skipped.append(Skipped(ARTIFACT_NAMES.get(key, key), str(s), s.protocol or default_protocol))
+        report.skipped.append(Skipped(name or ARTIFACT_NAMES.get(key, key), str(s), s.protocol or default_protocol))
     except Exception as exc:  # one broken artifact must not cost the researcher the rest of the report
         if strict:
             raise
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         warnings.warn(f"avbench report: {key} failed: {first}\n{traceback.format_exc()}", RuntimeWarning,
                       stacklevel=2)
-        report.skipped.append(Skipped(ARTIFACT_NAMES.get(key, key), f"failed: {type(exc).__name__}: {first}",
+        report.skipped.append(Skipped(name or ARTIFACT_NAMES.get(key, key), f"failed: {type(exc).__name__}: {first}",
                                       default_protocol, error=True))
     return None
 
@@ -139,6 +138,24 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
 
     Returns:
         A :class:`Report` listing the tables, figures, skipped artifacts and files written.
+
+    Example:
+        From a tidy table alone (here three trials of two models, written by hand):
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import pandas as pd
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{"corpus": "crema-d-0123abcd", "model": model, "variant": "default", "regime": "optimized",
+        ...          "protocol": "optimized", "condition": "full", "level": None, "seed": seed, "metric": metric,
+        ...          "value": score + 0.01 * seed}
+        ...         for model, score in (("auxformer", 0.71), ("mult", 0.64)) for seed in range(3)
+        ...         for metric in ("micro_f1", "macro_f1")]
+        >>> pd.DataFrame(rows).to_csv(Path(tmp.name) / "results.csv", index=False)
+        >>> report = build_report(tmp.name, figures=False)
+        >>> [table.key for table in report.tables], (report.out / "index.md").exists()
+        (['table1'], True)
+        >>> tmp.cleanup()
     """
     run = load_run(run_dir)
     if metric not in PERFORMANCE_METRICS:
@@ -159,6 +176,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
             tab = _attempt(key, protocol, lambda b=builder: b(run, cfg), report, strict)
             if tab is not None:
                 report.tables.append(tab)
+        for model in other_proposed(run):
+            tab = _attempt(f"table1-{model}", TABLES["table1"][1], lambda m=model: table1(run, cfg, proposed=m),
+                           report, strict, name=f"Table 1 of {model}")
+            if tab is not None:
+                report.tables.append(tab)
         tab = _attempt("robustness", "masking / occlusion / misalignment / noise",
                        lambda: robustness_table(run, cfg, metric), report, strict)
         if tab is not None:
@@ -174,8 +196,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
 
     # figures
     with style.styled():
-        for key, (builder, protocol) in (FIGURES.items() if figures else ()):
-            res: FigureResult | None = _attempt(key, protocol, lambda b=builder: b(run, metric), report, strict)
+        for key, (builder, protocol, name) in (all_figures().items() if figures else ()):
+            res: FigureResult | None = _attempt(key, protocol, lambda b=builder: b(run, metric), report, strict,
+                                                name)
             if res is None:
                 continue
             files = style.save_figure(res.fig, out / "figures" / res.key)

@@ -17,9 +17,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
-from avbench.report.rundata import RunData, select, summarize
-from avbench.report.tables import BASELINE4, PROPOSED, Skip, ablation, multimodal_models, option_label
+from avbench.report.rundata import RunData, select, summarize, variant_parts
+from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
+                                         presentation, proposed_models, unimodal_reference)
+from avbench.report.tables import Skip, ablation, main_proposed, option_label
 
 Summary = dict[str, float]
 
@@ -64,9 +67,10 @@ def _corpus_title(run: RunData, corpus: str, n_corpora: int) -> str:
 def fig3(run: RunData, metric: str) -> FigureResult:
     """Per-trial scores of each audiovisual model (optimized training, full AV) as box plots."""
     t = select(run.table, condition="full", variant="default", metric=metric)
-    regime = "optimized" if not select(t, regime="optimized", model=PROPOSED).empty else None
+    main = main_proposed(t["model"].unique().tolist())
+    regime = "optimized" if not select(t, regime="optimized", model=main).empty else None
     if regime is None:
-        raise Skip(f"needs full-AV {metric} scores of {PROPOSED} with optimized training", "optimized")
+        raise Skip(f"needs full-AV {metric} scores of {main} with optimized training", "optimized")
     t = select(t, regime=regime)
     models = _mm(run, t)
     corpora = sorted(t["corpus"].unique())
@@ -83,15 +87,15 @@ def fig3(run: RunData, metric: str) -> FigureResult:
                          capprops={"linewidth": 0.8},
                          flierprops={"marker": "+", "markeredgecolor": style.OUTLIER_COLOR, "markersize": 5})
         for patch, m in zip(box["boxes"], models):
-            patch.set_facecolor(style.model_color(m, models))
+            patch.set_facecolor(model_color(m, models))
             patch.set_alpha(0.30)
             patch.set_edgecolor("black")
         for p, m, d in zip(pos, models, data):
             if len(d):
                 ax.scatter(p + rng.uniform(-0.12, 0.12, len(d)), d, s=5, color="#555555", zorder=3, linewidths=0)
-                ax.scatter([p], [d.mean()], s=28, color=style.model_color(m, models), edgecolor="black",
-                           linewidth=0.6, zorder=4, marker=style.model_marker(m))
-        ax.set_xticks(pos, [style.model_label(m, short=True) for m in models], rotation=20, ha="right")
+                ax.scatter([p], [d.mean()], s=28, color=model_color(m, models), edgecolor="black",
+                           linewidth=0.6, zorder=4, marker=model_marker(m))
+        ax.set_xticks(pos, [model_label(m, short=True) for m in models], rotation=20, ha="right")
         ax.set_ylabel(f"{style.metric_label(metric)} (per trial)")
         ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{_corpus_title(run, corpus, len(corpora))}")
     legend = [Line2D([], [], color="black", linewidth=1.4, label="median"),
@@ -116,7 +120,7 @@ SCENARIOS = (("full", "AV"), ("clip_audio", "V"), ("clip_visual", "A"))
 
 def _baseline4(run: RunData, modality: str, metric: str, corpus: str) -> Summary | None:
     """Baseline 4 on its own (intact) modality: its full row, else the clipping of the other modality."""
-    model = BASELINE4[modality]
+    model = unimodal_reference(modality)
     other = "clip_audio" if modality == "visual" else "clip_visual"
     rows = select(run.table, model=model, variant="default", metric=metric, corpus=corpus)
     for regime in ("standard", "optimized"):
@@ -141,6 +145,7 @@ def fig4(run: RunData, metric: str) -> FigureResult:
     axes = fig.subplots(len(corpora), 1, squeeze=False)[:, 0]
     nbar = len(SCENARIOS) * len(regimes)
     width = 0.8 / nbar
+    drawn_b4: set[str] = set()
     for i, (ax, corpus) in enumerate(zip(axes, corpora)):
         for g, m in enumerate(models):
             k = 0
@@ -154,13 +159,15 @@ def fig4(run: RunData, metric: str) -> FigureResult:
                     ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen],
                            alpha=style.REGIME_ALPHA[regime], hatch=style.REGIME_HATCH[regime],
                            edgecolor="black", linewidth=0.4)
-                    if np.isfinite(s["ci"]):
-                        ax.errorbar(x, s["mean"], yerr=s["ci"], color="black", linewidth=0.7, capsize=1.5)
+                    if np.isfinite(s["ci"]):  # an F1 lies in [0, 1]: so does its interval as drawn
+                        yerr = [[min(s["ci"], s["mean"])], [min(s["ci"], 1.0 - s["mean"])]]
+                        ax.errorbar(x, s["mean"], yerr=yerr, color="black", linewidth=0.7, capsize=1.5)
         for modality, scen, ls in (("visual", "V", "--"), ("audio", "A", "-")):
             ref = _baseline4(run, modality, metric, corpus)
             if ref is not None:
+                drawn_b4.add(scen)
                 ax.axhline(ref["mean"], color=style.SCENARIO_COLORS[scen], linestyle=ls, linewidth=1.2, zorder=5)
-        ax.set_xticks(range(len(models)), [style.model_label(m) for m in models])
+        ax.set_xticks(range(len(models)), [model_label(m) for m in models])
         ax.set_xlim(-0.5, len(models) - 0.5)
         ax.set_ylim(0, 1)
         ax.set_ylabel(style.metric_label(metric))
@@ -170,17 +177,21 @@ def fig4(run: RunData, metric: str) -> FigureResult:
             for s, lab in (("AV", "AV (audiovisual)"), ("V", "V (visual only)"), ("A", "A (acoustic only)"))]
     regs = [Patch(facecolor="white", edgecolor="black", hatch=style.REGIME_HATCH[r], linewidth=0.4,
                   label=style.REGIME_LABELS[r]) for r in regimes]
-    lines = [Line2D([], [], color=style.SCENARIO_COLORS["V"], linestyle="--", label="Baseline 4, visual only"),
-             Line2D([], [], color=style.SCENARIO_COLORS["A"], linestyle="-", label="Baseline 4, acoustic only")]
-    # one legend column per kind of symbol (the legend fills column by column)
-    handles = scen + regs + [blank] * (3 - len(regs)) + lines + [blank]
-    fig.legend(handles=handles, loc="outside upper center", ncols=3)
+    lines = [Line2D([], [], color=style.SCENARIO_COLORS[s], linestyle=ls, label=f"Baseline 4, {what} only")
+             for s, ls, what in (("V", "--", "visual"), ("A", "-", "acoustic")) if s in drawn_b4]
+    # one legend column per kind of symbol (the legend fills column by column); blanks only to
+    # keep the columns apart, never a column of blanks
+    columns = [scen, regs] + ([lines] if lines else [])
+    depth = max(len(c) for c in columns)
+    handles = [h for c in columns for h in c + [blank] * (depth - len(c))]
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(columns))
     n = _ntrials(t)
     missing = [r for r in ("standard", "optimized") if r not in regimes]
     caption = (f"{style.metric_label(metric)} of the audiovisual models trained with the "
                f"{' and '.join(regimes)} procedure{'s' if len(regimes) > 1 else ''} and tested with both modalities "
                f"(AV), the visual only (V, audio clipped) or the acoustic only (A, visual clipped); error bars: "
-               f"{_ci_text(n)} ({n}). Horizontal lines: unimodal baseline 4 (dashed = visual, solid = acoustic)."
+               f"{_ci_text(n)} ({n})."
+               + (" Horizontal lines: unimodal baseline 4 (dashed = visual, solid = acoustic)." if drawn_b4 else "")
                + (f" {' and '.join(missing)} training is not in this run (protocol training-regimes)." if missing else ""))
     return FigureResult("fig4_regimes_clipping", "Fig. 4", "Standard vs optimized training, missing modality",
                         caption + _synthetic(run, fig), fig)
@@ -199,17 +210,19 @@ def _curve(ax, t: pd.DataFrame, model: str, models: list[str], x: Callable[[np.n
     xs = xs[order]
     mean = np.array([s["mean"] for s in stats_])[order]
     ci = np.array([s["ci"] for s in stats_])[order]
-    color = style.model_color(model, models)
-    ax.plot(xs, mean, linestyle=linestyle, color=color, marker=style.model_marker(model),
-            label=label or style.model_label(model), markersize=3.5)
+    color = model_color(model, models)
+    ax.plot(xs, mean, linestyle=linestyle, color=color, marker=model_marker(model),
+            label=label or model_label(model), markersize=3.5)
     if band and np.isfinite(ci).any():
         ax.fill_between(xs, np.clip(mean - ci, 0, 1), np.clip(mean + ci, 0, 1), color=color, alpha=0.12,
                         linewidth=0)
     return True
 
 
-def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: str = PROPOSED,
+def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: str | None = None,
                variant: str = "default") -> bool:
+    """The full-AV score of ``model`` (default: the main proposed model) as a horizontal line."""
+    model = model or main_proposed(run.table["model"].unique().tolist())
     v = select(run.table, corpus=corpus, model=model, variant=variant, regime=regime, condition="full",
                metric=metric)["value"]
     if v.empty:
@@ -275,7 +288,7 @@ def fig5(run: RunData, metric: str) -> FigureResult:
             if c == 0:
                 ax.set_ylabel(style.metric_label(metric))
             ax.tick_params(labelleft=True)
-    handles = [Line2D([], [], color=style.model_color(m, models), marker=style.model_marker(m), label=style.model_label(m))
+    handles = [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=model_label(m))
                for m in models]
     if has_full:
         handles.append(Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label="AuxFormer, full AV"))
@@ -284,17 +297,29 @@ def fig5(run: RunData, metric: str) -> FigureResult:
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     n = _ntrials(t)
+    lines = ([f"solid blue line: {model_label(main_proposed(models), short=True)} with full audiovisual input"]
+             if has_full else []) + (["dashed red line: baseline 4 on the intact modality"] if has_b4 else [])
     caption = (f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality "
                f"(the others zeroed at random; the other modality intact), {regime} training; bands: {_ci_text(n)} "
-               f"({n}). Solid blue line: AuxFormer with full audiovisual input; dashed red line: baseline 4 on the "
-               f"intact modality.")
+               f"({n})." + (f" {'; '.join(lines)}." if lines else "")).replace(". solid", ". Solid")
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(run, fig), fig)
 
 
-def _robustness_curves(run: RunData, metric: str, kinds: tuple[str, ...], key: str, number: str, title: str,
-                       xlabel: str, x: Callable[[np.ndarray], np.ndarray], protocol: str,
-                       what: str, styles: dict[str, str] | None = None, alt_x: dict[str, Callable] | None = None,
-                       zero_line: bool = False, invert: bool = False) -> FigureResult:
+def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) -> FigureResult:
+    """Score versus level of one condition kind, one panel per modality (and corpus).
+
+    Everything specific to the kind comes from its :class:`~avbench.conditions.KindFigure`: axis,
+    level-to-x mapping, the caption's note, and a second kind drawn dashed beside it.
+    """
+    spec = ckind.figure
+    kinds = (ckind.name,) + ((spec.beside,) if spec.beside else ())
+    what, protocol = ckind.what or ckind.name, spec.protocol or ckind.name
+    styles = {ckind.name: "-", spec.beside: "--"} if spec.beside else None
+    alt_x = {spec.beside: spec.beside_x} if spec.beside and spec.beside_x else None
+    x, xlabel = spec.x, spec.xlabel
+    zero_line, invert = spec.zero_line, spec.invert
+    key = spec.key or f"fig{number.removeprefix('Fig. ')}_{ckind.name}"
+    title = spec.title or what.capitalize()
     conds = [f"{k}_{m}" for k in kinds for m in ("audio", "visual")]
     t = select(run.table, condition=conds, metric=metric)
     t = t[t["model"].isin(_mm(run, t))]
@@ -336,61 +361,29 @@ def _robustness_curves(run: RunData, metric: str, kinds: tuple[str, ...], key: s
             if c == 0:
                 ax.set_ylabel(style.metric_label(metric))
             ax.tick_params(labelleft=True)
-    handles = [Line2D([], [], color=style.model_color(m, models), marker=style.model_marker(m), label=style.model_label(m))
+    handles = [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=model_label(m))
                for m in models]
     if len(kinds) > 1:
-        names = {"burst": "contiguous burst", "mask": "scattered frames (masking)"}
+        names = dict(zip(kinds, spec.legend))
         handles += [Line2D([], [], color="black", linestyle=(styles or {}).get(kd, "-"), label=names.get(kd, kd))
                     for kd in kinds if any(tag[0] == kd for tag in line_kinds)]
     elif len(variants) > 1:
-        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=_variant_label(v)) for v in variants]
+        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=_variant_label(t, v)) for v in variants]
     handles.append(Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label="AuxFormer, full AV"))
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     n = _ntrials(t)
+    note = f"{spec.note}; " if spec.note else ""
     caption = f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} training; " \
-              f"bands: {_ci_text(n)} ({n}); solid blue line: AuxFormer with intact input."
+              f"{note}bands: {_ci_text(n)} ({n}); solid blue line: AuxFormer with intact input."
     return FigureResult(key, number, title, caption + _synthetic(run, fig), fig)
 
 
-def _variant_label(variant: str) -> str:
-    import re
-
-    m = re.search(r"\+train_shift=([0-9.]+)ms", variant)
-    if m:
-        rest = variant[:m.start()]
-        return f"trained with random shifts (±{m.group(1)} ms)" + ("" if rest == "default" else f", {rest}")
+def _variant_label(table: pd.DataFrame, variant: str) -> str:
+    name, shift = variant_parts(table, variant)
+    if shift:
+        return f"trained with random shifts (±{shift:g} ms)" + ("" if name == "default" else f", {name}")
     return "trained without shifts" if variant == "default" else f"variant {variant}"
-
-
-def fig_misalignment(run: RunData, metric: str) -> FigureResult:
-    res = _robustness_curves(run, metric, ("shift",), "figR1_misalignment", "Fig. R1", "Temporal misalignment",
-                             "Shift of the {mod} stream (ms; > 0: it lags)", lambda lv: lv,
-                             "misalignment (and misalignment-trained)", "misalignment", zero_line=True)
-    res.caption = res.caption.replace(
-        "; bands", "; positive shifts delay the stream (frames pushed past the end dropped, the gap zero-filled); "
-                   "dashed lines (if any): models trained with random shifts (misalignment-trained); bands")
-    return res
-
-
-def fig_occlusion(run: RunData, metric: str) -> FigureResult:
-    res = _robustness_curves(run, metric, ("burst", "mask"), "figR2_occlusion", "Fig. R2", "Contiguous occlusion",
-                             "Frames removed from the {mod} stream (%)", lambda lv: 100 * lv, "occlusion",
-                             "occlusion", styles={"burst": "-", "mask": "--"},
-                             alt_x={"mask": lambda lv: 100 * (1 - lv)})
-    res.caption = res.caption.replace(
-        "; bands", "; solid: one contiguous burst covering the given share of frames; dashed: the same share of "
-                   "frames removed at random (frame masking); bands")
-    return res
-
-
-def fig_noise(run: RunData, metric: str) -> FigureResult:
-    res = _robustness_curves(run, metric, ("noise",), "figR3_noise", "Fig. R3", "Additive noise",
-                             "SNR of the {mod} features (dB; lower = noisier)", lambda lv: lv, "noise", "noise",
-                             invert=True)
-    res.caption = res.caption.replace("; bands", "; white Gaussian noise at the given SNR relative to the "
-                                                 "clip's feature power, noisiest on the right; bands")
-    return res
 
 
 # ---------------------------------------------------------------------------- bars (Figs. 6-8)
@@ -466,12 +459,18 @@ def fig7(run: RunData, metric: str) -> FigureResult:
 def fig8(run: RunData, metric: str) -> FigureResult:
     """AuxFormer beside baselines 2 and 3 and their upscaled (about 7M parameters) versions."""
     t = select(run.table, condition="full", variant="default", metric=metric)
-    xl = [m for m in ("mult-xl", "xmodal-xl") if not select(t, model=m).empty]
+    present = t["model"].unique().tolist()
+    xl = sorted((m for m in present if presentation(m).role == "upscaled"), key=model_sort_key)
     if not xl:
-        raise Skip("needs full-AV scores of the upscaled baselines (mult-xl / xmodal-xl)", "upscaled")
+        from avbench.registry import MODELS
+
+        known = " / ".join(m for m in MODELS.names() if presentation(m).role == "upscaled")
+        raise Skip(f"needs full-AV scores of the upscaled baselines ({known})", "upscaled")
     regime = "optimized" if not select(t, regime="optimized", model=xl[0]).empty else "standard"
     t = select(t, regime=regime)
-    models = [m for m in ("auxformer", "mult", "mult-xl", "xmodal", "xmodal-xl") if not select(t, model=m).empty]
+    # the proposed models, then each upscaled model right after the baseline it widens
+    order = proposed_models(present) + [m for x in xl for m in (presentation(x).upscaled_from, x)]
+    models = [m for m in dict.fromkeys(order) if m and not select(t, model=m).empty]
     params = select(run.table, condition="train", metric="params", variant="default")
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.5, 2.6)
@@ -482,13 +481,14 @@ def fig8(run: RunData, metric: str) -> FigureResult:
         for x, m in enumerate(models):
             st = summarize(select(t, corpus=corpus, model=m)["value"])
             p = params[(params["model"] == m) & (params["corpus"] == corpus)]["value"]
-            labels.append(style.model_label(m, short=True) + (f"\n{p.mean() / 1e6:.2f}M" if len(p) else ""))
+            labels.append(model_label(m, short=True) + (f"\n{p.mean() / 1e6:.2f}M" if len(p) else ""))
             if not st["n"]:
                 continue
             n = max(n, st["n"])
             err = st["ci"] if np.isfinite(st["ci"]) else 0.0
-            ax.bar(x, st["mean"], 0.7, color=style.model_color(m.replace("-xl", "")),
-                   hatch="///" if m.endswith("-xl") else "", edgecolor="black", linewidth=0.4)
+            upscaled = presentation(m).role == "upscaled"
+            ax.bar(x, st["mean"], 0.7, color=model_color(presentation(m).upscaled_from or m if upscaled else m),
+                   hatch="///" if upscaled else "", edgecolor="black", linewidth=0.4)
             if err:
                 ax.errorbar(x, st["mean"], yerr=err, color="black", linewidth=0.7, capsize=2)
             ax.text(x, st["mean"] + err, f"{st['mean']:.3f}", ha="center", va="bottom", fontsize=6)
@@ -521,7 +521,24 @@ FIGURES: dict[str, tuple[Callable[[RunData, str], FigureResult], str]] = {
     "fig6": (fig6, "self-attention"),
     "fig7": (fig7, "token"),
     "fig8": (fig8, "upscaled"),
-    "misalignment": (fig_misalignment, "misalignment"),
-    "occlusion": (fig_occlusion, "occlusion"),
-    "noise": (fig_noise, "noise"),
 }
+
+
+def kind_figures() -> list[tuple[ConditionKind, str]]:
+    """Every registered condition kind that has a robustness figure, with its figure number:
+    the number the kind declares, else the next free ``Fig. R<n>``."""
+    drawn = [k for k in kinds() if k.figure is not None and k.levels]
+    taken = {k.figure.number for k in drawn if k.figure.number}
+    free = (f"Fig. R{i}" for i in range(1, 1000) if f"Fig. R{i}" not in taken)
+    numbered = [(k, k.figure.number or next(free)) for k in drawn]
+    return sorted(numbered, key=lambda kn: int(kn[1].removeprefix("Fig. R")) if kn[1].startswith("Fig. R") else 0)
+
+
+def all_figures() -> dict[str, tuple[Callable[[RunData, str], FigureResult], str, str]]:
+    """Key -> (builder, producing protocol, artifact name) of every figure a report can draw."""
+    out = {key: (fn, protocol, "") for key, (fn, protocol) in FIGURES.items()}
+    for kind, number in kind_figures():
+        name = f"{number} ({(kind.figure.title or kind.what or kind.name).lower()})"
+        out[kind.name] = (lambda run, metric, k=kind, n=number: kind_figure(run, metric, k, n),
+                          kind.figure.protocol or kind.name, name)
+    return out

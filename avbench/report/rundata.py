@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avbench.results import COLUMNS, load_results, read_json
+from avbench.results import COLUMNS, load_results, read_json, shift_suffix
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
@@ -270,6 +270,14 @@ def select(table: pd.DataFrame, **filt: Any) -> pd.DataFrame:
         else:
             mask &= (table[col] == want).to_numpy()
     return table[mask]
+
+
+def variant_parts(table: pd.DataFrame, variant: str) -> tuple[str, float]:
+    """A ``variant`` of ``table`` as (name without its training shift, shift in ms), the shift read
+    from the ``train_shift_ms`` column, never parsed out of the name."""
+    shifts = table.loc[table["variant"] == variant, "train_shift_ms"]
+    shift = float(shifts.iloc[0]) if len(shifts) else 0.0
+    return str(variant).removesuffix(shift_suffix(shift)), shift
 
 
 def summarize(values: pd.Series | np.ndarray, confidence: float = 0.95) -> dict[str, float]:

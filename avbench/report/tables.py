@@ -10,7 +10,6 @@ what the table needs; the report lists those with the protocol that produces the
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,17 +18,15 @@ import numpy as np
 import pandas as pd
 
 from avbench import stats
+from avbench.conditions import get_kind, kinds
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.rundata import RunData, select, summarize
-from avbench.report.style import (REGIME_LABELS, metric_label, model_key_sentence, model_label, model_sort_key,
-                                  table_label)
+from avbench.report.rundata import RunData, select, summarize, variant_parts
+from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
+                                         proposed_models, table_label, unimodal_reference)
+from avbench.report.style import REGIME_LABELS, metric_label
 from avbench.validation import ValidationError
 
 TABLE_METRICS = ("micro_f1", "macro_f1")
-PROPOSED = "auxformer"
-UNIMODAL = {"unimodal-audio": ("audio",), "unimodal-visual": ("visual",)}
-UPSCALED = ("mult-xl", "xmodal-xl")
-BASELINE4 = {"audio": "unimodal-audio", "visual": "unimodal-visual"}
 #: Known model options: how the paper names each ablation setting.
 OPTION_LABELS: dict[str, dict[Any, str]] = {
     "pos_enc": {False: "No Pos. Encoding", True: "1-D Pos. Encoding"},
@@ -80,21 +77,13 @@ DEFAULT_CORRECTION = "holm"
 
 
 # ---------------------------------------------------------------------------- helpers
-def modalities(model: str) -> tuple[str, ...]:
-    if model in UNIMODAL:
-        return UNIMODAL[model]
-    try:
-        from avbench.models import get_model_meta
+def main_proposed(models) -> str:
+    """The proposed model the paper's single-model artifacts test (Table 2, R1, Figs. 3-5, 8): the
+    first of ``models`` with role ``proposed``, else the first installed one."""
+    from avbench.registry import MODELS
 
-        return tuple(get_model_meta(model).modalities)
-    except Exception:  # a plugin model not installed here: assume audiovisual
-        return ("audio", "visual")
-
-
-def multimodal_models(models: list[str]) -> list[str]:
-    """The audiovisual models of Table 1 (upscaled ones go to Fig. 8), proposed model first."""
-    keep = [m for m in models if m not in UPSCALED and len(modalities(m)) > 1]
-    return sorted(keep, key=model_sort_key)
+    found = proposed_models(models) or proposed_models(MODELS.names())
+    return found[0] if found else "(no proposed model)"
 
 
 def fmt(x: float, digits: int = 3) -> str:
@@ -250,39 +239,54 @@ def _corpora(t: pd.DataFrame) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- Table 1
-def table1(run: RunData, cfg: StatsConfig) -> Table:
-    """Models x corpus, micro/macro F1, standard and optimized training (full AV test)."""
+def table1(run: RunData, cfg: StatsConfig, proposed: str | None = None) -> Table:
+    """Models x corpus, micro/macro F1, standard and optimized training (full AV test).
+
+    One table per proposed model of the run (``proposed``; default: the first): that model against
+    every audiovisual baseline; other proposed models are left to their own table.
+    """
     t = select(run.table, condition="full", variant="default", metric=list(TABLE_METRICS))
-    models = multimodal_models(t["model"].unique().tolist())
-    if PROPOSED not in models or len(models) < 2:
-        raise Skip(f"needs full-AV scores of {PROPOSED} and at least one audiovisual baseline "
+    found = multimodal_models(t["model"].unique().tolist())
+    main = proposed or main_proposed(found)
+    models = [m for m in found if m == main or m not in proposed_models(found)]
+    if main not in models or len(models) < 2:
+        raise Skip(f"needs full-AV scores of {main} and at least one audiovisual baseline "
                    f"(found: {', '.join(models) or 'none'})", "standard + optimized (or paper)")
+    name = model_label(main, short=True)
     b = Builder(run, cfg, "Table 1")
     corpora = _corpora(t)
     sections = []
-    regimes = [r for r in ("standard", "optimized") if not select(t, regime=r, model=PROPOSED).empty]
+    regimes = [r for r in ("standard", "optimized") if not select(t, regime=r, model=main).empty]
     for regime in regimes:
         specs = [Spec(table_label(m), {"model": m, "variant": "default", "regime": regime, "condition": "full",
-                                       "level": None}, proposed=m == PROPOSED)
+                                       "level": None}, proposed=m == main)
                  for m in models if not select(t, regime=regime, model=m).empty]
         sections.append(b.section(REGIME_SECTION[regime], specs, corpora))
     missing = [r for r in ("standard", "optimized") if r not in regimes]
     extra = (f" {' and '.join(REGIME_LABELS[r] for r in missing)} is not in this run (protocol "
              f"{' / '.join(missing)})." if missing else "")
-    caption = (f"Comparison of AuxFormer with the audiovisual baselines (full audiovisual test set): mean F1-scores "
-               f"over {trials_phrase(b.counts)} trials. *: AuxFormer is significantly better than every other "
+    caption = (f"Comparison of {name} with the audiovisual baselines (full audiovisual test set): mean F1-scores "
+               f"over {trials_phrase(b.counts)} trials. *: {name} is significantly better than every other "
                f"model of the section ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(models)}{extra}{synthetic_sentence(run)}")
-    tab = Table("table1", "Table 1", "Comparison with the audiovisual baselines", caption, "Architecture",
+    key = "table1" if main == main_proposed(found) else f"table1-{main}"
+    tab = Table(key, "Table 1", "Comparison with the audiovisual baselines" + (
+        "" if key == "table1" else f" ({name})"), caption, "Architecture",
                 corpus_groups(run, corpora), [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections)
     return b.finish(tab)
+
+
+def other_proposed(run: RunData) -> list[str]:
+    """Proposed models of the run besides the main one: each gets a Table 1 of its own."""
+    found = multimodal_models(select(run.table, condition="full", variant="default")["model"].unique().tolist())
+    return [m for m in proposed_models(found) if m != main_proposed(found)]
 
 
 # ---------------------------------------------------------------------------- Table 2
 def _baseline4_filter(run: RunData, modality: str, condition: str, regime: str) -> tuple[dict[str, Any], str] | None:
     """Where baseline 4's score for ``modality`` lives: its full-condition row (it reads nothing else)
     or the clipping of the other modality; same regime if trained so, else the one it has."""
-    model = BASELINE4[modality]
+    model = unimodal_reference(modality)
     rows = select(run.table, model=model, variant="default", metric=list(TABLE_METRICS))
     for reg in [regime] + [r for r in ("standard", "optimized") if r != regime]:
         for cond in ("full", condition):
@@ -295,29 +299,30 @@ def table2(run: RunData, cfg: StatsConfig) -> Table:
     """Visual-only (audio clipped) and acoustic-only (visual clipped) scores with baseline 4."""
     t = select(run.table, condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS))
     t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
-    if select(t, model=PROPOSED).empty:
-        raise Skip(f"needs {PROPOSED} scored with one modality clipped (conditions clip_audio / clip_visual)",
+    main = main_proposed(t["model"].unique().tolist())
+    if select(t, model=main).empty:
+        raise Skip(f"needs {main} scored with one modality clipped (conditions clip_audio / clip_visual)",
                    "clipping")
-    regime = "optimized" if not select(t, model=PROPOSED, regime="optimized").empty else "standard"
+    regime = "optimized" if not select(t, model=main, regime="optimized").empty else "standard"
     b = Builder(run, cfg, "Table 2")
     corpora = _corpora(t)
     sections, b4_regimes, missing_b4, shown = [], set(), [], set()
     for condition, kept, title in (("clip_audio", "visual", "Visual Features Only"),
                                    ("clip_visual", "audio", "Acoustic Features Only")):
         here = select(t, condition=condition, regime=regime)
-        if select(here, model=PROPOSED).empty:
+        if select(here, model=main).empty:
             continue
         models = multimodal_models(here["model"].unique().tolist())
-        specs = [Spec(table_label(PROPOSED), {"model": PROPOSED, "variant": "default", "regime": regime,
+        specs = [Spec(table_label(main), {"model": main, "variant": "default", "regime": regime,
                                               "condition": condition, "level": None}, proposed=True)]
         b4 = _baseline4_filter(run, kept, condition, regime)
         if b4:
             specs.append(Spec("Baseline 4", b4[0]))
             b4_regimes.add(b4[1])
         else:
-            missing_b4.append(BASELINE4[kept])
+            missing_b4.append(unimodal_reference(kept))
         specs += [Spec(table_label(m), {"model": m, "variant": "default", "regime": regime, "condition": condition,
-                                        "level": None}) for m in models if m != PROPOSED]
+                                        "level": None}) for m in models if m not in proposed_models(models)]
         sections.append(b.section(title, specs, corpora))
         shown |= {sp.filt["model"] for sp in specs}
     b4_text = ""
@@ -329,7 +334,8 @@ def table2(run: RunData, cfg: StatsConfig) -> Table:
     caption = (f"Performance with a missing modality: audiovisual models trained with the {regime} regime and "
                f"tested with only the visual features (audio clipped) or only the acoustic features (visual "
                f"clipped), against the unimodal baseline 4. Mean F1-scores over {trials_phrase(b.counts)} trials."
-               f"{b4_text} *: AuxFormer is significantly better than every other model of the section, baseline 4 "
+               f"{b4_text} *: {model_label(main, short=True)} is significantly better than every other model of the "
+               f"section, baseline 4 "
                f"included ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(shown)}{synthetic_sentence(run)}")
     tab = Table("table2", "Table 2", "Missing modality (clipping)", caption, "Architecture",
@@ -338,25 +344,15 @@ def table2(run: RunData, cfg: StatsConfig) -> Table:
 
 
 # ---------------------------------------------------------------------------- ablations (Tables 3, 4)
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isclose(float(a), float(b), rel_tol=0, abs_tol=5e-3)
-    return a == b
-
-
 def is_default_config(model: str, config: dict[str, Any]) -> bool:
-    """True if ``config`` leaves the model as the paper defines it (e.g. pos_enc=true)."""
-    if not config:
-        return True
+    """True if ``config`` leaves the model as the paper defines it (``ModelMeta.is_default``, the
+    rule the runner plans units by; a model not installed here counts as not default)."""
     try:
         from avbench.models import get_model_meta
 
-        defaults = get_model_meta(model).options()
+        return get_model_meta(model).is_default(config)
     except Exception:
-        return False
-    return all(k in defaults and _same(v, defaults[k]) for k, v in config.items())
+        return not config
 
 
 @dataclass
@@ -379,14 +375,17 @@ def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, 
     sub = select(run.raw, protocol=name, condition="full", metric=list(TABLE_METRICS))
     if sub.empty:
         raise Skip(f"protocol {name} is in the run but has no full-AV scores yet", name)
-    models = [m for m in (definition.get("models") or [PROPOSED]) if not select(sub, model=m).empty]
+    models = [m for m in (definition.get("models") or [main_proposed(sub["model"].unique())])
+              if not select(sub, model=m).empty]
     rows = []
     extra = []
     for model in sorted(models, key=model_sort_key):
         for v in definition.get("variants") or []:
             vname, config = str(v["name"]), dict(v.get("config") or {})
-            proposed = is_default_config(model, config)
-            have = not select(sub, model=model, variant=vname).empty
+            here = select(sub, model=model, variant=vname)
+            have = not here.empty
+            # recorded with the rows when the run planned the unit; decided by the same rule otherwise
+            proposed = bool(here["is_default"].any()) if have else is_default_config(model, config)
             if not have and proposed:
                 # the default model under another name: read it from any protocol's default unit
                 fallback = select(run.table, model=model, variant="default", condition="full",
@@ -519,13 +518,14 @@ def table5(run: RunData, cfg: StatsConfig) -> Table:
 
 
 # ---------------------------------------------------------------------------- robustness summary
-FAMILY_LABELS = {"mask": "masked", "burst": "occluded", "shift": "shifted", "noise": "noisy", "clip": "clipped"}
-
-
 def family_label(condition: str) -> str:
+    """``audio masked``: a condition family as its kind labels it (avbench.conditions)."""
     kind, _, modality = condition.partition("_")
-    mod = {"audio": "audio", "visual": "visual"}.get(modality, modality)
-    return f"{mod} {FAMILY_LABELS.get(kind, kind)}".strip()
+    try:
+        label = get_kind(kind).label or kind
+    except Exception:  # a plugin kind not installed where the report is built
+        label = kind
+    return f"{modality} {label}".strip()
 
 
 def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -> Table:
@@ -540,9 +540,10 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
     if t.empty:
         raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them",
                    "masking / occlusion / misalignment / noise")
-    order = ["mask", "burst", "shift", "noise"]
-    families = sorted(t["condition"].unique().tolist(),
-                      key=lambda c: (order.index(c.split("_")[0]) if c.split("_")[0] in order else 9, c))
+    order = [k.name for k in kinds()]
+    families = sorted(t["condition"].unique().tolist(), key=lambda c: (
+        order.index(c.split("_")[0]) if c.split("_")[0] in order else len(order), c))
+    proposed = main_proposed(t["model"].unique().tolist())
     b = Builder(run, cfg, "Table R1")
     corpora = _corpora(t)
     groups = sorted({(r, v) for r, v in zip(t["regime"], t["variant"])},
@@ -557,11 +558,11 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
             shown |= set(models)
             title = family_label(fam).capitalize()
             if variant != "default":
-                title += f", {variant_text(variant)}"
+                title += f", {variant_text(t, variant)}"
             if len({r for r, _ in groups}) > 1:
                 title += f", {regime} training"
             specs = [Spec(table_label(m), {"model": m, "variant": variant, "regime": regime, "condition": fam,
-                                           "level": None}, proposed=m == PROPOSED) for m in models]
+                                           "level": None}, proposed=m == proposed) for m in models]
             # '*' only on the AUC columns: the relative AUC divides by each model's own clean score
             sections.append(b.section(title, specs, corpora, metrics=(auc, rel), tested=(auc,)))
     shifted = (" Shift-trained: trained with one modality shifted at random by up to the given amount (protocol "
@@ -569,7 +570,8 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
     caption = (f"Robustness summary ({metric_label(metric)}): AUC is the mean height of the score-versus-level "
                f"curve of each condition family (trapezoid rule over its levels: fraction of frames kept for "
                f"masking, removed for occlusion, shift in ms, SNR in dB), rel. the same divided by the model's full "
-               f"audiovisual score (1.0 = no loss). Mean over {trials_phrase(b.counts)} trials. *: AuxFormer's AUC is "
+               f"audiovisual score (1.0 = no loss). Mean over {trials_phrase(b.counts)} trials. *: "
+               f"{model_label(proposed, short=True)}'s AUC is "
                f"significantly higher than every other model's ({b.stats_sentence()}). Bold: best value of each "
                f"column and section.{shifted}{model_key_sentence(shown)}{synthetic_sentence(run)}")
     cols = ["AUC", "rel."] * len(corpora)
@@ -578,11 +580,10 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
     return b.finish(tab)
 
 
-def variant_text(variant: str) -> str:
-    m = re.search(r"\+train_shift=([0-9.]+)ms", variant)
-    if m:
-        rest = variant[:m.start()]
-        return f"shift-trained (±{m.group(1)} ms)" + ("" if rest == "default" else f", {rest}")
+def variant_text(table: pd.DataFrame, variant: str) -> str:
+    name, shift = variant_parts(table, variant)
+    if shift:
+        return f"shift-trained (±{shift:g} ms)" + ("" if name == "default" else f", {name}")
     return f"variant {variant}"
 
 
