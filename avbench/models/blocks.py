@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avbench.models.fast_ops import Dropout, attention, relu_dropout
+
 
 def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """Boolean ``(B, T)`` mask, True on real frames."""
@@ -138,8 +140,7 @@ class MultiheadAttention(nn.Module):
                 v = F.linear(value, w[2 * d:], wb[2 * d:])
         h = self.heads
         q, k, v = (t.reshape(b, -1, h, d // h).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = attention(q, k, v, bias, self.dropout, self.training)
         return self.out_proj(out.transpose(1, 2).reshape(b, lq, d))
 
 
@@ -161,8 +162,8 @@ class AttentionLayer(nn.Module):
         self.norm_ffn = nn.LayerNorm(dim)
         self.fc1 = xavier_linear(dim, 4 * dim)
         self.fc2 = xavier_linear(4 * dim, dim)
-        self.relu_dropout = nn.Dropout(relu_dropout)
-        self.res_dropout = nn.Dropout(res_dropout)
+        self.relu_dropout = Dropout(relu_dropout)
+        self.res_dropout = Dropout(res_dropout)
         self.alpha = nn.Parameter(torch.rand(())) if scaled else None
 
     def _mix(self, residual: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
@@ -178,7 +179,7 @@ class AttentionLayer(nn.Module):
         else:
             k, v = (self.norm_attn(k), self.norm_attn(v)) if v is not k else (self.norm_attn(k),) * 2
         x = self._mix(x, self.res_dropout(self.attn(q, k, v, bias)))
-        h = self.fc2(self.relu_dropout(F.relu(self.fc1(self.norm_ffn(x)))))
+        h = self.fc2(relu_dropout(self.fc1(self.norm_ffn(x)), self.relu_dropout.p, self.training))
         return self._mix(x, self.res_dropout(h))
 
 
@@ -200,7 +201,7 @@ class AttentionStack(nn.Module):
         self.dim = dim
         self.positions = positions
         self.causal = causal
-        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.embed_dropout = Dropout(embed_dropout)
         self.layers = nn.ModuleList(
             AttentionLayer(dim, heads, attn_dropout=attn_dropout, relu_dropout=relu_dropout,
                            res_dropout=res_dropout, scaled=scaled) for _ in range(layers))
@@ -283,7 +284,9 @@ class Projection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bypassed:
             return x
-        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+        # the kernel-1 convolution as the per-frame matrix product it is: same weights and result,
+        # without the two transposed copies of a (B, T, 4096) input and the CPU's slow conv path
+        return F.linear(x, self.conv.weight.squeeze(-1))
 
 
 class ResidualMLP(nn.Module):
@@ -297,7 +300,7 @@ class ResidualMLP(nn.Module):
         super().__init__()
         widths = (dim, *hidden, dim)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -320,7 +323,7 @@ class MLP(nn.Module):
         super().__init__()
         widths = (dim, *hidden)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(widths[-1], out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
