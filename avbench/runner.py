@@ -43,7 +43,9 @@ from avbench.validation import ValidationError, check_int, check_path_component
 # Bump whenever the same unit would train or score differently for reasons outside the model
 # (data pipeline, selection rule, schedule).  2: per-trial z-normalisation from the training
 # partition, selection on the dev cross-entropy of the averaged heads, no patience in `paper`.
-TRAINING_SEMANTICS = 2
+# 3: dropout masks drawn from 16-bit draws on the CPU (avbench/models/fast_ops.py): same rates
+# in expectation, other random draws, so the same seed trains other weights.
+TRAINING_SEMANTICS = 3
 
 
 def unit_semantics(model: str) -> str:
@@ -160,7 +162,7 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
                 vname, label = base.name + suffix, variant.name + suffix
             for regime in protocol.regimes:
                 for seed in range(seeds):
-                    work.append((Unit(corpus, profile.name, name, vname, json.dumps(config, sort_keys=True),
+                    work.append((Unit(corpus, profile.key, name, vname, json.dumps(config, sort_keys=True),
                                       regime, seed, shift, unit_semantics(name), label), protocol.conditions))
     for name in protocol.needs:
         if name in model_set:
@@ -169,7 +171,7 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
         config = json.dumps(profile.model_config(meta), sort_keys=True)
         for regime in protocol.needs_regimes or protocol.regimes:
             for seed in range(seeds):
-                work.append((Unit(corpus, profile.name, name, DEFAULT_VARIANT.name, config, regime, seed,
+                work.append((Unit(corpus, profile.key, name, DEFAULT_VARIANT.name, config, regime, seed,
                                   semantics=unit_semantics(name)),
                              protocol.needs_conditions or protocol.conditions))
     return work
