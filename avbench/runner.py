@@ -37,7 +37,7 @@ from avbench.profiles import Profile, get_profile
 from avbench.protocol import DEFAULT_VARIANT, Protocol, Variant, get_protocol
 from avbench.results import collect, read_json, write_json, write_manifest, write_npz, write_table
 from avbench.robustness import with_summaries
-from avbench.training import fit, f1_scores, predict, resolve_device
+from avbench.training import autocast, fit, f1_scores, predict, resolve_device
 from avbench.validation import ValidationError, check_int, check_path_component
 
 # Bump whenever the same unit would train or score differently for reasons outside the model
@@ -430,6 +430,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     if jobs == 1:
         torch.set_num_threads(threads)  # before the Runner, whose provenance records it
     dev = resolve_device(device)
+    autocast(dev, prof.precision)  # a precision the device cannot use is refused before any work
     if jobs > 1 and dev.type == "cuda":
         raise ValidationError(f"The 'jobs' parameter of avbench run must be 1 on a CUDA device. Got {jobs} instead.")
     store = open_corpus(corpus)
