@@ -117,16 +117,19 @@ def main() -> None:
                    "an order shuffled by the seed (less padding, faster; a departure from the paper).")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
               help="bf16/fp16: autocast on CUDA (fp16 with gradient scaling); CPUs train in fp32 only.")
+@click.option("--memory", default="fast", show_default=True, type=click.Choice(["fast", "lean"]),
+              help="lean: attention layers recomputed in the backward pass; much less memory, more time, "
+                   "same results.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, threads, batching, precision,
-        quiet):
+        memory, quiet):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.profiles import get_profile
     from avbench.runner import run as run_protocol
     from avbench.results import summary_table
 
-    profile = get_profile(profile).replace(batching=batching, precision=precision)
+    profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
     summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
                            echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads)

@@ -40,6 +40,8 @@ class Profile:
             batched together, batch order shuffled by the seed: less padding, a departure from the
             paper; ``avbench.batching.batch_rows``).
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast on CUDA (fp16 with gradient scaling).
+        memory: ``fast``, or ``lean``: attention layers recomputed in the backward pass
+            (``avbench.models.blocks.set_recompute``), less memory for more time, same results.
     """
 
     name: str
@@ -57,6 +59,7 @@ class Profile:
     eval_batch_size: int = 64
     batching: str = "random"
     precision: str = "fp32"
+    memory: str = "fast"
 
     @property
     def key(self) -> str:

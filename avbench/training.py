@@ -27,6 +27,7 @@ from avbench.atomic import atomic_path
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
 from avbench.batching import BATCHINGS, Batch, batches
+from avbench.models.blocks import set_recompute
 from avbench.normalization import Normalizer
 from avbench.profiles import Profile
 from avbench.validation import DataError, ValidationError, check_choice
@@ -210,10 +211,12 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
     checkpoint; :attr:`FitResult.seconds_per_epoch` is its mean over the epochs.
     ``history[i]["data_wait_seconds"]`` is the part of it the loop spent waiting for a batch
     (batches are prepared by a background thread while the model computes).
-    The profile's ``batching`` orders the batches and its ``precision`` sets autocast.
+    The profile's ``batching`` orders the batches, its ``precision`` sets autocast and its
+    ``memory`` whether attention layers are recomputed in the backward pass.
     """
     check_choice(regime, "regime", "fit", REGIMES)
     check_choice(profile.batching, "batching", "fit", BATCHINGS)
+    set_recompute(model, check_choice(profile.memory, "memory", "fit", ("fast", "lean")) == "lean")
     autocast(device, profile.precision)  # refuses a precision the device cannot use, before any work
     scaler = torch.amp.GradScaler("cuda") if profile.precision == "fp16" else None
     rates = (store.audio_rate / profile.frame_pool[0], store.visual_rate / profile.frame_pool[1])

@@ -22,8 +22,9 @@ HERE = Path(__file__).resolve().parent
 
 def commands(scratch: Path) -> dict[str, list[list[str]]]:
     return {
-        "train-step": [["train_step.py", "--settings", "reference,avbench,avbench-sdpa"],
-                       ["train_step.py", "--audio-frames", "300", "--visual-frames", "150"]],
+        "train-step": [["train_step.py", "--settings", "reference,avbench,avbench-lean,avbench-sdpa"],
+                       ["train_step.py", "--settings", "reference,avbench,avbench-lean", "--audio-frames", "300",
+                        "--visual-frames", "150"]],
         "quick-step": [["train_step.py", "--settings", "avbench,avbench-sdpa", "--profile", "quick",
                         "--audio-frames", "40", "--visual-frames", "38", "--visual-dim", "64", "--steps", "20"]],
         "feeding": [["feeding.py", "--generate", str(scratch / "avbench-crema-sized")]],

@@ -13,6 +13,8 @@ Settings:
   its weights materialised and dropped out, global zero padding, causal mask),
   the yardstick of issue 12's targets;
 * ``avbench``: avbench's model as ``avbench run`` trains it;
+* ``avbench-lean``: the same with ``--memory lean`` (attention layers recomputed in
+  the backward pass);
 * ``avbench-sdpa``: avbench's model on the code before issue 12
   (``F.scaled_dot_product_attention`` and ``bernoulli_`` dropout masks), to
   show what each change brought.
@@ -42,7 +44,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-SETTINGS = ("reference", "avbench", "avbench-sdpa")
+SETTINGS = ("reference", "avbench", "avbench-lean", "avbench-sdpa")
 GEMM_PEAK_GFLOPS = 180.0  # float32 2048x2048 torch.mm on this 2-core machine, best of runs (field notes)
 TARGETS = {(160, 75): 2.0, (300, 150): 3.0}  # speed-up over the reference (issue 12); peak RSS <= 1/4
 
@@ -65,6 +67,10 @@ def build(setting: str, args):
     meta = get_model_meta(args.model)
     config = get_profile(args.profile).model_config(meta)
     model = create_model(args.model, num_classes=args.classes, audio_dim=130, visual_dim=args.visual_dim, **config)
+    if setting == "avbench-lean":
+        from avbench.models.blocks import set_recompute
+
+        set_recompute(model, True)
     return model, model
 
 
@@ -174,17 +180,22 @@ def main() -> None:
         print(f"{s:>13}: train step {r['step_s']:.3f} s (steps {', '.join(f'{t:.3f}' for t in r['steps_s'])}), "
               f"eval forward {r['eval_s']:.3f} s, peak RSS {r['peak_rss_gib']:.2f} GiB, "
               f"{r['params']:,} parameters{gflops}")
-    if "reference" in results and "avbench" in results:
-        ref, av = results["reference"], results["avbench"]
-        if ref["params"] != av["params"]:
-            print(f"WARNING: parameter counts differ ({ref['params']:,} vs {av['params']:,})")
-        speed = ref["step_s"] / av["step_s"]
-        mem = av["peak_rss_gib"] / ref["peak_rss_gib"]
-        target = TARGETS.get((args.audio_frames, args.visual_frames))
-        verdict = "" if target is None else f" (target >= {target:.0f}x: {'met' if speed >= target else 'MISSED'})"
-        print(f"speed-up over the reference: {speed:.2f}x{verdict}")
-        print(f"peak RSS, avbench / reference: {mem:.2f} (target <= 0.25: {'met' if mem <= 0.25 else 'MISSED'})")
-        print(f"eval forward, reference / avbench: {ref['eval_s'] / av['eval_s']:.2f}x")
+    for name in ("avbench", "avbench-lean"):
+        if "reference" in results and name in results:
+            compare(results["reference"], results[name], name, args)
+
+
+def compare(ref: dict, av: dict, name: str, args) -> None:
+    """Prints a setting's speed-up and memory against the reference, with issue 12's targets."""
+    if ref["params"] != av["params"]:
+        print(f"WARNING: parameter counts differ ({ref['params']:,} vs {av['params']:,})")
+    speed = ref["step_s"] / av["step_s"]
+    mem = av["peak_rss_gib"] / ref["peak_rss_gib"]
+    target = TARGETS.get((args.audio_frames, args.visual_frames))
+    verdict = "" if target is None else f" (target >= {target:.0f}x: {'met' if speed >= target else 'MISSED'})"
+    print(f"{name}: speed-up over the reference {speed:.2f}x{verdict}; peak RSS / reference's {mem:.2f} "
+          f"(target <= 0.25: {'met' if mem <= 0.25 else 'MISSED'}); eval forward "
+          f"{ref['eval_s'] / av['eval_s']:.2f}x faster")
 
 
 if __name__ == "__main__":

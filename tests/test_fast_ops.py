@@ -85,3 +85,24 @@ def test_training_gradients_equal_the_sdpa_path_without_dropout(monkeypatch):
                         F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
     for a, r in zip(fast, grads()):
         assert torch.allclose(a, r, atol=1e-10)
+
+
+def test_recomputed_layers_give_the_same_gradients_and_random_stream():
+    from avbench.models.blocks import set_recompute
+
+    torch.manual_seed(0)
+    model = create_model("auxformer", num_classes=3, audio_dim=6, visual_dim=10, d_model=8, heads=2, layers=2)
+    audio, visual = torch.randn(3, 21, 6), torch.randn(3, 13, 10)
+    la, lv = torch.tensor([21, 15, 4]), torch.tensor([13, 7, 2])
+
+    def grads(on):
+        set_recompute(model, on)
+        model.zero_grad()
+        torch.manual_seed(11)
+        out = model(audio, visual, la, lv)
+        sum(o.sum() for o in out.values()).backward()
+        return [p.grad.clone() for p in model.parameters()], torch.rand(1)
+
+    (fast, after_fast), (lean, after_lean) = grads(False), grads(True)
+    assert all(torch.equal(a, b) for a, b in zip(fast, lean))
+    assert torch.equal(after_fast, after_lean)  # the global stream continues as without recomputation

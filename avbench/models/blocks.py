@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from avbench.models.fast_ops import Dropout, attention, relu_dropout
 
@@ -206,6 +207,7 @@ class AttentionStack(nn.Module):
             AttentionLayer(dim, heads, attn_dropout=attn_dropout, relu_dropout=relu_dropout,
                            res_dropout=res_dropout, scaled=scaled) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
+        self.recompute = False  # set by set_recompute: not a model option, results are identical
 
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
         out = math.sqrt(self.dim) * x
@@ -223,9 +225,23 @@ class AttentionStack(nn.Module):
             v = self.embed_dropout(base) if self.training and self.embed_dropout.p > 0 else k
             bias = attention_bias(kv_lengths, kv.shape[1], x.dtype, q_lengths=lengths, q_len=x.shape[1],
                                   causal=self.causal)
+        recompute = self.recompute and self.training and torch.is_grad_enabled()
         for layer in self.layers:
-            h = layer(h, bias, k, v)
+            h = checkpoint(layer, h, bias, k, v, use_reentrant=False) if recompute else layer(h, bias, k, v)
         return self.norm(h)
+
+
+def set_recompute(model: nn.Module, on: bool) -> None:
+    """Recompute each attention layer in the backward pass instead of keeping its activations.
+
+    The lean-memory option of training (``--memory lean``): only each layer's input is kept, so
+    peak memory falls to a few layers' worth, for about one more forward pass of time.  The
+    recomputation replays the same random draws (``torch.utils.checkpoint`` restores the RNG
+    state), so the gradients, and the trained weights, are the same.
+    """
+    for m in model.modules():
+        if isinstance(m, AttentionStack):
+            m.recompute = on
 
 
 class RecurrentStack(nn.Module):
