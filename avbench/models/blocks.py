@@ -103,12 +103,12 @@ def xavier_linear(in_dim: int, out_dim: int) -> nn.Linear:
 
 
 class MultiheadAttention(nn.Module):
-    """Multi-head attention on ``F.scaled_dot_product_attention``.
+    """Multi-head attention through :func:`avbench.models.fast_ops.attention`.
 
-    Why SDPA: on a GPU it dispatches to fused kernels (flash / memory-efficient,
-    dropout included) that never materialise the ``Lq x Lk`` weights; on this
-    CPU it makes evaluation about 25% faster and training within about 15% of
-    the explicit softmax-dropout-matmul form (benchmarks/README.md).
+    That is ``F.scaled_dot_product_attention`` on a GPU (fused kernels that never
+    materialise the ``Lq x Lk`` weights) and in evaluation, and on a CPU in
+    training a tiled kernel that recomputes the weights in the backward pass
+    and draws cheap dropout masks (benchmarks/README.md: the paper-size step).
     Parameters are laid out and initialised like ``nn.MultiheadAttention``
     (``4d^2 + 4d``; xavier-uniform input projection, zero biases), so counts
     match the paper and a released state dict maps one to one.

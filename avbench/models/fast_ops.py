@@ -8,26 +8,33 @@ storing those weights for the backward pass is what makes a 300/150-frame
 step need 15 GiB.  The matrix products themselves are a small share: the head
 dimension is 13.
 
-Two things change here, neither of them the model's semantics:
+What changes here, none of it the model's semantics:
 
 * **Masks from 16 random bits.**  One 64-bit draw of the global generator
   (``random_`` over the full int64 range) gives four 16-bit draws; a value is
   dropped when its 16 bits fall below ``round(p * 65536)``.  The rate is then
   ``round(p * 65536) / 65536`` (0.1 -> 0.100006, 0.25 exactly) and the kept
   values are scaled by the inverse of that rate's complement, so every
-  dropout is unbiased in expectation as before.  It is about 7x cheaper than
-  ``bernoulli_`` on this CPU.
-* **Attention that does not keep its weights.**  :func:`attention` computes
-  softmax(QK^T / sqrt(d) + bias), dropout, times V, in chunks of the batch, and
-  keeps only Q, K, V, the output and a seed for the backward pass, which
-  recomputes the weights chunk by chunk and regenerates the same dropout mask
-  from that seed (flash attention's scheme, in plain tensor operations).  The
-  working set of a chunk stays in cache, so the recomputation costs less than
-  it saves, and memory no longer grows with batch x heads x L_q x L_k.
+  dropout is unbiased in expectation as before.  Drawing is about 7x cheaper
+  than ``bernoulli_`` here, and the mask is applied as a float 0/1 factor,
+  several times cheaper than ``masked_fill``.  Masks come from a private
+  generator seeded by one draw of the global one, so the backward pass
+  regenerates them instead of storing them.
+* **Attention that does not keep its weights.**  :class:`_Attention` computes
+  softmax(QK^T / sqrt(d) + bias), dropout, times V tile by tile (a few batch
+  items, a block of queries, the keys they may see: with the causal mask the
+  upper triangle is mostly skipped) and keeps only Q, K, V, the output and the
+  seed; the backward pass recomputes each tile (flash attention's scheme, in
+  plain tensor operations).  A tile stays in cache, so the recomputation costs
+  less than it saves, and memory no longer grows with batch x heads x L_q x L_k.
+* **Products laid out for a head dimension of 13**: see :class:`_Attention`.
+* **ReLU and dropout fused** (:func:`relu_dropout`), keeping one tensor instead of three.
 
 On CUDA none of this is used: ``F.scaled_dot_product_attention`` dispatches
-to fused kernels that already do both, and ``nn.Dropout`` is cheap there.
-Eval mode (no dropout) computes the same function as SDPA to float tolerance.
+to fused kernels that already do both, and ``F.dropout`` is cheap there.
+Evaluation (no gradients) still runs SDPA, so predictions are unchanged;
+with gradients and no dropout the result equals SDPA's to float tolerance
+(tests/test_fast_ops.py).
 """
 
 from __future__ import annotations
