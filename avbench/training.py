@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from avbench.atomic import atomic_path
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
-from avbench.batching import BATCHINGS, Batch, batches
+from avbench.batching import BATCHINGS, Batch, WaitClock, batches
 from avbench.models.blocks import set_recompute
 from avbench.normalization import Normalizer
 from avbench.profiles import Profile
@@ -246,7 +246,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         start, total, n = time.perf_counter(), 0.0, 0
         it = batches(store, train_rows, profile.batch_size, generator=rng, batching=profile.batching,
                      pool=profile.frame_pool, device=device, norm=norm)
-        bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False, disable=not progress,
+        fed = WaitClock(it)
+        bar = tqdm(fed, total=-(-len(train_rows) // profile.batch_size), leave=False, disable=not progress,
                    desc=f"{desc} epoch {st['epoch'] + 1}/{profile.epochs}")
         for i, batch in enumerate(bar, 1):
             batch = apply_regime(regime, batch, rng)
@@ -279,7 +280,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         sched.step(dl)
         st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), "dev_loss": dl,
                               "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
-                              "data_wait_seconds": it.wait_seconds})
+                              "data_wait_seconds": fed.seconds})
         if dl < st["best_loss"]:
             st.update(best_loss=dl, best_epoch=st["epoch"] + 1, bad_epochs=0,
                       best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
