@@ -145,12 +145,12 @@ class Dropout(nn.Dropout):
 
 
 # --- attention ---------------------------------------------------------------------------
-CHUNK_BYTES = 4 << 20  # score tile of one chunk (float32): stays in cache between its operations
+CHUNK_BYTES = 4 << 20  # score tile of one chunk per torch thread (float32): stays in cache between its operations
 QUERY_BLOCKS = 4  # query blocks of a causal attention; each reads only the keys some of its rows may see
 
 
 def _chunks(b: int, per_item: int) -> list[tuple[int, int]]:
-    step = max(1, CHUNK_BYTES // max(per_item, 1))
+    step = max(1, CHUNK_BYTES * torch.get_num_threads() // max(per_item, 1))
     return [(s, min(s + step, b)) for s in range(0, b, step)]
 
 
