@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--store", type=Path, help="an existing feature store")
     where.add_argument("--generate", type=Path, help="write a CREMA-D-sized synthetic store here, delete it after")
     p.add_argument("--keep", action="store_true", help="keep the generated store")
+    p.add_argument("--clips-per-speaker", type=int, default=CREMA_D["clips_per_speaker"],
+                   help="a smaller generated store (same lengths and widths), when time or disk is short")
 
 
 @contextlib.contextmanager
@@ -38,7 +40,7 @@ def store_from(args):
         raise SystemExit(f"{args.generate.parent} has {free:.1f} GiB free; the store needs about 4.6 GB")
     start = time.perf_counter()
     try:
-        store = generate_synthetic(args.generate, **CREMA_D)
+        store = generate_synthetic(args.generate, **(CREMA_D | {"clips_per_speaker": args.clips_per_speaker}))
         print(f"generated {len(store)} clips in {time.perf_counter() - start:.0f} s at {store.path}")
         yield store
     finally:
