@@ -36,6 +36,12 @@ class Profile:
         scaled_models: Apply each model's ``quick`` overrides.
         model_overrides: Extra overrides applied to every model on top.
         eval_batch_size: Batch size at evaluation (no gradients, so larger).
+        batching: ``random`` (the paper's random batches) or ``bucket`` (clips of similar length
+            batched together, batch order shuffled by the seed: less padding, a departure from the
+            paper; ``avbench.batching.batch_rows``).
+        precision: ``fp32``, or ``bf16`` / ``fp16`` autocast on CUDA (fp16 with gradient scaling).
+        memory: ``fast``, or ``lean``: attention layers recomputed in the backward pass
+            (``avbench.models.blocks.set_recompute``), less memory for more time, same results.
     """
 
     name: str
@@ -51,6 +57,17 @@ class Profile:
     scaled_models: bool = False
     model_overrides: dict[str, Any] = field(default_factory=dict)
     eval_batch_size: int = 64
+    batching: str = "random"
+    precision: str = "fp32"
+    memory: str = "fast"
+
+    @property
+    def key(self) -> str:
+        """The name units are filed under: the profile's name, plus each non-default batching or
+        precision (``quick-bucket``, ``paper-bf16``), since those train other weights."""
+        parts = [self.name] + [v for v, default in ((self.batching, "random"), (self.precision, "fp32"))
+                               if v != default]
+        return "-".join(parts)
 
     def model_config(self, meta) -> dict[str, Any]:
         """The config a model gets under this profile (before a variant's own options)."""

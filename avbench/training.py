@@ -12,6 +12,7 @@ stopped and produces the same result as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,8 @@ from avbench.checkpoint import load_checkpoint
 from avbench.conditions import shift_frames, shift_stream
 from avbench.devices import DEVICES
 from avbench.faults import crash_point
-from avbench.batching import Batch, batches
+from avbench.batching import BATCHINGS, Batch, WaitClock, batches
+from avbench.models.blocks import set_recompute
 from avbench.normalization import Normalizer
 from avbench.profiles import Profile
 from avbench.validation import DataError, ValidationError, check_choice
@@ -45,6 +47,26 @@ def resolve_device(device: str) -> torch.device:
         raise ValidationError("The 'device' parameter is 'cuda' but torch sees no CUDA device "
                               f"(torch {torch.__version__}). Use --device cpu or auto.")
     return torch.device(device)
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str):
+    """The context a forward pass runs in: nothing for ``fp32``, else CUDA autocast to ``precision``.
+
+    Only CUDA: on the CPUs avbench was measured on, bf16 has no hardware support and would only
+    slow training down (benchmarks/README.md), so a lower precision there is an error, not a
+    silent no-op.
+    """
+    check_choice(precision, "precision", "avbench", tuple(PRECISIONS))
+    device = torch.device(device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        raise ValidationError(f"The 'precision' parameter is {precision!r}, which avbench supports on CUDA only "
+                              f"(autocast); this run is on {device.type}. Use --precision fp32.")
+    return torch.autocast("cuda", dtype=PRECISIONS[precision])
 
 
 def regime_groups(batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +174,9 @@ def dev_loss(model, store, rows, profile: Profile, device, norm: Normalizer | No
     total, n = 0.0, 0
     for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool, device=device,
                      norm=norm):
-        total += float(F.cross_entropy(model.predict(model(*b.inputs())), b.labels, reduction="sum"))
+        with autocast(device, profile.precision):
+            logits = model.predict(model(*b.inputs())).float()
+        total += float(F.cross_entropy(logits, b.labels, reduction="sum"))
         n += len(b.rows)
     return total / max(n, 1)
 
@@ -182,8 +206,16 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
     ``history[i]["train_seconds"]`` times the training loop only (reading and batching the
     training clips, forward, backward, optimiser step), not the dev evaluation nor the
     checkpoint; :attr:`FitResult.seconds_per_epoch` is its mean over the epochs.
+    ``history[i]["data_wait_seconds"]`` is the part of it the loop spent waiting for a batch
+    (batches are prepared by a background thread while the model computes).
+    The profile's ``batching`` orders the batches, its ``precision`` sets autocast and its
+    ``memory`` whether attention layers are recomputed in the backward pass.
     """
     check_choice(regime, "regime", "fit", REGIMES)
+    check_choice(profile.batching, "batching", "fit", BATCHINGS)
+    set_recompute(model, check_choice(profile.memory, "memory", "fit", ("fast", "lean")) == "lean")
+    autocast(device, profile.precision)  # refuses a precision the device cannot use, before any work
+    scaler = torch.amp.GradScaler("cuda") if profile.precision == "fp16" else None
     rates = (store.audio_rate / profile.frame_pool[0], store.visual_rate / profile.frame_pool[1])
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=profile.lr)
@@ -200,6 +232,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         sched.load_state_dict(saved["scheduler"])
         rng.bit_generator.state = saved["rng"]
         torch.set_rng_state(saved["torch_rng"])
+        if scaler is not None and saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
         if device.type == "cuda" and saved.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(saved["cuda_rng"], device)
         st = saved["progress"]
@@ -207,32 +241,44 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
     while st["epoch"] < profile.epochs and st["bad_epochs"] < patience:
         model.train()
         start, total, n = time.perf_counter(), 0.0, 0
-        it = batches(store, train_rows, profile.batch_size, generator=rng, pool=profile.frame_pool, device=device,
-                     norm=norm)
-        bar = tqdm(it, total=-(-len(train_rows) // profile.batch_size), leave=False,
+        it = batches(store, train_rows, profile.batch_size, generator=rng, batching=profile.batching,
+                     pool=profile.frame_pool, device=device, norm=norm)
+        fed = WaitClock(it)
+        bar = tqdm(fed, total=-(-len(train_rows) // profile.batch_size), leave=False,
                    disable=None if progress else True,  # None: no bar when stderr is not a terminal
                    desc=f"{desc} epoch {st['epoch'] + 1}/{profile.epochs}")
         for i, batch in enumerate(bar, 1):
             batch = apply_regime(regime, batch, rng)
             if train_shift_ms > 0:
                 batch = random_shift(batch, train_shift_ms, rates, rng)
-            loss = total_loss(model, model(*batch.inputs()), batch.labels)
+            with autocast(device, profile.precision):
+                outputs = model(*batch.inputs())
+            loss = total_loss(model, {k: o.float() for k, o in outputs.items()}, batch.labels)
             check_finite_loss(loss, epoch=st["epoch"] + 1, batch=i, desc=desc, state_path=state_path)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
+                opt.step()
+            else:  # fp16: scaled loss, gradients unscaled before clipping
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
+                scaler.step(opt)
+                scaler.update()
             total += loss.item() * len(batch.rows)
             n += len(batch.rows)
             bar.set_postfix(loss=f"{total / n:.3f}")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - start
+        it.close()
         dl = dev_loss(model, store, dev_rows, profile, device, norm)
         check_finite_loss(dl, epoch=st["epoch"] + 1, batch=None, desc=desc, state_path=state_path)
         sched.step(dl)
         st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), "dev_loss": dl,
-                              "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds})
+                              "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
+                              "data_wait_seconds": fed.seconds})
         if dl < st["best_loss"]:
             st.update(best_loss=dl, best_epoch=st["epoch"] + 1, bad_epochs=0,
                       best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -245,6 +291,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
                             "scheduler": sched.state_dict(), "rng": rng.bit_generator.state,
                             "torch_rng": torch.get_rng_state(),
                             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                            "scaler": scaler.state_dict() if scaler is not None else None,
                             "progress": st}, tmp)
             crash_point("epoch")
     return FitResult(st["best_state"], st["best_epoch"], st["history"])
@@ -259,6 +306,7 @@ def predict(model, store, rows: np.ndarray, *, profile: Profile, device, conditi
     pos = {r: i for i, r in enumerate(rows)}
     for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool,
                      device=device, condition=condition, trial_seed=trial_seed, norm=norm):
-        out = model.predict(model(*b.inputs())).argmax(-1).cpu().numpy()
+        with autocast(device, profile.precision):
+            out = model.predict(model(*b.inputs())).argmax(-1).cpu().numpy()
         preds[[pos[r] for r in b.rows]] = out
     return preds, np.asarray(store.labels[rows])

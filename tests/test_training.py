@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from avbench.batching import batches, pool_frames
-from avbench.models import create_model
+from avbench.models import create_model, get_model_meta
 from avbench.profiles import get_profile
 from avbench.training import apply_regime, f1_scores, fit, regime_groups, resolve_device
 from avbench.validation import ValidationError
@@ -92,3 +92,58 @@ def test_device_option():
             resolve_device("cuda")
     with pytest.raises(ValidationError, match="'device'"):
         resolve_device("tpu")
+
+
+def test_bucket_batching_covers_every_row_once_with_less_padding(tiny_store):
+    from avbench.batching import batch_rows
+
+    rows = np.arange(len(tiny_store.labels))
+    lengths = tiny_store.manifest["audio_frames"].to_numpy()
+    random = batch_rows(rows, 8, generator=np.random.default_rng(0), lengths=lengths)
+    bucket = batch_rows(rows, 8, generator=np.random.default_rng(0), batching="bucket", lengths=lengths)
+    assert sorted(np.concatenate(bucket)) == list(rows)
+    again = batch_rows(rows, 8, generator=np.random.default_rng(0), batching="bucket", lengths=lengths)
+    assert all(np.array_equal(a, b) for a, b in zip(bucket, again))
+
+    def padded(groups):
+        return sum(len(g) * lengths[g].max() for g in groups)
+
+    assert padded(bucket) < padded(random)
+
+
+def test_prefetching_gives_the_same_batches_and_draws_no_training_randomness(tiny_store):
+    rows = np.arange(40)
+    made = {}
+    for depth in (0, 2):
+        rng = np.random.default_rng(7)
+        it = batches(tiny_store, rows, 8, generator=rng, prefetch=depth)
+        made[depth] = [b for b in it]
+        made[f"rng{depth}"] = rng.integers(1 << 30)  # the state after the batch order was drawn
+    assert made["rng0"] == made["rng2"]
+    for a, b in zip(made[0], made[2]):
+        assert np.array_equal(a.rows, b.rows) and torch.equal(a.audio, b.audio) and torch.equal(a.visual, b.visual)
+
+
+def test_prefetch_errors_reach_the_training_loop(tiny_store):
+    from avbench.batching import Prefetcher
+
+    def make(group):
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        next(Prefetcher(make, [np.arange(3)], depth=2))
+
+
+def test_fit_records_data_wait_and_refuses_cpu_half_precision(tiny_store):
+    rows = np.arange(len(tiny_store.labels))
+    model = create_model("auxformer", num_classes=len(tiny_store.label_names), audio_dim=tiny_store.audio_dim,
+                         visual_dim=tiny_store.visual_dim, **SMOKE.model_config(get_model_meta("auxformer")))
+    one = SMOKE.replace(epochs=1, batching="bucket")
+    result = fit(model, tiny_store, rows[:48], rows[48:64], regime="standard", profile=one, seed=0,
+                 device=torch.device("cpu"), progress=False)
+    h = result.history[0]
+    assert 0.0 <= h["data_wait_seconds"] <= h["train_seconds"]
+    with pytest.raises(ValidationError, match="'precision'.*CUDA only"):
+        fit(model, tiny_store, rows[:48], rows[48:64], regime="standard", profile=one.replace(precision="bf16"),
+            seed=0, device=torch.device("cpu"), progress=False)
+    assert one.key == "smoke-bucket" and SMOKE.key == "smoke"

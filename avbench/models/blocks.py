@@ -22,6 +22,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from avbench.models.fast_ops import Dropout, attention, relu_dropout
 
 
 def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -100,12 +103,12 @@ def xavier_linear(in_dim: int, out_dim: int) -> nn.Linear:
 
 
 class MultiheadAttention(nn.Module):
-    """Multi-head attention on ``F.scaled_dot_product_attention``.
+    """Multi-head attention through :func:`avbench.models.fast_ops.attention`.
 
-    Why SDPA: on a GPU it dispatches to fused kernels (flash / memory-efficient,
-    dropout included) that never materialise the ``Lq x Lk`` weights; on this
-    CPU it makes evaluation about 25% faster and training within about 15% of
-    the explicit softmax-dropout-matmul form (benchmarks/README.md).
+    That is ``F.scaled_dot_product_attention`` on a GPU (fused kernels that never
+    materialise the ``Lq x Lk`` weights) and in evaluation, and on a CPU in
+    training a tiled kernel that recomputes the weights in the backward pass
+    and draws cheap dropout masks (benchmarks/README.md: the paper-size step).
     Parameters are laid out and initialised like ``nn.MultiheadAttention``
     (``4d^2 + 4d``; xavier-uniform input projection, zero biases), so counts
     match the paper and a released state dict maps one to one.
@@ -138,8 +141,7 @@ class MultiheadAttention(nn.Module):
                 v = F.linear(value, w[2 * d:], wb[2 * d:])
         h = self.heads
         q, k, v = (t.reshape(b, -1, h, d // h).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = attention(q, k, v, bias, self.dropout, self.training)
         return self.out_proj(out.transpose(1, 2).reshape(b, lq, d))
 
 
@@ -161,8 +163,8 @@ class AttentionLayer(nn.Module):
         self.norm_ffn = nn.LayerNorm(dim)
         self.fc1 = xavier_linear(dim, 4 * dim)
         self.fc2 = xavier_linear(4 * dim, dim)
-        self.relu_dropout = nn.Dropout(relu_dropout)
-        self.res_dropout = nn.Dropout(res_dropout)
+        self.relu_dropout = Dropout(relu_dropout)
+        self.res_dropout = Dropout(res_dropout)
         self.alpha = nn.Parameter(torch.rand(())) if scaled else None
 
     def _mix(self, residual: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
@@ -178,7 +180,7 @@ class AttentionLayer(nn.Module):
         else:
             k, v = (self.norm_attn(k), self.norm_attn(v)) if v is not k else (self.norm_attn(k),) * 2
         x = self._mix(x, self.res_dropout(self.attn(q, k, v, bias)))
-        h = self.fc2(self.relu_dropout(F.relu(self.fc1(self.norm_ffn(x)))))
+        h = self.fc2(relu_dropout(self.fc1(self.norm_ffn(x)), self.relu_dropout.p, self.training))
         return self._mix(x, self.res_dropout(h))
 
 
@@ -200,11 +202,12 @@ class AttentionStack(nn.Module):
         self.dim = dim
         self.positions = positions
         self.causal = causal
-        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.embed_dropout = Dropout(embed_dropout)
         self.layers = nn.ModuleList(
             AttentionLayer(dim, heads, attn_dropout=attn_dropout, relu_dropout=relu_dropout,
                            res_dropout=res_dropout, scaled=scaled) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
+        self.recompute = False  # set by set_recompute: not a model option, results are identical
 
     def _scale(self, x: torch.Tensor) -> torch.Tensor:
         out = math.sqrt(self.dim) * x
@@ -222,9 +225,23 @@ class AttentionStack(nn.Module):
             v = self.embed_dropout(base) if self.training and self.embed_dropout.p > 0 else k
             bias = attention_bias(kv_lengths, kv.shape[1], x.dtype, q_lengths=lengths, q_len=x.shape[1],
                                   causal=self.causal)
+        recompute = self.recompute and self.training and torch.is_grad_enabled()
         for layer in self.layers:
-            h = layer(h, bias, k, v)
+            h = checkpoint(layer, h, bias, k, v, use_reentrant=False) if recompute else layer(h, bias, k, v)
         return self.norm(h)
+
+
+def set_recompute(model: nn.Module, on: bool) -> None:
+    """Recompute each attention layer in the backward pass instead of keeping its activations.
+
+    The lean-memory option of training (``--memory lean``): only each layer's input is kept, so
+    peak memory falls to a few layers' worth, for about one more forward pass of time.  The
+    recomputation replays the same random draws (``torch.utils.checkpoint`` restores the RNG
+    state), so the gradients, and the trained weights, are the same.
+    """
+    for m in model.modules():
+        if isinstance(m, AttentionStack):
+            m.recompute = on
 
 
 class RecurrentStack(nn.Module):
@@ -283,7 +300,9 @@ class Projection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bypassed:
             return x
-        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+        # the kernel-1 convolution as the per-frame matrix product it is: same weights and result,
+        # without the two transposed copies of a (B, T, 4096) input and the CPU's slow conv path
+        return F.linear(x, self.conv.weight.squeeze(-1))
 
 
 class ResidualMLP(nn.Module):
@@ -297,7 +316,7 @@ class ResidualMLP(nn.Module):
         super().__init__()
         widths = (dim, *hidden, dim)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -320,7 +339,7 @@ class MLP(nn.Module):
         super().__init__()
         widths = (dim, *hidden)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(widths[-1], out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
