@@ -18,8 +18,6 @@ from click.testing import CliRunner
 from avbench.cli import main
 from avbench.results import write_json
 
-ROOT = os.geteuid() == 0  # permissions do not bind root: the read-only cases need another user
-needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file permissions")
 
 
 def snapshot(directory: Path) -> dict[str, str]:
@@ -322,36 +320,24 @@ def test_import_manifest_not_found(tmp_path):
 
 
 # ------------------------------------------------------------------ read-only places
-@needs_non_root
-def test_read_only_out(tiny_store, tmp_path):
+def test_read_only_out(tiny_store, tmp_path, read_only):
     out = tmp_path / "ro"
     out.mkdir()
-    out.chmod(0o555)
-    try:
-        refused(run_args(tiny_store.path, out), [str(out), "permission denied"], 1, out)
-    finally:
-        out.chmod(0o755)
+    read_only(out)
+    refused(run_args(tiny_store.path, out), [str(out), "permission denied"], 1, out)
 
 
-@needs_non_root
-def test_read_only_report_directory(run_dir, tmp_path):
+def test_read_only_report_directory(run_dir, tmp_path, read_only):
     rep = tmp_path / "rep"
     rep.mkdir()
-    rep.chmod(0o555)
-    try:
-        refused(["report", run_dir, "--out", rep / "sub"], [str(rep), "permission denied"], 1, run_dir)
-    finally:
-        rep.chmod(0o755)
+    read_only(rep)
+    refused(["report", run_dir, "--out", rep / "sub"], [str(rep), "permission denied"], 1, run_dir)
 
 
-@needs_non_root
-def test_read_only_avbench_home(tmp_path, monkeypatch):
+def test_read_only_avbench_home(tmp_path, monkeypatch, read_only):
     home = tmp_path / "home"
     home.mkdir()
-    home.chmod(0o555)
+    read_only(home)
     monkeypatch.setenv("AVBENCH_HOME", str(home))
-    try:
-        refused(["data", "synth", "--speakers", "9", "--clips-per-speaker", "2", "--visual-dim", "4"],
-                [str(home), "permission denied"], 1)
-    finally:
-        home.chmod(0o755)
+    refused(["data", "synth", "--speakers", "9", "--clips-per-speaker", "2", "--visual-dim", "4"],
+            [str(home), "permission denied"], 1)
