@@ -1,8 +1,9 @@
 """Atomic file writes: a killed run leaves the old file or the new one, never half of one.
 
-Temporaries are hidden siblings named after the writing process
-(``.NAME.PID.XXXX.tmp``), so a later run can tell the leftovers of a killed writer
-(:func:`remove_stale_temporaries`) from the files of a writer still at work.  Finished files
+Temporaries are hidden siblings named after the writing host and process
+(``.NAME.HOST-PID.XXXX.tmp``), so a later run can tell the leftovers of a killed writer
+(:func:`remove_stale_temporaries`) from the files of a writer still at work, also when the
+writers are cluster workers on other hosts sharing the run directory.  Finished files
 get the permissions of any file the user creates (0666 less the umask), not the 0600 of a
 temporary, so colleagues can read a shared store or run directory.
 """
@@ -12,12 +13,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp")
+_TEMPORARY = re.compile(r"^\..+\.(?:([A-Za-z0-9_-]+)-)?(\d+)\.[^.]+\.tmp")
+HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+# another host's temporary: its writer's liveness cannot be checked from here, so it is removed
+# only when no writer could still be at it (a unit's write takes seconds, not a day)
+OTHER_HOST_STALE_SECONDS = 24 * 3600
 
 
 def umask() -> int:
@@ -29,7 +36,7 @@ def umask() -> int:
 
 def temporary_prefix(name: str) -> str:
     """The prefix of a temporary standing in for ``name``, naming this process."""
-    return f".{name}.{os.getpid()}."
+    return f".{name}.{HOST}-{os.getpid()}."
 
 
 def make_public(path: Path, directory: bool = False) -> None:
@@ -67,6 +74,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _stale(host: str | None, pid: int, path: Path) -> bool:
+    """Whether the writer of a temporary is gone: a dead process of this host, or a day-old file of another."""
+    if host not in (None, HOST):
+        try:
+            return time.time() - path.lstat().st_mtime > OTHER_HOST_STALE_SECONDS
+        except FileNotFoundError:
+            return False
+    return pid != os.getpid() and not _alive(pid)
+
+
 def remove_stale_temporaries(directory: Path, name: str | None = None) -> list[Path]:
     """Removes the temporaries (files or directories) of writers that no longer run, e.g. after
     a kill -9, and returns what it removed: everywhere under ``directory``, or with ``name``
@@ -81,9 +98,9 @@ def remove_stale_temporaries(directory: Path, name: str | None = None) -> list[P
             m = _TEMPORARY.match(entry)
             if name is not None and not entry.startswith(f".{name}."):
                 continue
-            if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
-                continue
             p = Path(root) / entry
+            if not m or not _stale(m.group(1), int(m.group(2)), p):
+                continue
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
                 if entry in dirs:

@@ -29,3 +29,10 @@ def crash_point(name: str) -> None:
     _passes[name] = _passes.get(name, 0) + 1
     if _passes[name] == int(nth or 1):
         os.killpg(os.getpgrp(), getattr(signal, sig or "SIGKILL"))
+
+
+def fail_point(unit_label: str) -> None:
+    """Raises in the unit ``AVBENCH_FAIL_UNIT`` names (``model/variant/regime/seed N``), as a bug in
+    a model would: the tests' failing unit, for failure isolation on every executor."""
+    if os.environ.get("AVBENCH_FAIL_UNIT") == unit_label:
+        raise RuntimeError(f"injected failure in {unit_label} (AVBENCH_FAIL_UNIT)")

@@ -39,7 +39,8 @@ from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainR
                              shift_suffix, write_json, write_manifest, write_npz, write_table)
 from avbench.robustness import with_summaries
 from avbench.training import autocast, fit, f1_scores, predict, resolve_device
-from avbench.validation import ValidationError, check_int, check_path_component
+from avbench.executors import make_executor
+from avbench.validation import DataError, ValidationError, check_int, check_path_component
 
 # Bump whenever the same unit would train or score differently for reasons outside the model
 # (data pipeline, selection rule, schedule).  2: per-trial z-normalisation from the training
@@ -69,6 +70,7 @@ class RunSummary:
     # a dry run's plan: one line per unit it would train (or resume) and per finished unit it would reuse
     to_train: list[str] = field(default_factory=list)
     to_reuse: list[str] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)  # error records of units that raised
 
 
 def cpu_model() -> str:
@@ -213,6 +215,8 @@ class Runner:
         if not d.is_dir() or not any(d.iterdir()):
             return
         source = next((f for f in (d / "train.json", d / "identity.json") if f.exists()), None)
+        if source is None and not any((d / f).exists() for f in ("model.pt", "train_state.pt")):
+            return  # nothing trained here (e.g. only the error record of a unit that failed early)
         found = read_json(source)["unit"].get("semantics") if source is not None else None
         if found == unit.semantics:
             return
@@ -330,7 +334,7 @@ class Runner:
         base = f"{self.store.name}-{self.store.checksum[:8]}"
         return f"{base}+splits-{self.splits_id}" if self.splits_id else base
 
-    def run_unit(self, unit: UnitKeyKey, conditions: tuple[Condition, ...]) -> tuple[TrainRecord, list[EvalRecord], bool]:
+    def run_unit(self, unit: UnitKey, conditions: tuple[Condition, ...]) -> tuple[TrainRecord, list[EvalRecord], bool]:
         """Trains (or reuses) ``unit``, scores it under ``conditions`` and writes its record.
 
         Returns the training record, the evaluation records and whether the unit was trained now.
@@ -342,22 +346,12 @@ class Runner:
         return record, evals, trained
 
 
-def _unit_job(corpus: Path, splits: list, splits_id: str, profile: Profile, out: Path, device: torch.device,
-              threads: int, unit: UnitKeyKey, conditions: tuple[Condition, ...]) -> tuple[TrainRecord, list[EvalRecord], bool]:
-    """One unit in a joblib worker process: its own store handle, torch threads and runner."""
-    from avbench.data import FeatureStore
-
-    torch.set_num_threads(threads)
-    store = FeatureStore.open(corpus)
-    runner = Runner(store, splits, profile, out, device, progress=False, echo=lambda s: None, splits_id=splits_id)
-    return runner.run_unit(unit, conditions)
-
-
 def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",
         profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
         echo: Callable[[str], None] = print, jobs: int = 1, splits: str | None = None,
-        threads: int | None = None, dry_run: bool = False) -> RunSummary:
+        threads: int | None = None, dry_run: bool = False, executor: str = "local",
+        executor_options: dict[str, Any] | None = None) -> RunSummary:
     """Runs a protocol (and the protocols of its group) and returns the tidy results.
 
     Args:
@@ -382,6 +376,16 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
             calling process keeps this setting.
         dry_run: Plan only: the summary lists the units that would be trained (or resumed), those
             that would be reused, and the conditions not applicable; nothing is trained or written.
+        executor: Where units run (:mod:`avbench.executors`): ``local`` (this process, or ``jobs``
+            joblib processes), ``dask``, ``ray`` or ``slurm``.  Results are the same on each for
+            the same seeds and ``threads`` (default 1 per unit off this machine).
+        executor_options: The engine's options: ``scheduler`` (dask), ``address`` (ray),
+            ``slurm`` (a mapping of :class:`avbench.executors.SlurmExecutor` arguments).
+
+    Raises:
+        UnitsFailed: Some units raised; every other unit finished and ``results.csv`` holds their
+            rows.  Each failure's traceback, host and versions are in ``error.json`` beside the
+            unit; running the same call again retries the failed units and reuses the rest.
 
     Example:
         Two trials of AuxFormer, ``smoke`` profile, on a tiny synthetic corpus (seconds on a CPU);
@@ -401,9 +405,80 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         2
         >>> tmp.cleanup()
     """
+    plan_ = prepare(protocol, models, corpus=corpus, profile=profile, seeds=seeds, out=out, device=device,
+                    options=options, progress=progress, echo=echo, jobs=jobs, splits=splits, threads=threads,
+                    dry_run=dry_run, executor=executor)
+    summary = RunSummary(table=pd.DataFrame(), out=plan_.out)
+    if dry_run:
+        return dry_plan(summary, plan_.units, plan_.out)
+    echo_resume(plan_.out, plan_.units, echo)
+    write_plan(plan_)
+    engine = make_executor(executor, jobs=jobs, runner=plan_.runner if jobs == 1 else None, **(executor_options or {}))
+    tasks = plan_.tasks()
+    # disable=None: no bar when stderr is not a terminal (a log file would get thousands of lines)
+    sweep = tqdm(total=len(tasks), disable=None if progress else True, desc=f"{plan_.protocols[0].name} sweep",
+                 unit="unit")
+    for i, outcome in enumerate(engine.map(tasks), 1):
+        unit = outcome.unit
+        sweep.update()
+        where = f"[{i}/{len(tasks)}] {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}"
+        if outcome.failed:
+            summary.failed.append(outcome.error)
+            echo(f"{where}: FAILED ({outcome.error['error']}: {outcome.error['message']}); "
+                 f"error record: {plan_.out / unit.path / 'error.json'}")
+            continue
+        record, evals = outcome.record, outcome.evals
+        summary.trained += outcome.trained
+        summary.reused += not outcome.trained
+        summary.train_seconds += record.train_metrics["train_seconds"]
+        summary.eval_seconds += sum(e.seconds for e in evals)
+        summary.not_applicable += [f"{unit.model} / {e.condition}: {e.reason}" for e in evals
+                                   if e.status == "not_applicable" and e.unit["seed"] == 0]
+        echo(f"{where}: {'trained' if outcome.trained else 'reused'}, {len(evals)} condition(s) scored")
+    sweep.close()
+    summary.table = finish(plan_)
+    if summary.failed:
+        raise UnitsFailed(summary)
+    return summary
+
+
+@dataclass
+class RunPlan:
+    """A run resolved and planned: the runner (store, splits, profile, device), the protocols it
+    serves, each unit with the union of its conditions, and how workers run them."""
+
+    runner: Runner
+    protocols: list[Protocol]
+    work: list[tuple[Protocol, UnitKey, tuple[Condition, ...]]]
+    units: dict[UnitKey, list[Condition]]
+    n_seeds: int
+    threads: int
+    device: str  # what each worker resolves (the resolved device locally; the request on a cluster)
+
+    @property
+    def out(self) -> Path:
+        return self.runner.out
+
+    def tasks(self) -> list:
+        """One self-contained task per unit (:mod:`avbench.units`), in plan order."""
+        from avbench.units import make_task
+
+        return [make_task(self.runner, u, cs, self.device, self.threads) for u, cs in self.units.items()]
+
+
+def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",
+            profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
+            device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
+            echo: Callable[[str], None] = print, jobs: int = 1, splits: str | None = None,
+            threads: int | None = None, dry_run: bool = False, executor: str = "local") -> RunPlan:
+    """Checks every option, opens corpus and splits and plans the units of :func:`run` (same
+    arguments), training nothing; ``avbench plan`` stops here."""
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
     from avbench.data.integrity import ensure_verified
+    from avbench.executors import EXECUTORS
+    from avbench.validation import check_choice
 
+    check_choice(executor, "executor", "avbench run", EXECUTORS)
     prof = get_profile(profile)
     n_seeds = prof.seeds if seeds is None else seeds
     if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
@@ -412,14 +487,22 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     for name in models or []:
         get_model_meta(name)  # unknown names fail before any work
     check_int(jobs, "jobs", "avbench run", minimum=1)
-    threads = max(1, torch.get_num_threads() // jobs) if threads is None else \
-        check_int(threads, "threads", "avbench run", minimum=1)
-    if jobs == 1:
+    local = executor == "local"
+    if threads is None:  # a cluster's workers are not this machine: one thread each unless told
+        threads = max(1, torch.get_num_threads() // jobs) if local else 1
+    threads = check_int(threads, "threads", "avbench run", minimum=1)
+    if local and jobs == 1:
         torch.set_num_threads(threads)  # before the Runner, whose provenance records it
-    dev = resolve_device(device)
-    autocast(dev, prof.precision)  # a precision the device cannot use is refused before any work
-    if jobs > 1 and dev.type == "cuda":
-        raise ValidationError(f"The 'jobs' parameter of avbench run must be 1 on a CUDA device. Got {jobs} instead.")
+    if local:
+        dev = resolve_device(device)
+        autocast(dev, prof.precision)  # a precision the device cannot use is refused before any work
+        if jobs > 1 and dev.type == "cuda" and jobs > torch.cuda.device_count():
+            raise ValidationError(f"The 'jobs' parameter of avbench run must be at most the number of GPUs "
+                                  f"({torch.cuda.device_count()}) on CUDA: each worker takes one GPU. Got {jobs} instead.")
+        request = str(dev)
+    else:  # resolved by each worker, which may have a GPU the submitting machine lacks
+        check_choice(device, "device", "avbench run", ("auto", "cpu", "cuda"))
+        dev, request = torch.device("cpu"), device
     store = open_corpus(corpus)
     if not dry_run:
         ensure_verified(store)  # never train on bytes other than those store.json describes
@@ -439,7 +522,6 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     if not dry_run:
         remove_stale_temporaries(out)  # left by a killed run
     runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
-    summary = RunSummary(table=pd.DataFrame(), out=out)
     protocols = members(proto)
     work = [(p, u, cs) for p in protocols
             for u, cs in plan(p, models if p is proto or not p.models else None,
@@ -450,40 +532,73 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
     check_buildable(by_unit, store)
-    if dry_run:
-        return dry_plan(summary, by_unit, out)
-    echo_resume(out, by_unit, echo)
-    # disable=None: no bar when stderr is not a terminal (a log file would get thousands of lines)
-    sweep = tqdm(total=len(by_unit), disable=None if progress else True, desc=f"{proto.name} sweep", unit="unit")
-    if jobs == 1:
-        outcomes = ((runner.run_unit(u, tuple(cs)), u) for u, cs in by_unit.items())
-    else:
-        from joblib import Parallel, delayed
+    return RunPlan(runner, protocols, work, by_unit, n_seeds, threads, request)
 
-        outcomes = zip(Parallel(n_jobs=jobs, return_as="generator")(
-            delayed(_unit_job)(store.path, trial_splits, splits_id, prof, out, dev, threads, u, tuple(cs))
-            for u, cs in by_unit.items()), by_unit)
-    for i, ((record, evals, trained), unit) in enumerate(outcomes, 1):
-        summary.trained += trained
-        summary.reused += not trained
-        summary.train_seconds += record.train_metrics["train_seconds"]
-        summary.eval_seconds += sum(e.seconds for e in evals)
-        summary.not_applicable += [f"{unit.model} / {e.condition}: {e.reason}" for e in evals
-                                   if e.status == "not_applicable" and e.unit["seed"] == 0]
-        sweep.update()
-        echo(f"[{i}/{len(by_unit)}] {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: "
-             f"{'trained' if trained else 'reused'}, {len(by_unit[unit])} condition(s) scored")
-    sweep.close()
-    for p in protocols:
+
+def write_plan(plan_: RunPlan) -> None:
+    """Records the planned units under ``OUT/plans/`` (merged with earlier invocations'), so that
+    ``avbench status`` can tell pending units from finished ones without the command line."""
+    path = plan_.out / "plans" / f"{plan_.protocols[0].name}@{plan_.runner.store_id}.json"
+    units = {str(u.path): {"unit": u.to_json(), "label": u.label, "conditions": [c.key for c in cs]}
+             for u, cs in plan_.units.items()}
+    if path.exists():
+        units = read_json(path)["units"] | units
+    write_json(path, {"schema_version": 1, "units": units})
+
+
+def emit_commands(plan_: RunPlan, path: Path) -> int:
+    """Writes a spec (``OUT/specs/*.json``) per unit still to train or score and ``path`` with one
+    ``avbench run-unit SPEC`` line each; returns how many.  Records the plan for ``avbench status``."""
+    import shlex
+
+    from avbench.units import spec_name
+
+    write_plan(plan_)
+    lines = []
+    for task in plan_.tasks():
+        d = plan_.out / task.unit.path
+        done = (d / "record.json").exists() and all((d / "evals" / f"{Condition(*c).key}.json").exists()
+                                                    for c in task.conditions)
+        if done and read_json(d / "train.json")["unit"].get("semantics") == task.unit.semantics:
+            continue
+        spec = (plan_.out / "specs" / spec_name(task.unit)).resolve()
+        write_json(spec, task.to_json())
+        lines.append(f"avbench run-unit {shlex.quote(str(spec))}\n")
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text("".join(lines))
+    return len(lines)
+
+
+def finish(plan_: RunPlan) -> pd.DataFrame:
+    """Writes each protocol's manifest and ``results.csv`` from every record present, and returns
+    the rows of this run's protocols (a failed unit's rows are absent until a rerun computes them)."""
+    runner, out = plan_.runner, plan_.out
+    for p in plan_.protocols:
         entries = [ManifestEntry(u.key(), str(u.path / "evals" / f"{c.key}.json"))
-                   for q, u, cs in work if q is p for c in cs]
-        train = [ManifestEntry(u.key(), str(u.path / "train.json")) for q, u, _ in work if q is p]
+                   for q, u, cs in plan_.work if q is p for c in cs]
+        train = [ManifestEntry(u.key(), str(u.path / "train.json")) for q, u, _ in plan_.work if q is p]
         write_manifest(out / "protocols" / f"{p.name}@{runner.store_id}.json",  # one per corpus
-                       ProtocolManifest(p.name, p.source, prof.name, n_seeds,
-                                        {"name": store.name, "checksum": store.checksum,
-                                         "synthetic": bool(store.synthetic), "path": str(store.path)},
+                       ProtocolManifest(p.name, p.source, runner.profile.name, plan_.n_seeds,
+                                        {"name": runner.store.name, "checksum": runner.store.checksum,
+                                         "synthetic": bool(runner.store.synthetic), "path": str(runner.store.path)},
                                         runner.prov, entries, train))
     table = with_summaries(collect(out), out)
     write_table(out / "results.csv", table)
-    summary.table = table[table["protocol"].isin([p.name for p in protocols])].reset_index(drop=True)
-    return summary
+    return table[table["protocol"].isin([p.name for p in plan_.protocols])].reset_index(drop=True)
+
+
+class UnitsFailed(DataError):
+    """Some units of a run raised.  The others finished and their results were written; the
+    summary lists both.  A rerun retries the failed units and reuses the rest."""
+
+    def __init__(self, summary: RunSummary):
+        self.summary = summary
+        groups: dict[str, list[str]] = {}
+        for e in summary.failed:
+            groups.setdefault(f"{e['error']}: {e['message']}", []).append(e["label"])
+        lines = [f"  {', '.join(labels[:4])}{f' and {len(labels) - 4} more' if len(labels) > 4 else ''}: {msg}"
+                 for msg, labels in groups.items()]
+        super().__init__(f"{len(summary.failed)} unit(s) failed (error records: error.json in each unit directory "
+                         f"under {summary.out}):\n" + "\n".join(lines) + "\nThe other units finished; their "
+                         f"results are in {summary.out / 'results.csv'}. Run the same command again to retry the "
+                         "failed units (finished ones are reused).")

@@ -84,8 +84,8 @@ def leftovers(out: Path) -> list[str]:
 @pytest.mark.parametrize("crash_at", [
     "epoch:1",          # during training: one epoch's state saved
     "evaluation:2",     # during evaluation: two conditions of the first unit scored
-    "atomic-write:4",   # while writing records: model.pt in place, train.json not yet
-    "atomic-write:9",   # while writing records: an evaluation record half-way
+    "atomic-write:5",   # while writing records (the 1st is the run's plan): model.pt in place, train.json not yet
+    "atomic-write:10",  # while writing records: an evaluation record half-way
 ])
 def test_kill_then_resume_equals_uninterrupted(crash_at, protocol, tiny_store, reference, tmp_path):
     out = tmp_path / "out"

@@ -1,0 +1,304 @@
+"""One unit as a self-contained task: what any executor (a joblib worker, a Dask or Ray worker, a
+SLURM array job, ``avbench run-unit``) needs to train and score it, and what it reports back.
+
+A task carries everything by value (store path, the unit's split, profile, device request,
+threads), so the worker needs no registry of runs and no state from the process that planned it.
+:func:`execute` isolates failures: an exception is written as ``error.json`` beside the unit and
+returned as an outcome, never raised, so that one unit's bug or bad data does not cancel the
+others.  A per-unit file lock keeps two executors writing to one run directory from training the
+same unit twice or interleaving its files.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from avbench.faults import fail_point
+
+if TYPE_CHECKING:  # avbench.results (pandas) is imported where used: the CLI starts without it
+    from avbench.results import EvalRecord, TrainRecord, UnitKey
+
+ERROR_FILE = "error.json"      # beside a unit that raised; removed when it succeeds
+SPEC_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """Everything one unit needs, by value (picklable, and JSON for ``avbench run-unit``).
+
+    Attributes:
+        corpus: Absolute path of the feature store.
+        split: The unit's trial partition (``Split`` fields as a mapping).
+        splits_id: Named-partition id (``--splits``) that is part of the corpus id, or ``""``.
+        profile: The profile (``Profile.to_dict()``).
+        out: Absolute run directory.
+        device: ``auto``, ``cpu`` or ``cuda`` (``cuda:N`` too), resolved on the worker: a login
+            node without a GPU can plan units for GPU workers.
+        threads: Torch threads of the unit (recorded in its provenance; same seed and threads give
+            the same predictions on every executor).
+        unit: The unit's key.
+        conditions: ``(kind, modality, level)`` of each condition to score.
+    """
+
+    corpus: str
+    split: dict[str, Any]
+    splits_id: str
+    profile: dict[str, Any]
+    out: str
+    device: str
+    threads: int
+    unit: UnitKey
+    conditions: tuple[tuple[str, str | None, float | None], ...]
+
+    @property
+    def unit_dir(self) -> Path:
+        return Path(self.out) / self.unit.path
+
+    @property
+    def label(self) -> str:
+        u = self.unit
+        return f"{u.model}/{u.variant}/{u.regime}/seed {u.seed}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": SPEC_SCHEMA, "corpus": self.corpus, "split": self.split,
+                "splits_id": self.splits_id, "profile": self.profile, "out": self.out, "device": self.device,
+                "threads": self.threads, "unit": self.unit.to_json(), "label": self.unit.label,
+                "conditions": [list(c) for c in self.conditions]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "UnitTask":
+        from dataclasses import replace
+
+        from avbench.results import UnitKey
+
+        unit = replace(UnitKey.from_json(d["unit"]), label=d.get("label", ""))
+        return cls(d["corpus"], dict(d["split"]), d["splits_id"], dict(d["profile"]), d["out"], d["device"],
+                   int(d["threads"]), unit, tuple((c[0], c[1], c[2]) for c in d["conditions"]))
+
+
+@dataclass
+class UnitOutcome:
+    """What a worker reports: the records of a finished unit, or the error record of a failed one."""
+
+    unit: UnitKey
+    record: TrainRecord | None = None
+    evals: list[EvalRecord] = field(default_factory=list)
+    trained: bool = False
+    error: dict[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def make_task(runner, unit: UnitKey, conditions, device: str, threads: int) -> UnitTask:
+    """The task of ``unit`` under ``runner``'s store, splits, profile and run directory."""
+    split = runner.splits[unit.seed]
+    return UnitTask(str(Path(runner.store.path).resolve()),
+                    {"index": split.index, "seed": split.seed, "train": list(split.train), "dev": list(split.dev),
+                     "test": list(split.test)},
+                    runner.splits_id, runner.profile.to_dict(), str(Path(runner.out).resolve()), device, threads,
+                    unit, tuple((c.kind, c.modality, c.level) for c in conditions))
+
+
+def _digest(unit: UnitKey) -> str:
+    return hashlib.sha1(str(unit.path).encode()).hexdigest()[:20]
+
+
+def _lock_path(out: Path, unit: UnitKey) -> Path:
+    return Path(out) / "locks" / f"{_digest(unit)}.lock"
+
+
+def spec_name(unit: UnitKey) -> str:
+    """The file name of a unit's spec: readable, and unique per unit directory."""
+    return f"{unit.model}-{unit.regime}-seed{unit.seed:02d}-{_digest(unit)[:10]}.json"
+
+
+@contextmanager
+def unit_lock(out: Path, unit: UnitKey, *, wait: bool = True) -> Iterator[bool]:
+    """Holds the unit's lock file (``flock``) while its body runs; yields whether it was acquired.
+
+    A second process asking for the same unit waits (``wait``) and then finds it finished, so two
+    executors on one run directory never train a unit twice or interleave its files.  The lock dies
+    with its process (no stale locks after a kill), and the lock file lives outside the unit
+    directory, which a stale unit's retraining removes.
+    """
+    path = _lock_path(out, unit)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)  # who holds it, for `avbench status` (not atomic: only read while held)
+        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}).encode())
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def holder(out: Path, unit: UnitKey) -> dict[str, Any] | None:
+    """Who runs the unit now (host, pid, start time), or None when no process holds its lock."""
+    path = _lock_path(out, unit)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return json.loads(path.read_text() or "{}")
+            except ValueError:
+                return {}
+        return None
+    finally:
+        os.close(fd)
+
+
+def resolve_worker_device(request: str, out: Path):
+    """The device a worker trains on: ``cuda`` becomes the first GPU of this host no other unit of
+    this run holds (one unit per GPU when a host runs several workers), claimed by a lock file
+    kept for the worker's life; else the request as :func:`avbench.training.resolve_device` reads it."""
+    import torch
+
+    from avbench.training import resolve_device
+
+    device = resolve_device(request) if ":" not in request else torch.device(request)
+    if device.type != "cuda" or device.index is not None or torch.cuda.device_count() < 2:
+        return device
+    claims = Path(out) / "locks" / "gpus"
+    claims.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for k in range(torch.cuda.device_count()):
+        fd = os.open(claims / f"{host}-{k}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _GPU_CLAIMS.append(fd)  # held until the worker process exits
+        return torch.device("cuda", k)
+    return torch.device("cuda", os.getpid() % torch.cuda.device_count())  # more workers than GPUs
+
+
+_GPU_CLAIMS: list[int] = []
+_RUNNERS: dict[tuple, Any] = {}  # per worker process: one runner per (store, profile, out, device)
+
+
+def _runner_for(task: UnitTask):
+    """This worker's runner for the task's store, profile, run directory and device (reused by the
+    next unit of the same run, which keeps the open store and the trial's normalisation)."""
+    from avbench.data import FeatureStore
+    from avbench.data.splits import Split
+    from avbench.profiles import Profile
+    from avbench.runner import Runner
+
+    key = (task.corpus, json.dumps(task.profile, sort_keys=True), task.out, task.device, task.splits_id)
+    runner = _RUNNERS.get(key)
+    if runner is None:
+        profile = task.profile | {"frame_pool": tuple(task.profile["frame_pool"])}
+        device = resolve_worker_device(task.device, Path(task.out))
+        runner = Runner(FeatureStore.open(task.corpus), {}, Profile(**profile), Path(task.out), device,
+                        progress=False, echo=lambda s: None, splits_id=task.splits_id)
+        _RUNNERS.clear()
+        _RUNNERS[key] = runner
+    s = task.split
+    runner.splits[task.unit.seed] = Split(int(s["index"]), int(s["seed"]), tuple(s["train"]), tuple(s["dev"]),
+                                          tuple(s["test"]))
+    return runner
+
+
+def execute(task: UnitTask, runner=None) -> UnitOutcome:
+    """Trains (or reuses) and scores one unit; an exception becomes an error record, not a raise.
+
+    Args:
+        task: The unit.
+        runner: A runner of the calling process to use (the serial local executor's, with its
+            progress bars); by default the worker's own for the task.
+
+    Returns:
+        The unit's records, or its error record (also written as ``error.json`` beside the unit,
+        with traceback, host, device and versions; removed when the unit later succeeds).
+    """
+    import torch
+
+    from avbench.conditions import Condition
+
+    torch.set_num_threads(task.threads)  # before the runner, whose provenance records it
+    d = task.unit_dir
+    with unit_lock(Path(task.out), task.unit):
+        try:
+            fail_point(task.label)
+            runner = runner if runner is not None else _runner_for(task)
+            record, evals, trained = runner.run_unit(task.unit, tuple(Condition(*c) for c in task.conditions))
+            (d / ERROR_FILE).unlink(missing_ok=True)
+            return UnitOutcome(task.unit, record, evals, trained)
+        except Exception as exc:  # isolated: recorded beside the unit, reported at the end of the run
+            error = error_record(task, exc, "".join(traceback.format_exception(exc)),
+                                 device=str(getattr(runner, "device", task.device)))
+            write_error(task, error)
+            return UnitOutcome(task.unit, error=error)
+
+
+def error_record(task: UnitTask, exc: BaseException, trace: str, device: str | None = None) -> dict[str, Any]:
+    """What ``error.json`` holds: the unit, the exception, where it ran and with which versions."""
+    import platform
+    import sys
+
+    import torch
+
+    import avbench
+
+    return {"schema_version": 1, "unit": task.unit.to_json(), "label": task.label,
+            "error": type(exc).__name__, "message": str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            "traceback": trace, "host": socket.gethostname(), "pid": os.getpid(), "time": time.time(),
+            "device": device or task.device, "threads": task.threads,
+            "versions": {"avbench": avbench.__version__, "python": sys.version.split()[0], "torch": torch.__version__,
+                         "platform": platform.platform()}}
+
+
+def write_error(task: UnitTask, error: dict[str, Any]) -> None:
+    from avbench.results import write_json
+
+    task.unit_dir.mkdir(parents=True, exist_ok=True)
+    write_json(task.unit_dir / ERROR_FILE, error)
+
+
+def lost(task: UnitTask, exc: BaseException) -> UnitOutcome:
+    """The outcome of a unit whose worker died or whose job the engine reports failed (no outcome
+    came back): recorded from the submitting side."""
+    error = error_record(task, exc, "".join(traceback.format_exception(exc)))
+    error["message"] = f"the worker running it was lost ({type(exc).__name__}: {str(exc).strip()[:300]})"
+    write_error(task, error)
+    return UnitOutcome(task.unit, error=error)
+
+
+def read_task(path: str | os.PathLike) -> UnitTask:
+    """A spec written by ``avbench plan --emit``, refused with the file named when it is not one."""
+    from avbench.results import read_json
+    from avbench.validation import DataError
+
+    path = Path(path)
+    try:
+        d = read_json(path)
+        if d.get("schema_version") != SPEC_SCHEMA:
+            raise KeyError("schema_version")
+        return UnitTask.from_json(d)
+    except FileNotFoundError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise DataError(f"{path}: not a unit spec written by `avbench plan --emit` ({type(exc).__name__}: {exc}). "
+                        "Emit the specs again.") from None
