@@ -121,37 +121,88 @@ def main(debug: bool) -> None:
         log.setLevel(logging.INFO)
 
 
+def _plan_options(fn):
+    """The options that say which units a run has: shared by ``run`` and ``plan``."""
+    for option in reversed((
+        click.option("--protocol", "-p", required=True, help="Protocol name (avbench protocols list) or a YAML file."),
+        click.option("--model", "-m", "models", multiple=True, help="Model name; repeat for several. Default: the protocol's."),
+        click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path."),
+        click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)), help=PROFILE_HELP),
+        click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials (splits). Default: the profile's."),
+        click.option("--out", default="runs/avbench", show_default=True, type=click.Path(file_okay=False),
+                     help="Run directory; rerunning with the same one resumes and reuses finished work."),
+        click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help=DEVICE_HELP),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false."),
+        click.option("--splits", default=None, metavar="NAME",
+                     help="Partitions registered with 'avbench data splits import' (e.g. the authors' own) instead of "
+                          "the store's drawn splits; --seeds defaults to all of their trials."),
+        click.option("--threads", default=None, type=click.IntRange(min=1),
+                     help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster] Predictions "
+                          "are bitwise reproducible for the same seed and threads, on every executor."),
+        click.option("--batching", default="random", show_default=True, type=click.Choice(["random", "bucket"]),
+                     help="random: the paper's random batches; bucket: clips of similar length batched together, in "
+                          "an order shuffled by the seed (less padding, faster; a departure from the paper)."),
+        click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
+                     help="bf16/fp16: autocast on CUDA (fp16 with gradient scaling); CPUs train in fp32 only."),
+        click.option("--memory", default="fast", show_default=True, type=click.Choice(["fast", "lean"]),
+                     help="lean: attention layers recomputed in the backward pass; much less memory, more time, "
+                          "same results."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+def _executor_options(fn):
+    """Where units run (README, 'Running on a cluster'): shared by ``run`` and ``reproduce``."""
+    from avbench.executors import EXECUTORS
+
+    for option in reversed((
+        click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+                     help="Local executor: units trained at once (processes sharing the CPU threads; one GPU each "
+                          "on CUDA); 2 suits quick runs on 2 cores."),
+        click.option("--executor", default="local", show_default=True, type=click.Choice(EXECUTORS),
+                     help="local: this machine; dask: a dask.distributed cluster (--scheduler); ray: a Ray cluster "
+                          "(--address); slurm: a submitit job array (--partition, --gpus, --time, "
+                          "--array-parallelism)."),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="dask: the scheduler's address (tcp://host:8786) or its scheduler file."),
+        click.option("--address", default=None, metavar="ADDRESS",
+                     help="ray: the cluster's address (auto, ray://host:10001).  [default: a local Ray instance]"),
+        click.option("--partition", default=None, help="slurm: the partition to submit to."),
+        click.option("--gpus", default=0, show_default=True, type=click.IntRange(min=0), help="slurm: GPUs per unit."),
+        click.option("--time", "time_min", default=240, show_default=True, type=click.IntRange(min=1),
+                     help="slurm: time limit of each unit, in minutes."),
+        click.option("--array-parallelism", default=64, show_default=True, type=click.IntRange(min=1),
+                     help="slurm: most units of the job array running at once."),
+        click.option("--slurm-cluster", default=None, hidden=True,
+                     help="submitit's cluster (local: the tests' stand-in for SLURM)."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+def executor_kwargs(executor, scheduler, address, partition, gpus, time_min, array_parallelism, slurm_cluster):
+    """The ``executor_options`` of :func:`avbench.runner.run`; an engine option given to another
+    executor is refused rather than ignored."""
+    given = {"--scheduler": (scheduler is not None, "dask"), "--address": (address is not None, "ray"),
+             "--partition": (partition is not None, "slurm"), "--gpus": (gpus != 0, "slurm"),
+             "--time": (time_min != 240, "slurm"), "--array-parallelism": (array_parallelism != 64, "slurm")}
+    for flag, (set_, owner) in given.items():
+        if set_ and executor != owner:
+            raise click.UsageError(f"The {flag!r} option applies to --executor {owner} only. Got --executor {executor}.")
+    return {"scheduler": scheduler, "address": address,
+            "slurm": {"partition": partition, "gpus": gpus, "time_min": time_min,
+                      "array_parallelism": array_parallelism, "cluster": slurm_cluster}}
+
+
 @main.command(short_help="Train, select on dev, and score on test under a protocol's conditions.")
-@click.option("--protocol", "-p", required=True, help="Protocol name (avbench protocols list) or a YAML file.")
-@click.option("--model", "-m", "models", multiple=True, help="Model name; repeat for several. Default: the protocol's.")
-@click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
-@click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)), help=PROFILE_HELP)
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials (splits). Default: the profile's.")
-@click.option("--out", default="runs/avbench", show_default=True, type=click.Path(file_okay=False),
-              help="Run directory; rerunning with the same one resumes and reuses finished work.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help=DEVICE_HELP)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Units trained at once (processes sharing the CPU threads); 2 suits quick runs on 2 cores.")
-@click.option("--splits", default=None, metavar="NAME",
-              help="Partitions registered with 'avbench data splits import' (e.g. the authors' own) instead of "
-                   "the store's drawn splits; --seeds defaults to all of their trials.")
-@click.option("--threads", default=None, type=click.IntRange(min=1),
-              help="Torch threads per unit.  [default: the cores divided by --jobs] Predictions are bitwise "
-                   "reproducible for the same seed and threads, whatever --jobs.")
-@click.option("--batching", default="random", show_default=True, type=click.Choice(["random", "bucket"]),
-              help="random: the paper's random batches; bucket: clips of similar length batched together, in "
-                   "an order shuffled by the seed (less padding, faster; a departure from the paper).")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
-              help="bf16/fp16: autocast on CUDA (fp16 with gradient scaling); CPUs train in fp32 only.")
-@click.option("--memory", default="fast", show_default=True, type=click.Choice(["fast", "lean"]),
-              help="lean: attention layers recomputed in the backward pass; much less memory, more time, "
-                   "same results.")
+@_plan_options
+@_executor_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--dry-run", is_flag=True, help="Print the units it would train, reuse, and not apply; run nothing.")
 @user_errors
-def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, splits, threads, batching, precision,
-        memory, quiet, dry_run):
+def run(protocol, models, corpus, profile, seeds, out, device, sets, splits, threads, batching, precision,
+        memory, jobs, executor, quiet, dry_run, **engine):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.profiles import get_profile
     from avbench.runner import run as run_protocol
@@ -161,12 +212,9 @@ def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, split
     summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
                            echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
-                           dry_run=dry_run)
+                           dry_run=dry_run, executor=executor, executor_options=executor_kwargs(executor, **engine))
     if dry_run:
-        for title, lines in (("to train", summary.to_train), ("to reuse", summary.to_reuse),
-                             ("not applicable", summary.not_applicable)):
-            click.echo(f"{len(lines)} {'unit(s) ' if title != 'not applicable' else ''}{title}:")
-            click.echo("".join(f"  {line}\n" for line in lines), nl=False)
+        _print_plan(summary)
         return
     corpus_note = ""
     if not summary.table.empty and "synthetic" in str(summary.table["corpus"].iloc[0]):
@@ -180,6 +228,79 @@ def run(protocol, models, corpus, profile, seeds, out, device, sets, jobs, split
     click.echo(f"\nunits trained now: {summary.trained}, reused: {summary.reused}; recorded training time "
                f"{summary.train_seconds:.1f} s, evaluation time (all conditions) {summary.eval_seconds:.1f} s "
                f"= {100 * ratio:.1f}% of training")
+
+
+def _print_plan(summary) -> None:
+    for title, lines in (("to train", summary.to_train), ("to reuse", summary.to_reuse),
+                         ("not applicable", summary.not_applicable)):
+        click.echo(f"{len(lines)} {'unit(s) ' if title != 'not applicable' else ''}{title}:")
+        click.echo("".join(f"  {line}\n" for line in lines), nl=False)
+
+
+@main.command(short_help="The units a run needs; --emit writes one `avbench run-unit` command per pending unit.")
+@_plan_options
+@click.option("--emit", default=None, type=click.Path(dir_okay=False),
+              help="Write one 'avbench run-unit SPEC' line per unit still to train or score, for any scheduler "
+                   "(sbatch --array, GNU parallel); the specs go to OUT/specs/.")
+@user_errors
+def plan(protocol, models, corpus, profile, seeds, out, device, sets, splits, threads, batching, precision, memory,
+         emit):
+    """Plan a run without training: print the units to train, to reuse and not applicable.
+
+    With --emit FILE, also write each pending unit as a self-contained spec and FILE as one
+    command line per unit.  Run the lines anywhere that sees OUT and the corpus (each runs
+    exactly one unit and exits; failures leave error.json); then the same `avbench run`
+    command reuses every unit and writes the results table.
+    """
+    from avbench.profiles import get_profile
+    from avbench.runner import emit_commands, prepare
+
+    profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
+    planned = prepare(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
+                      device=device, options=parse_sets(sets), splits=splits, threads=threads,
+                      dry_run=emit is None, executor="slurm")  # run elsewhere, as a job array's tasks are
+    if emit is None:
+        from avbench.runner import RunSummary, dry_plan
+
+        _print_plan(dry_plan(RunSummary(table=None, out=planned.out), planned.units, planned.out))
+        return
+    n = emit_commands(planned, Path(emit))
+    click.echo(f"{n} unit(s) pending: {n} command(s) written to {emit} (specs in {planned.out / 'specs'}). "
+               f"When they are done, run the same 'avbench run' command to write the results table.")
+
+
+@main.command("run-unit", short_help="Run exactly one unit from a spec written by `avbench plan --emit`.")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@user_errors
+def run_unit(spec):
+    """Train (or reuse) and score the one unit SPEC describes, then exit: 0 when it finished, 1 when
+    it failed (its error record, error.json, is beside the unit; running the line again retries)."""
+    from avbench.data import FeatureStore
+    from avbench.data.integrity import ensure_verified
+    from avbench.units import execute, read_task
+
+    task = read_task(spec)
+    ensure_verified(FeatureStore.open(task.corpus))
+    outcome = execute(task)
+    if outcome.failed:
+        raise click.ClickException(f"{task.label}: {outcome.error['error']}: {outcome.error['message']} "
+                                   f"(error record: {task.unit_dir / 'error.json'})")
+    click.echo(f"{task.label}: {'trained' if outcome.trained else 'reused'}, {len(outcome.evals)} condition(s) scored")
+
+
+@main.command(short_help="Units of a run directory: done, pending, running and failed, with wall times.")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@user_errors
+def status(run_dir, as_json):
+    """What RUN_DIR holds: each planned unit's state (done, pending, running, failed) and wall time."""
+    from avbench.status import format_status, run_status
+
+    states = run_status(Path(run_dir))
+    if as_json:
+        click.echo(json.dumps([s.to_json() for s in states], indent=1))
+    else:
+        click.echo(format_status(states))
 
 
 def _wide_pandas():
@@ -634,27 +755,34 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
 @_report_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--paper-only", is_flag=True, help="Skip the robustness protocol (misalignment, occlusion, noise).")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Units trained at once (processes sharing the CPU threads); 2 suits quick runs on 2 cores.")
+@_executor_options
 @user_errors
 def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, quiet,
-              paper_only, jobs):
+              paper_only, jobs, executor, **engine):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
     Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
     scores the same checkpoints under `avbench protocols show robustness` (misalignment, occlusion,
     noise; nothing more to train) unless --paper-only, then runs `avbench report`.  The default profile and corpus give a synthetic, CPU-sized
-    reproduction whose numbers test the software, not emotion recognition.
+    reproduction whose numbers test the software, not emotion recognition.  Units that fail are
+    listed at the end (the report is built from the others); rerunning retries them.
     """
     from avbench.report import build_report
-    from avbench.runner import run as run_protocol
+    from avbench.runner import UnitsFailed, run as run_protocol
 
     run_dir = run_dir or f"runs/paper-{profile}"
+    failures = []
     for name in ("paper",) if paper_only else ("paper", "robustness"):
-        run_protocol(name, None, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
-                     progress=not quiet, echo=lambda s: click.echo(s, err=True), jobs=jobs)
+        try:
+            run_protocol(name, None, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
+                         progress=not quiet, echo=lambda s: click.echo(s, err=True), jobs=jobs, executor=executor,
+                         executor_options=executor_kwargs(executor, **engine))
+        except UnitsFailed as exc:
+            failures.append(exc)
     _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
                                html_page=not no_html))
+    if failures:
+        raise click.ClickException("\n".join(str(f) for f in failures) + "\nThe report above lacks their results.")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""``avbench status``: where each planned unit of a run directory stands, read from disk alone.
+
+A unit is *done* when its record and every planned condition's evaluation exist, *running* while
+a process holds its lock (whatever the executor or host), *failed* when its last attempt left
+``error.json``, and *pending* otherwise (with what a rerun would resume from).  The planned
+units come from ``OUT/plans/`` (written by ``avbench run`` and ``avbench plan --emit``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from avbench.validation import DataError
+
+STATES = ("failed", "running", "pending", "done")  # the order `avbench status` lists them in
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """One unit's state.  ``seconds``: recorded training plus evaluation time (done), time since
+    it started (running), else None."""
+
+    label: str
+    path: str
+    state: str
+    seconds: float | None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _planned(out: Path) -> dict[str, dict[str, Any]]:
+    from avbench.results import read_json
+
+    units: dict[str, dict[str, Any]] = {}
+    for plan in sorted((out / "plans").glob("*.json")):
+        units |= read_json(plan)["units"]
+    return units
+
+
+def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
+    """The state of the unit planned at ``path`` (relative to ``out``)."""
+    from avbench.results import UnitKey, read_json
+    from avbench.units import ERROR_FILE, holder
+
+    unit = UnitKey.from_json(entry["unit"])
+    d = out / path
+    label = f"{unit.model}/{entry.get('label') or unit.variant}/{unit.regime}/seed {unit.seed}"
+    who = holder(out, unit)
+    if who is not None:
+        since = time.time() - who["started"] if "started" in who else None
+        return UnitState(label, path, "running", since, f"on {who.get('host', '?')} (pid {who.get('pid', '?')})")
+    missing = [c for c in entry["conditions"] if not (d / "evals" / f"{c}.json").exists()]
+    if (d / "record.json").exists() and not missing:
+        record = read_json(d / "record.json")
+        seconds = record["train_metrics"]["train_seconds"] + sum(e.get("seconds", 0.0) for e in record["evaluations"])
+        return UnitState(label, path, "done", seconds)
+    if (d / ERROR_FILE).exists():
+        error = read_json(d / ERROR_FILE)
+        return UnitState(label, path, "failed", None,
+                         f"{error['error']}: {error['message']} (on {error['host']}; {d / ERROR_FILE})")
+    if (d / "train.json").exists():
+        detail = f"trained; {len(missing)} of {len(entry['conditions'])} condition(s) to score"
+    elif (d / "train_state.pt").exists():
+        detail = "resumes from its last finished epoch"
+    else:
+        detail = "not started"
+    return UnitState(label, path, "pending", None, detail)
+
+
+def run_status(out: Path) -> list[UnitState]:
+    """Every planned unit of ``out`` and its state, in plan order."""
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(2, "No such directory", str(out))
+    planned = _planned(out)
+    if not planned:
+        raise DataError(f"{out}: no planned units (OUT/plans/*.json); is it a run directory written by "
+                        "`avbench run` or `avbench plan --emit`?")
+    return [unit_state(out, path, entry) for path, entry in planned.items()]
+
+
+def format_status(states: list[UnitState]) -> str:
+    """A count per state, then one line per unit that is not done, then the done ones' wall times."""
+    counts = {s: sum(u.state == s for u in states) for s in STATES}
+    lines = [", ".join(f"{n} {s}" for s, n in counts.items()) + f" (of {len(states)} units)"]
+    for u in sorted(states, key=lambda u: STATES.index(u.state)):
+        wall = f"{u.seconds:8.1f} s" if u.seconds is not None else " " * 10
+        lines.append(f"  {u.state:<8} {wall}  {u.label}" + (f"  {u.detail}" if u.detail else ""))
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Executors: a Dask LocalCluster, a local Ray instance and submitit's local stand-in for SLURM give
+the serial run's units bit for bit; a failing unit is reported with its identity while the others
+finish, and a rerun retries only it; two processes on one run directory train each unit once;
+``avbench status``, ``avbench plan --emit`` and ``avbench run-unit``."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from avbench.cli import main
+from avbench.protocol import Protocol
+from avbench.runner import UnitsFailed, run
+
+PROTOCOL = Protocol.from_dict({"name": "executors", "models": ["mult"], "regimes": ["optimized"],
+                               "conditions": [{"kind": "full"},
+                                              {"kind": "mask", "modality": "audio", "levels": [0.5]}]})
+FAILING = "mult/default/optimized/seed 1"
+
+
+def run_on(store, out, executor="local", **options):
+    threads = torch.get_num_threads()
+    try:
+        return run(PROTOCOL, corpus=store.path, profile="smoke", seeds=2, out=out, progress=False,
+                   echo=lambda s: None, threads=1, executor=executor, executor_options=options)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def serial(tiny_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial") / "run"
+    run_on(tiny_store, out)
+    return out
+
+
+def units(out: Path) -> list[Path]:
+    return sorted(p.parent for p in out.rglob("record.json"))
+
+
+def assert_same_units(a_out: Path, b_out: Path) -> None:
+    """Same units, bitwise-identical weights and predictions, the same threads recorded."""
+    a_units, b_units = units(a_out), units(b_out)
+    assert [p.relative_to(a_out) for p in a_units] == [p.relative_to(b_out) for p in b_units]
+    assert len(a_units) == 2
+    for a, b in zip(a_units, b_units):
+        wa, wb = (torch.load(d / "model.pt", weights_only=True) for d in (a, b))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+        ra, rb = (json.loads((d / "record.json").read_text()) for d in (a, b))
+        assert ra["provenance"]["machine"]["cpu_threads"] == rb["provenance"]["machine"]["cpu_threads"] == 1
+        assert [e["predictions"] for e in ra["evaluations"]] == [e["predictions"] for e in rb["evaluations"]]
+
+
+def test_dask_local_cluster_equals_serial(tiny_store, serial, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        summary = run_on(tiny_store, tmp_path / "run", "dask", scheduler=cluster.scheduler_address)
+    assert summary.trained == 2
+    assert_same_units(serial, tmp_path / "run")
+
+
+def test_ray_local_instance_equals_serial(tiny_store, serial, tmp_path):
+    pytest.importorskip("ray")
+    summary = run_on(tiny_store, tmp_path / "run", "ray")
+    assert summary.trained == 2
+    assert_same_units(serial, tmp_path / "run")
+
+
+def test_submitit_local_executor_equals_serial(tiny_store, serial, tmp_path):
+    pytest.importorskip("submitit")
+    summary = run_on(tiny_store, tmp_path / "run", "slurm", slurm={"cluster": "local", "poll": 0.2})
+    assert summary.trained == 2
+    assert_same_units(serial, tmp_path / "run")
+    assert list((tmp_path / "run" / "slurm").rglob("*.pkl"))  # it went through submitit's job files
+
+
+def check_failure_then_retry(store, out, serial, executor="local", **options):
+    with pytest.raises(UnitsFailed) as info:
+        run_on(store, out, executor, **options)
+    summary = info.value.summary
+    assert [e["label"] for e in summary.failed] == [FAILING]
+    assert FAILING in str(info.value) and "injected failure" in str(info.value)
+    error = json.loads((units_dir(out, 1) / "error.json").read_text())
+    assert error["error"] == "RuntimeError" and "Traceback" in error["traceback"]
+    assert error["host"] and error["versions"]["torch"] == torch.__version__ and error["device"]
+    assert (units_dir(out, 0) / "record.json").exists()  # the other unit finished
+    table = summary.table
+    assert set(table["seed"]) == {0}  # written from what finished
+    os.environ.pop("AVBENCH_FAIL_UNIT")
+    again = run_on(store, out)  # a rerun, here in this process (the cluster's workers keep the fault)
+    assert (again.trained, again.reused, again.failed) == (1, 1, [])
+    assert not (units_dir(out, 1) / "error.json").exists()
+    assert_same_units(serial, out)
+
+
+def units_dir(out: Path, seed: int) -> Path:
+    return next(p for p in (out / "units").rglob(f"seed-{seed:02d}") if p.is_dir())
+
+
+def test_failing_unit_is_reported_while_the_others_finish(tiny_store, serial, tmp_path, monkeypatch):
+    monkeypatch.setenv("AVBENCH_FAIL_UNIT", FAILING)
+    check_failure_then_retry(tiny_store, tmp_path / "run", serial)
+
+
+def test_failing_unit_on_dask_is_isolated_too(tiny_store, serial, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("AVBENCH_FAIL_UNIT", FAILING)  # before the workers start: they inherit it
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        check_failure_then_retry(tiny_store, tmp_path / "run", serial, "dask", scheduler=cluster.scheduler_address)
+
+
+def test_cli_lists_failures_and_status_shows_them(tiny_store, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setenv("AVBENCH_FAIL_UNIT", "auxformer/default/optimized/seed 0")
+    args = ["run", "-p", "optimized", "-m", "auxformer", "--corpus", str(tiny_store.path), "--profile", "smoke",
+            "--out", str(out), "--quiet", "--threads", "1"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "1 unit(s) failed" in r.output and "auxformer/default/optimized/seed 0" in r.output
+    assert "Run the same command again" in r.output
+    s = CliRunner().invoke(main, ["status", str(out)])
+    assert s.exit_code == 0, s.output
+    assert s.output.splitlines()[0] == "1 failed, 0 running, 0 pending, 1 done (of 2 units)"
+    assert "injected failure" in s.output
+    states = json.loads(CliRunner().invoke(main, ["status", str(out), "--json"]).output)
+    assert sorted(u["state"] for u in states) == ["done", "failed"]
+    assert all(u["seconds"] > 0 for u in states if u["state"] == "done")
+
+
+def test_plan_emit_then_run_unit_then_run_reuses_everything(tiny_store, tmp_path):
+    out, commands = tmp_path / "run", tmp_path / "commands.txt"
+    base = ["-p", "optimized", "-m", "auxformer", "--corpus", str(tiny_store.path), "--profile", "smoke",
+            "--out", str(out), "--threads", "1"]
+    r = CliRunner().invoke(main, ["plan", *base, "--emit", str(commands)])
+    assert r.exit_code == 0, r.output
+    lines = commands.read_text().splitlines()
+    assert len(lines) == 2 and all(line.startswith("avbench run-unit ") for line in lines)
+    assert "2 pending" in CliRunner().invoke(main, ["status", str(out)]).output
+    for line in lines:
+        r = CliRunner().invoke(main, line.split()[1:])
+        assert r.exit_code == 0 and "trained" in r.output, r.output
+    assert "reused" in CliRunner().invoke(main, lines[0].split()[1:]).output  # exactly one unit, once
+    CliRunner().invoke(main, ["plan", *base, "--emit", str(commands)])
+    assert commands.read_text() == ""  # nothing pending any more
+    r = CliRunner().invoke(main, ["run", *base, "--quiet"])
+    assert r.exit_code == 0 and "units trained now: 0, reused: 2" in r.output, r.output
+
+
+def test_two_processes_on_one_run_directory_train_each_unit_once(tiny_store, serial, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "avbench.cli", "run", "-p", "optimized", "-m", "mult", "--corpus",
+            str(tiny_store.path), "--profile", "smoke", "--seeds", "2", "--out", str(out), "--quiet",
+            "--threads", "1"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    trained = sum(err.count(": trained,") for _, err in outputs)
+    assert trained == 2  # each unit trained by one process; the other waited on its lock and reused it
+    assert len(units(out)) == 2 and not list(out.rglob("*.tmp*"))
+    status = CliRunner().invoke(main, ["status", str(out)]).output
+    assert status.startswith("0 failed, 0 running, 0 pending, 2 done")
+
+
+def test_missing_engine_is_named_with_its_install_command(tiny_store, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if not installed
+    r = CliRunner().invoke(main, ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path),
+                                  "--profile", "smoke", "--out", str(tmp_path), "--executor", "slurm"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "pip install 'avbench[slurm]'" in r.output
+
+
+def test_an_engine_option_for_another_executor_is_refused(tiny_store, tmp_path):
+    r = CliRunner().invoke(main, ["run", "-p", "optimized", "--corpus", str(tiny_store.path), "--out", str(tmp_path),
+                                  "--scheduler", "tcp://127.0.0.1:8786"])
+    assert r.exit_code == 2 and "'--scheduler' option applies to --executor dask only" in r.output
