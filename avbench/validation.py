@@ -56,29 +56,22 @@ def check_choice(value: Any, param: str, owner: str, choices: Iterable[Any]) -> 
 
 def check_int(value: Any, param: str, owner: str, *, minimum: int | None = None,
               maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        _fail(param, owner, "an integer", value)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        lo = "-inf" if minimum is None else minimum
-        hi = "inf" if maximum is None else maximum
-        _fail(param, owner, f"an integer in [{lo}, {hi}]", value)
+    """An int (not a bool) in ``[minimum, maximum]``, as :class:`Interval` judges it."""
+    _check_interval(Interval(int, minimum, maximum), value, param, owner)
     return int(value)
 
 
 def check_float(value: Any, param: str, owner: str, *, low: float | None = None,
                 high: float | None = None, low_open: bool = False, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(float(value)):
-        _fail(param, owner, "a finite number", value)
-    v = float(value)
-    bad_low = low is not None and (v <= low if low_open else v < low)
-    bad_high = high is not None and (v >= high if high_open else v > high)
-    if bad_low or bad_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        _fail(param, owner, f"a number in {left}{low if low is not None else '-inf'}, "
-              f"{high if high is not None else 'inf'}{right}", value)
-    return v
+    """A finite number (an int will do) between ``low`` and ``high``, as :class:`Interval` judges it."""
+    closed = {(False, False): "both", (False, True): "left", (True, False): "right", (True, True): "neither"}
+    _check_interval(Interval(float, low, high, closed=closed[low_open, high_open]), value, param, owner)
+    return float(value)
+
+
+def _check_interval(rule: Interval, value: Any, param: str, owner: str) -> None:
+    if not rule.accepts(value, {}):
+        _fail(param, owner, str(rule), value)
 
 
 def check_path_component(value: Any, param: str, owner: str) -> str:
@@ -184,6 +177,8 @@ class Interval(Constraint):
         self.high_closed = high is not None and closed in ("both", "right")
 
     def __str__(self) -> str:
+        if self.low is None and self.high is None:
+            return "an int" if self.kind is int else "a finite float"
         left = "[" if self.low_closed else "("
         right = "]" if self.high_closed else ")"
         lo = "-inf" if self.low is None else format(self.low, "g")
