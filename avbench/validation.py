@@ -16,6 +16,7 @@ default, as scikit-learn's ``utils/_param_validation.py`` declares them::
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Annotated, Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -123,12 +124,17 @@ def _is_number(value: Any) -> bool:
             and math.isfinite(float(value)))
 
 
+def _number(x: float) -> str:
+    """``0`` for ``0.0``, ``1000000`` for ``10**6``: bounds as a user would type them."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
 def _is_sequence(value: Any) -> bool:
     """A list or tuple of values (YAML gives lists, Python code tuples); not a string or a mapping."""
     return isinstance(value, (list, tuple))
 
 
-class Constraint:
+class Constraint(ABC):
     """A rule an option's value must follow, declared once in the option's annotation.
 
     Besides judging a value, a constraint names the values just outside it (:meth:`invalid`) and
@@ -142,21 +148,21 @@ class Constraint:
 
     reads: tuple[str, ...] = ()
 
+    @abstractmethod
     def accepts(self, value: Any, context: Mapping[str, Any]) -> bool:
         """Whether ``value`` follows the rule, given the other options in ``context``."""
-        raise NotImplementedError
 
     def expected(self, context: Mapping[str, Any]) -> str:
         """What the rule asks for, for a message about this call (with the other options' values)."""
         return str(self)
 
+    @abstractmethod
     def invalid(self, context: Mapping[str, Any]) -> list[Any]:
         """Values the rule refuses: just outside it, and of a wrong type."""
-        raise NotImplementedError
 
+    @abstractmethod
     def valid(self, context: Mapping[str, Any]) -> list[Any]:
         """Values on the rule's edges that it accepts."""
-        raise NotImplementedError
 
 
 class Interval(Constraint):
@@ -181,8 +187,8 @@ class Interval(Constraint):
             return "an int" if self.kind is int else "a finite float"
         left = "[" if self.low_closed else "("
         right = "]" if self.high_closed else ")"
-        lo = "-inf" if self.low is None else format(self.low, "g")
-        hi = "inf" if self.high is None else format(self.high, "g")
+        lo = "-inf" if self.low is None else _number(self.low)
+        hi = "inf" if self.high is None else _number(self.high)
         return f"{'an int' if self.kind is int else 'a float'} in {left}{lo}, {hi}{right}"
 
     def _typed(self, value: Any) -> bool:
