@@ -362,7 +362,11 @@ def models_show(name, classes, audio_dim, visual_dim, profile):
     config = get_profile(profile).model_config(meta)
     total, blocks = model_parameters(name, num_classes=classes, audio_dim=audio_dim, visual_dim=visual_dim, **config)
     click.echo(f"{name}: {meta.description}\nmodalities: {', '.join(meta.modalities)}\ncitation: {meta.citation}")
-    click.echo(f"options (paper defaults): {json.dumps(meta.options(), default=str)}")
+    rules = meta.constraints()
+    click.echo("options (paper defaults: what each accepts):")
+    for option, default in meta.options().items():
+        accepts = "; ".join(map(str, rules.get(option, ()))) or "any value (the model declares no constraint)"
+        click.echo(f"  {option} = {json.dumps(default, default=str)}: {accepts}")
     if config:
         click.echo(f"profile {profile} overrides: {json.dumps(config)}")
     click.echo(f"\nparameters at {classes} classes, audio {audio_dim}, visual {visual_dim}:")

@@ -42,12 +42,13 @@ parameters, 0.12% under the paper's 7,070,406.
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
 import torch
 
 from avbench.models.base import AVModel, Presentation, register_model
 from avbench.models.blocks import AttentionStack, Projection, ResidualMLP, pool_token
-from avbench.validation import ValidationError, check_choice, check_float, check_int
+from avbench.validation import Divides, DropoutRate, Flag, NoneOr, PositiveInt, PositiveInts
 
 CITATION = ("Y.-H. H. Tsai, S. Bai, P. P. Liang, J. Z. Kolter, L.-P. Morency and R. Salakhutdinov, "
             "\"Multimodal Transformer for Unaligned Multimodal Language Sequences,\" ACL 2019 "
@@ -55,14 +56,6 @@ CITATION = ("Y.-H. H. Tsai, S. Bai, P. P. Liang, J. Z. Kolter, L.-P. Morency and
 QUICK = {"layers": 1}
 UPSCALED_KEY = "Upscaled B2/B3 = baselines 2/3 widened to about 7M parameters"
 XL_QUICK = {"d_model": 32, "heads": 4, "layers": 1, "head_hidden": (64,)}
-
-
-def check_hidden(hidden, owner: str) -> tuple[int, ...]:
-    """A tuple of positive hidden-layer widths (possibly empty)."""
-    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
-        raise ValidationError(f"The 'head_hidden' parameter of {owner} must be a sequence of positive "
-                              f"integers. Got {hidden!r} instead.")
-    return tuple(check_int(h, "head_hidden", owner, minimum=1) for h in hidden)
 
 
 class MulT(AVModel):
@@ -81,23 +74,15 @@ class MulT(AVModel):
         causal: Causal attention masks in every stack (MulT's default).
     """
 
-    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: int = 30, heads: int = 5,
-                 layers: int = 5, head_hidden=None, embed_dropout: float = 0.25, attn_dropout: float = 0.1,
-                 cross_attn_dropout: float = 0.0, relu_dropout: float = 0.1, res_dropout: float = 0.1,
-                 out_dropout: float = 0.0, causal: bool = True):
+    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: PositiveInt = 30,
+                 heads: Annotated[PositiveInt, Divides("d_model")] = 5, layers: PositiveInt = 5,
+                 head_hidden: Annotated[tuple | None, NoneOr(PositiveInts())] = None,
+                 embed_dropout: DropoutRate = 0.25, attn_dropout: DropoutRate = 0.1,
+                 cross_attn_dropout: DropoutRate = 0.0, relu_dropout: DropoutRate = 0.1, res_dropout: DropoutRate = 0.1,
+                 out_dropout: DropoutRate = 0.0, causal: Flag = True):
         super().__init__()
-        owner = "MulT"
-        d = check_int(d_model, "d_model", owner, minimum=1)
-        check_int(heads, "heads", owner, minimum=1)
-        check_int(layers, "layers", owner, minimum=1)
-        if d % heads:
-            check_choice(heads, "heads", owner, [h for h in range(1, d + 1) if d % h == 0])
-        hidden = (2 * d,) if head_hidden is None else check_hidden(head_hidden, owner)
-        for n, v in (("embed_dropout", embed_dropout), ("attn_dropout", attn_dropout),
-                     ("cross_attn_dropout", cross_attn_dropout), ("relu_dropout", relu_dropout),
-                     ("res_dropout", res_dropout), ("out_dropout", out_dropout)):
-            check_float(v, n, owner, low=0.0, high=1.0, high_open=True)
-        check_choice(causal, "causal", owner, (True, False))
+        d = d_model
+        hidden = (2 * d,) if head_hidden is None else tuple(head_hidden)
         self.loss_weights = {"av": 1.0}
 
         drop = dict(positions=True, embed_dropout=embed_dropout, relu_dropout=relu_dropout,

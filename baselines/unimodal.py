@@ -42,13 +42,15 @@ count by 23% (one plain + one scaled stack: 3,351,953).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
 from avbench.models.auxformer import CITATION as AUXFORMER_CITATION
 from avbench.models.base import AVModel, Presentation, register_model
 from avbench.models.blocks import AttentionStack, Projection, ResidualMLP, pool_token
-from avbench.validation import check_choice, check_float, check_int, check_loss_weights
+from avbench.validation import Divides, DropoutRate, Flag, OneOf, PositiveInt, Weights
 
 TOKENS = ("last", "mean")
 BASELINE4_KEY = "Baseline 4 = unimodal model of the modality left (A: acoustic, V: visual)"
@@ -72,29 +74,18 @@ class UnimodalAuxNet(AVModel):
 
     modality = ""  # set by the subclasses below
 
-    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: int = 130,
-                 heads: int = 10, layers: int = 5, self_stacks: int = 3, aux_repeats: int = 3,
-                 pos_enc: bool = True, token: str = "last", loss_weights=(0.5, 0.5), embed_dropout: float = 0.25,
-                 attn_dropout: float = 0.1, relu_dropout: float = 0.1, res_dropout: float = 0.1,
-                 out_dropout: float = 0.2, causal: bool = True):
+    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: PositiveInt = 130,
+                 heads: Annotated[PositiveInt, Divides("d_model")] = 10, layers: PositiveInt = 5,
+                 self_stacks: PositiveInt = 3, aux_repeats: PositiveInt = 3, pos_enc: Flag = True,
+                 token: Annotated[str, OneOf(*TOKENS)] = "last",
+                 loss_weights: Annotated[tuple, Weights(2)] = (0.5, 0.5), embed_dropout: DropoutRate = 0.25, attn_dropout: DropoutRate = 0.1, relu_dropout: DropoutRate = 0.1,
+                 res_dropout: DropoutRate = 0.1, out_dropout: DropoutRate = 0.2, causal: Flag = True):
         super().__init__()
-        owner = "UnimodalAuxNet"
         modality = self.modality
-        d = check_int(d_model, "d_model", owner, minimum=1)
-        check_int(heads, "heads", owner, minimum=1)
-        check_int(layers, "layers", owner, minimum=1)
-        check_int(self_stacks, "self_stacks", owner, minimum=1)
-        self.aux_repeats = check_int(aux_repeats, "aux_repeats", owner, minimum=1)
-        if d % heads:
-            check_choice(heads, "heads", owner, [h for h in range(1, d + 1) if d % h == 0])
-        check_choice(pos_enc, "pos_enc", owner, (True, False))
-        check_choice(causal, "causal", owner, (True, False))
-        self.token = check_choice(token, "token", owner, TOKENS)
-        for n, v in (("embed_dropout", embed_dropout), ("attn_dropout", attn_dropout),
-                     ("relu_dropout", relu_dropout), ("res_dropout", res_dropout), ("out_dropout", out_dropout)):
-            check_float(v, n, owner, low=0.0, high=1.0, high_open=True)
-        lam = check_loss_weights(loss_weights, owner=owner, length=2)  # (main, auxiliary)
-        self.loss_weights = {"main": lam[0], "aux": lam[1]}
+        d = d_model
+        self.aux_repeats = aux_repeats
+        self.token = token
+        self.loss_weights = dict(zip(("main", "aux"), map(float, loss_weights)))  # (main, auxiliary)
 
         drop = dict(embed_dropout=embed_dropout, attn_dropout=attn_dropout, relu_dropout=relu_dropout,
                     res_dropout=res_dropout, causal=causal)

@@ -48,15 +48,16 @@ layer: 7,072,712 parameters, 0.74% under the paper's 7,125,278.
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
 import torch
 from torch import nn
 
 from avbench.models.base import AVModel, Presentation, register_model
 from avbench.models.blocks import MLP, AttentionLayer, AttentionStack, Projection, attention_bias, pool_token
-from avbench.validation import check_choice, check_float, check_int
+from avbench.validation import Divides, DropoutRate, Flag, OneOf, PositiveInt, PositiveInts
 
-from baselines.mult import UPSCALED_KEY, check_hidden
+from baselines.mult import UPSCALED_KEY
 
 CITATION = ("S. Parthasarathy and S. Sundaram, \"Training Strategies to Handle Missing Modalities for "
             "Audio-Visual Expression Recognition,\" ICMI 2020 Companion; G. Paraskevopoulos, "
@@ -102,24 +103,16 @@ class CrossModalTransformer(AVModel):
         embed_dropout, attn_dropout, relu_dropout, res_dropout, out_dropout: Dropout rates.
     """
 
-    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: int = 130, heads: int = 10,
-                 enc_layers: int = 3, cross_layers: int = 1, head_hidden=(), token: str = "mean",
-                 pos_enc: bool = True, embed_dropout: float = 0.25, attn_dropout: float = 0.1,
-                 relu_dropout: float = 0.1, res_dropout: float = 0.1, out_dropout: float = 0.2):
+    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: PositiveInt = 130,
+                 heads: Annotated[PositiveInt, Divides("d_model")] = 10, enc_layers: PositiveInt = 3,
+                 cross_layers: PositiveInt = 1, head_hidden: Annotated[tuple, PositiveInts()] = (),
+                 token: Annotated[str, OneOf(*TOKENS)] = "mean", pos_enc: Flag = True,
+                 embed_dropout: DropoutRate = 0.25, attn_dropout: DropoutRate = 0.1, relu_dropout: DropoutRate = 0.1,
+                 res_dropout: DropoutRate = 0.1, out_dropout: DropoutRate = 0.2):
         super().__init__()
-        owner = "CrossModalTransformer"
-        d = check_int(d_model, "d_model", owner, minimum=1)
-        check_int(heads, "heads", owner, minimum=1)
-        check_int(enc_layers, "enc_layers", owner, minimum=1)
-        check_int(cross_layers, "cross_layers", owner, minimum=1)
-        if d % heads:
-            check_choice(heads, "heads", owner, [h for h in range(1, d + 1) if d % h == 0])
-        hidden = check_hidden(head_hidden, owner)
-        self.token = check_choice(token, "token", owner, TOKENS)
-        check_choice(pos_enc, "pos_enc", owner, (True, False))
-        for n, v in (("embed_dropout", embed_dropout), ("attn_dropout", attn_dropout),
-                     ("relu_dropout", relu_dropout), ("res_dropout", res_dropout), ("out_dropout", out_dropout)):
-            check_float(v, n, owner, low=0.0, high=1.0, high_open=True)
+        d = d_model
+        hidden = tuple(head_hidden)
+        self.token = token
         self.loss_weights = {"av": 1.0}
 
         drop = dict(attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout)

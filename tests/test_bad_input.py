@@ -99,7 +99,15 @@ def test_set_broken_yaml(tiny_store, run_dir):
 def test_set_wrong_length(tiny_store, run_dir):
     args = run_args(tiny_store.path, run_dir, "--set", "loss_weights=[0.5, 0.5]")
     args[args.index("mult")] = "auxformer"
-    refused(args, ["AuxFormer", "loss_weights", "3 numbers"], 2, run_dir)
+    refused(args, ["'loss_weights' option of model 'auxformer'", "a list of 3 non-negative numbers"], 2, run_dir)
+
+
+def test_set_value_outside_the_options_constraint(tiny_store, run_dir):
+    """Refused when the run is planned, before any training, on one line."""
+    output = refused(run_args(tiny_store.path, run_dir, "--set", "out_dropout=1.5"),
+                     "The 'out_dropout' option of model 'mult' must be a float in [0, 1). Got 1.5 instead.", 2,
+                     run_dir)
+    assert sum("out_dropout" in line for line in output.splitlines()) == 1, output
 
 
 def test_set_unknown_option(tiny_store, run_dir):

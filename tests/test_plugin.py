@@ -16,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import avbench
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "avbench-plugin-example"
 MODULE = "avbench_plugin_example"
 
@@ -31,6 +33,12 @@ CHECK = textwrap.dedent(f"""
     assert "auxformer" in MODELS.names()      # the built-ins are still there
     meta = get_model_meta("late-fusion-gru")
     assert meta.options() == {{"hidden": 64, "dropout": 0.1}}, meta.options()
+    assert set(meta.constraints()) == {{"hidden", "dropout"}}, meta.constraints()
+    try:
+        create_model("late-fusion-gru", num_classes=3, audio_dim=12, visual_dim=10, dropout=1.0)
+        raise AssertionError("dropout=1.0 was accepted")
+    except ValueError as exc:
+        assert "The 'dropout' option of model 'late-fusion-gru'" in str(exc), exc
     torch.manual_seed(0)
     model = create_model("late-fusion-gru", num_classes=3, audio_dim=12, visual_dim=10, **meta.quick).eval()
     la, lv = torch.tensor([5, 9]), torch.tensor([4, 7])
@@ -71,7 +79,8 @@ def test_plugin_registers_through_the_entry_point(tmp_path):
     entry_points = next(target.glob("*.dist-info/entry_points.txt")).read_text()
     assert "[avbench.models]" in entry_points and "late-fusion-gru" in entry_points
 
-    env = {**os.environ, "PYTHONPATH": str(target)}
+    # the plugin's directory, and the avbench under test ahead of an installed one (a worktree)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(Path(avbench.__file__).parents[1])])}
     done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
     assert done.returncode == 0, f"({method}) {done.stdout}\n{done.stderr}"

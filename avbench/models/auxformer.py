@@ -20,15 +20,16 @@ docs/fidelity.md lists what still differs, and why.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import torch
 from torch import nn
 
-from avbench.models.base import AVModel, Presentation, register_model
+from avbench.models.base import AVModel, Presentation, create_model, register_model
 from avbench.models.blocks import (AttentionStack, Identity, Projection, RecurrentStack, ResidualMLP,
                                    pool_token)
-from avbench.validation import ValidationError, check_choice, check_float, check_int, check_loss_weights
+from avbench.validation import (Divides, DropoutRate, Flag, Interval, NoneOr, OneOf, PositiveInt, ValidationError,
+                                Weights)
 
 CITATION = ("L. Goncalves and C. Busso, \"Robust Audiovisual Emotion Recognition: Aligning Modalities, "
             "Capturing Temporal Information, and Handling Missing Features,\" IEEE Transactions on "
@@ -61,30 +62,20 @@ class AuxFormer(AVModel):
         causal: Causal attention masks in every stack (the released code's default).
     """
 
-    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, d_model: int | None = None,
-                 heads: int = 10, layers: int = 5, embed_dropout: float = 0.25, attn_dropout: float = 0.1,
-                 relu_dropout: float = 0.1, res_dropout: float = 0.1, out_dropout: float = 0.2,
-                 pos_enc: bool = True, self_attention: str = "scaled", token: str = "last",
-                 loss_weights=(1 / 3, 1 / 3, 1 / 3), auxiliary: bool = True, aux_repeats: int = 3,
-                 causal: bool = True):
+    def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *,
+                 d_model: Annotated[int | None, NoneOr(Interval(int, 1, None))] = None,
+                 heads: Annotated[PositiveInt, Divides("d_model", "audio_dim")] = 10, layers: PositiveInt = 5,
+                 embed_dropout: DropoutRate = 0.25, attn_dropout: DropoutRate = 0.1, relu_dropout: DropoutRate = 0.1,
+                 res_dropout: DropoutRate = 0.1, out_dropout: DropoutRate = 0.2, pos_enc: Flag = True,
+                 self_attention: Annotated[str, OneOf(*SELF_ATTENTION)] = "scaled",
+                 token: Annotated[str, OneOf(*TOKENS)] = "last",
+                 loss_weights: Annotated[tuple, Weights(3)] = (1 / 3, 1 / 3, 1 / 3), auxiliary: Flag = True,
+                 aux_repeats: PositiveInt = 3, causal: Flag = True):
         super().__init__()
-        owner = "AuxFormer"
-        d = check_int(audio_dim if d_model is None else d_model, "d_model", owner, minimum=1)
-        check_int(heads, "heads", owner, minimum=1)
-        check_int(layers, "layers", owner, minimum=1)
-        for n, v in (("embed_dropout", embed_dropout), ("attn_dropout", attn_dropout),
-                     ("relu_dropout", relu_dropout), ("res_dropout", res_dropout), ("out_dropout", out_dropout)):
-            check_float(v, n, owner, low=0.0, high=1.0, high_open=True)
-        self.token = check_choice(token, "token", owner, TOKENS)
-        check_choice(self_attention, "self_attention", owner, SELF_ATTENTION)
-        check_choice(pos_enc, "pos_enc", owner, (True, False))
-        check_choice(auxiliary, "auxiliary", owner, (True, False))
-        check_choice(causal, "causal", owner, (True, False))
-        self.aux_repeats = check_int(aux_repeats, "aux_repeats", owner, minimum=1)
-        if d % heads:
-            check_choice(heads, "heads", owner, [h for h in range(1, d + 1) if d % h == 0])
-        lam = check_loss_weights(loss_weights, owner=owner, length=3) if auxiliary else (1.0, 0.0, 0.0)
-        self.loss_weights = {"av": lam[0], "a": lam[1], "v": lam[2]} if auxiliary else {"av": 1.0}
+        d = audio_dim if d_model is None else d_model
+        self.token = token
+        self.aux_repeats = aux_repeats
+        self.loss_weights = dict(zip(("av", "a", "v"), map(float, loss_weights))) if auxiliary else {"av": 1.0}
 
         drop = dict(embed_dropout=embed_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout,
                     causal=causal)
@@ -204,7 +195,8 @@ def from_official(state_dict: Mapping[str, Any], *, num_classes: int, audio_dim:
         heads: Attention heads (not recorded in a state dict).
 
     Raises:
-        ValidationError: naming every missing, extra or misshaped key.
+        ValidationError: naming every missing, extra or misshaped key, or a ``heads`` that does not
+            divide the width.
     """
     if isinstance(state_dict, (str, bytes)) or hasattr(state_dict, "__fspath__"):
         state_dict = torch.load(state_dict, map_location="cpu", weights_only=True)
@@ -219,8 +211,10 @@ def from_official(state_dict: Mapping[str, Any], *, num_classes: int, audio_dim:
     layers = max(layer_ids) + 1 if layer_ids else 0
     if layers < 1:
         raise ValidationError("from_official: the state dict has no 'trans_a_mem.layers.*' keys.")
+    shape = dict(num_classes=num_classes, audio_dim=audio_dim, visual_dim=visual_dim, d_model=d, heads=heads,
+                 layers=layers)
     with torch.device("meta"):
-        probe = AuxFormer(num_classes, audio_dim, visual_dim, d_model=d, heads=heads, layers=layers)
+        probe = create_model("auxformer", **shape)
     expected = probe.state_dict()
     mapped, problems = {}, []
     for key, value in state_dict.items():
@@ -246,7 +240,7 @@ def from_official(state_dict: Mapping[str, Any], *, num_classes: int, audio_dim:
     if problems:
         raise ValidationError("from_official: the state dict does not match AuxFormer(d_model="
                               f"{d}, layers={layers}, heads={heads}): " + "; ".join(problems) + ".")
-    model = AuxFormer(num_classes, audio_dim, visual_dim, d_model=d, heads=heads, layers=layers)
+    model = create_model("auxformer", **shape)
     model.load_state_dict(mapped)
     return model
 

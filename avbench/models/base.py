@@ -2,7 +2,12 @@
 
 A model is a builder function registered with :func:`register_model`, the way
 timm registers variants: a few lines that call a family's constructor with
-settings.  Protocols and the runner see only this contract:
+settings.  The builder's keyword-only parameters are the model's options; an
+option's annotation may declare what it accepts
+(``heads: Annotated[int, Interval(int, 1, None), Divides("d_model")] = 10``,
+:mod:`avbench.validation`), once per family, and :func:`create_model` checks it
+before building.  An option without one takes any value.  Protocols and the
+runner see only this contract:
 
 * ``forward(audio, visual, audio_lengths, visual_lengths)`` takes zero-padded
   ``(B, T, D)`` batches with per-clip lengths and returns named logits, e.g.
@@ -24,9 +29,10 @@ import torch
 from torch import nn
 
 from avbench.registry import MODELS, RegistryError
-from avbench.validation import ValidationError
+from avbench.validation import Constraint, ValidationError, check_options
 
 MODALITIES = ("audio", "visual")
+DIMENSIONS = ("num_classes", "audio_dim", "visual_dim")
 
 
 class AVModel(nn.Module):
@@ -110,15 +116,35 @@ class ModelMeta:
     notes: str = ""
     presentation: Presentation = Presentation()
 
-    def options(self) -> dict[str, Any]:
-        """The builder's config options (its keyword-only parameters) and their defaults.
+    def _option_parameters(self, annotations: bool = False) -> dict[str, inspect.Parameter]:
+        """The builder's keyword-only parameters but the dimensions.
 
         A builder is a function or, for a variant, ``functools.partial(FamilyClass, **settings)``,
-        whose signature already shows the variant's defaults.
+        whose signature already shows the variant's defaults and the family's constraints.
+
+        Args:
+            annotations: Evaluate annotations written as strings (``from __future__ import
+                annotations``); one that only a type checker resolves declares nothing to check.
         """
-        sig = inspect.signature(self.builder)
-        return {k: p.default for k, p in sig.parameters.items()
-                if k not in ("num_classes", "audio_dim", "visual_dim") and p.kind is p.KEYWORD_ONLY}
+        try:
+            sig = inspect.signature(self.builder, eval_str=annotations)
+        except Exception:
+            sig = inspect.signature(self.builder)
+        return {k: p for k, p in sig.parameters.items() if k not in DIMENSIONS and p.kind is p.KEYWORD_ONLY}
+
+    def options(self) -> dict[str, Any]:
+        """The builder's config options (its keyword-only parameters) and their defaults."""
+        return {k: p.default for k, p in self._option_parameters().items()}
+
+    def constraints(self) -> dict[str, tuple[Constraint, ...]]:
+        """What each option accepts, as declared in its annotation
+        (``heads: Annotated[int, Interval(int, 1, None)] = 10``); options without are absent."""
+        out = {}
+        for k, p in self._option_parameters(annotations=True).items():
+            rules = tuple(m for m in getattr(p.annotation, "__metadata__", ()) if isinstance(m, Constraint))
+            if rules:
+                out[k] = rules
+        return out
 
     def is_default(self, config: dict[str, Any], base: dict[str, Any] | None = None) -> bool:
         """True if ``config`` leaves the model as it is on top of ``base`` (e.g. ``pos_enc=true``).
@@ -171,7 +197,7 @@ def _coerce_entry(name: str, obj: Any) -> ModelMeta:
         return obj
     if callable(obj):
         params = inspect.signature(obj).parameters
-        if all(k in params for k in ("num_classes", "audio_dim", "visual_dim")):
+        if all(k in params for k in DIMENSIONS):
             return ModelMeta(name, obj, MODALITIES)
     raise RegistryError(f"it must name a module that registers models, an avbench.models.ModelMeta, or a builder "
                         f"taking num_classes, audio_dim and visual_dim. Got {obj!r} instead.")
@@ -184,13 +210,24 @@ def get_model_meta(name: str) -> ModelMeta:
     return MODELS.get(name)
 
 
-def check_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Refuses options the model does not take, naming the ones it does."""
-    options = get_model_meta(name).options()
+def check_config(name: str, config: dict[str, Any], dimensions: dict[str, int] | None = None) -> dict[str, Any]:
+    """Refuses options the model does not take, naming the ones it does, and values its declared
+    constraints refuse (the defaults filled in, as a rule may read another option).
+
+    Args:
+        name: Registry name.
+        config: Options set.
+        dimensions: ``num_classes``, ``audio_dim``, ``visual_dim`` when known; a rule that reads one
+            that is not known yet (AuxFormer's heads dividing the audio width) waits for
+            :func:`create_model`.
+    """
+    meta = get_model_meta(name)
+    options = meta.options()
     unknown = sorted(set(config) - set(options))
     if unknown:
         raise ValidationError(f"Model {name!r} has no option {', '.join(map(repr, unknown))}. "
                               f"Its options: {', '.join(sorted(options)) or '(none)'}.")
+    check_options({**options, **config}, meta.constraints(), f"model {name!r}", dimensions)
     return config
 
 
@@ -213,8 +250,9 @@ def create_model(name: str, *, num_classes: int, audio_dim: int, visual_dim: int
         (['a', 'av', 'v'], (2, 6))
     """
     meta = get_model_meta(name)
-    check_config(name, config)
-    model = meta.builder(num_classes=num_classes, audio_dim=audio_dim, visual_dim=visual_dim, **config)
+    dimensions = dict(num_classes=num_classes, audio_dim=audio_dim, visual_dim=visual_dim)
+    check_config(name, config, dimensions)
+    model = meta.builder(**dimensions, **config)
     model.meta = meta
     return model
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from avbench.models import AVModel, register_model
-from avbench.validation import check_float, check_int
+from avbench.validation import DropoutRate, PositiveInt
 
 __all__ = ["LateFusionGRU", "late_fusion_gru"]
 
@@ -35,8 +35,6 @@ class LateFusionGRU(AVModel):
     def __init__(self, num_classes: int, audio_dim: int, visual_dim: int, *, hidden: int = 64,
                  dropout: float = 0.1):
         super().__init__()
-        check_int(hidden, "hidden", "LateFusionGRU", minimum=1)
-        check_float(dropout, "dropout", "LateFusionGRU", low=0.0, high=1.0, high_open=True)
         self.gru_audio = nn.GRU(audio_dim, hidden, batch_first=True)
         self.gru_visual = nn.GRU(visual_dim, hidden, batch_first=True)
         self.dropout = nn.Dropout(dropout)
@@ -51,5 +49,6 @@ class LateFusionGRU(AVModel):
 
 @register_model("late-fusion-gru", citation="avbench plugin example", quick={"hidden": 32},
                 description="Example plugin: one GRU per modality, late fusion by concatenation")
-def late_fusion_gru(*, num_classes, audio_dim, visual_dim, hidden=64, dropout=0.1):
+def late_fusion_gru(*, num_classes, audio_dim, visual_dim, hidden: PositiveInt = 64, dropout: DropoutRate = 0.1):
+    """The options' annotations say what each accepts; avbench checks them before building."""
     return LateFusionGRU(num_classes, audio_dim, visual_dim, hidden=hidden, dropout=dropout)
