@@ -143,8 +143,8 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
 
 def check_buildable(units, store) -> None:
     """Builds every distinct (model, config) once on the ``meta`` device (no memory, no time), so
-    that options a model cannot take (``--set loss_weights=[0.5, 0.5]`` for a three-head model,
-    a plugin's own checks) fail before any training, with a message naming model and options."""
+    that options a model cannot be built with (beyond its declared constraints, which
+    ``check_config`` already enforced: a plugin's own checks) fail before any training, with a message naming model and options."""
     for name, config in sorted({(u.model, json.dumps(dict(u.config), sort_keys=True)) for u in units}):
         try:
             with torch.device("meta"):

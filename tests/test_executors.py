@@ -182,3 +182,20 @@ def test_an_engine_option_for_another_executor_is_refused(tiny_store, tmp_path):
     r = CliRunner().invoke(main, ["run", "-p", "optimized", "--corpus", str(tiny_store.path), "--out", str(tmp_path),
                                   "--scheduler", "tcp://127.0.0.1:8786"])
     assert r.exit_code == 2 and "'--scheduler' option applies to --executor dask only" in r.output
+
+
+def test_each_worker_on_a_gpu_host_claims_its_own_gpu(tmp_path, monkeypatch):
+    """Without a GPU here, CUDA is faked: two workers of one host get cuda:0 and cuda:1."""
+    from avbench import units
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(units, "_GPU_CLAIMS", [])
+    try:
+        first = units.resolve_worker_device("cuda", tmp_path)
+        second = units.resolve_worker_device("cuda", tmp_path)  # another claim: as a second worker's
+        assert (first, second) == (torch.device("cuda", 0), torch.device("cuda", 1))
+        assert units.resolve_worker_device("cuda:1", tmp_path) == torch.device("cuda", 1)  # explicit: as asked
+    finally:
+        for fd in units._GPU_CLAIMS:
+            os.close(fd)
