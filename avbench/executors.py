@@ -104,7 +104,9 @@ class RayExecutor:
             ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
                      include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
-            gpu = any(t.device.startswith("cuda") for t in tasks)
+            # Ray hides the GPUs from a task that does not ask for one, so `auto` asks when the cluster has any
+            has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+            gpu = any(t.device.startswith("cuda") or (t.device == "auto" and has_gpus) for t in tasks)
             remote = ray.remote(execute)
             refs = {remote.options(num_cpus=t.threads, num_gpus=1 if gpu else 0, max_retries=0).remote(t): t
                     for t in tasks}
@@ -174,7 +176,7 @@ class SlurmExecutor:
 
 
 def make_executor(name: str, *, jobs: int = 1, runner=None, scheduler: Any = None, address: str | None = None,
-                  slurm: dict[str, Any] | None = None):
+                  slurm: dict[str, Any] | None = None, device: str = "auto"):
     """The executor called ``name`` with its options (the CLI's ``--executor`` and friends)."""
     from avbench.validation import check_choice
 
@@ -185,6 +187,9 @@ def make_executor(name: str, *, jobs: int = 1, runner=None, scheduler: Any = Non
                               f"Got {jobs} instead.")
     if name == "local":
         return LocalExecutor(jobs, runner)
+    if name == "slurm" and device == "cuda" and not (slurm or {}).get("gpus"):
+        raise ValidationError("The 'device' parameter of avbench run is 'cuda' but the SLURM jobs ask for no GPU. "
+                              "Add --gpus 1 (GPUs per unit).")
     if name == "dask":
         return DaskExecutor(scheduler)
     if name == "ray":

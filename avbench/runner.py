@@ -411,9 +411,10 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     summary = RunSummary(table=pd.DataFrame(), out=plan_.out)
     if dry_run:
         return dry_plan(summary, plan_.units, plan_.out)
+    engine = make_executor(executor, jobs=jobs, runner=plan_.runner if jobs == 1 else None, device=device,
+                           **(executor_options or {}))
     echo_resume(plan_.out, plan_.units, echo)
     write_plan(plan_)
-    engine = make_executor(executor, jobs=jobs, runner=plan_.runner if jobs == 1 else None, **(executor_options or {}))
     tasks = plan_.tasks()
     # disable=None: no bar when stderr is not a terminal (a log file would get thousands of lines)
     sweep = tqdm(total=len(tasks), disable=None if progress else True, desc=f"{plan_.protocols[0].name} sweep",

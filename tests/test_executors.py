@@ -199,3 +199,12 @@ def test_each_worker_on_a_gpu_host_claims_its_own_gpu(tmp_path, monkeypatch):
     finally:
         for fd in units._GPU_CLAIMS:
             os.close(fd)
+
+
+def test_cuda_on_slurm_without_gpus_is_refused_before_any_work(tiny_store, tmp_path):
+    pytest.importorskip("submitit")
+    r = CliRunner().invoke(main, ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path),
+                                  "--profile", "smoke", "--out", str(tmp_path / "run"), "--executor", "slurm",
+                                  "--device", "cuda"])
+    assert r.exit_code == 2 and "--gpus 1" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "run" / "units").exists()
