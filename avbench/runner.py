@@ -193,7 +193,9 @@ class Runner:
     """Executes units against one corpus, profile and device, writing under ``out``."""
 
     def __init__(self, store, splits, profile: Profile, out: Path, device: torch.device, progress: bool = True,
-                 echo: Callable[[str], None] = print, splits_id: str = ""):
+                 echo: Callable[[str], None] = print, splits_id: str = "",
+                 epoch_echo: Callable[[str], None] | None = None):
+        self.epoch_echo = epoch_echo  # one line per finished epoch (workers, whose bars would interleave)
         self.store, self.splits, self.profile = store, splits, profile
         self.splits_id = splits_id  # named partitions (--splits): part of every unit's corpus id
         self.out, self.device, self.progress, self.echo = Path(out), device, progress, echo
@@ -265,7 +267,7 @@ class Runner:
         result = fit(model, self.store, parts["train"], parts["dev"], regime=unit.regime, profile=self.profile,
                      seed=unit.seed, device=self.device, state_path=d / "train_state.pt", progress=self.progress,
                      desc=f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}",
-                     train_shift_ms=unit.train_shift_ms, norm=norm)
+                     train_shift_ms=unit.train_shift_ms, norm=norm, on_epoch=self._epoch_line(unit))
         model.load_state_dict(result.state_dict)
         with atomic_path(d / "model.pt") as tmp:
             torch.save(model.state_dict(), tmp)
@@ -287,6 +289,13 @@ class Runner:
         (d / "train_state.pt").unlink(missing_ok=True)
         (d / "identity.json").unlink(missing_ok=True)
         return model, record, True
+
+    def _epoch_line(self, unit: UnitKey) -> Callable[[dict[str, Any]], None] | None:
+        if self.epoch_echo is None:
+            return None
+        name, epochs = f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}", self.profile.epochs
+        return lambda h: self.epoch_echo(f"  {name}: epoch {h['epoch']}/{epochs}, dev loss {h['dev_loss']:.3f} "
+                                         f"({h['train_seconds']:.1f} s)")
 
     def evaluate(self, unit: UnitKey, model, conditions: tuple[Condition, ...]) -> list[Path]:
         """Scores ``model`` on the test partition under each condition not scored yet."""
@@ -415,7 +424,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
                            **(executor_options or {}))
     echo_resume(plan_.out, plan_.units, echo)
     write_plan(plan_)
-    tasks = plan_.tasks()
+    tasks = plan_.tasks(epoch_lines=progress and not (executor == "local" and jobs == 1))  # else bars
     # disable=None: no bar when stderr is not a terminal (a log file would get thousands of lines)
     sweep = tqdm(total=len(tasks), disable=None if progress else True, desc=f"{plan_.protocols[0].name} sweep",
                  unit="unit")
@@ -460,11 +469,12 @@ class RunPlan:
     def out(self) -> Path:
         return self.runner.out
 
-    def tasks(self) -> list:
-        """One self-contained task per unit (:mod:`avbench.units`), in plan order."""
+    def tasks(self, epoch_lines: bool = False) -> list:
+        """One self-contained task per unit (:mod:`avbench.units`), in plan order; ``epoch_lines``:
+        workers print a line per finished epoch."""
         from avbench.units import make_task
 
-        return [make_task(self.runner, u, cs, self.device, self.threads) for u, cs in self.units.items()]
+        return [make_task(self.runner, u, cs, self.device, self.threads, epoch_lines) for u, cs in self.units.items()]
 
 
 def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",

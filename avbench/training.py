@@ -16,7 +16,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -183,7 +183,8 @@ def dev_loss(model, store, rows, profile: Profile, device, norm: Normalizer | No
 
 def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: str, profile: Profile,
         seed: int, device: torch.device, state_path: Path | None = None, progress: bool = True,
-        desc: str = "", train_shift_ms: float = 0.0, norm: Normalizer | None = None) -> FitResult:
+        desc: str = "", train_shift_ms: float = 0.0, norm: Normalizer | None = None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
     """Trains ``model`` and returns the weights with the lowest dev loss.
 
     Args:
@@ -202,6 +203,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
             runs without shifts are unchanged.
         norm: The trial's z-normalisation (training-partition statistics), applied to train and
             dev clips; None reads features as stored.
+        on_epoch: Called with each finished epoch's history entry (a worker's progress line,
+            where a progress bar would interleave with other workers').
 
     ``history[i]["train_seconds"]`` times the training loop only (reading and batching the
     training clips, forward, backward, optimiser step), not the dev evaluation nor the
@@ -279,6 +282,8 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), "dev_loss": dl,
                               "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
                               "data_wait_seconds": fed.seconds})
+        if on_epoch is not None:
+            on_epoch(st["history"][-1])
         if dl < st["best_loss"]:
             st.update(best_loss=dl, best_epoch=st["epoch"] + 1, bad_epochs=0,
                       best_state={k: v.detach().clone() for k, v in model.state_dict().items()})

@@ -48,6 +48,8 @@ class UnitTask:
             the same predictions on every executor).
         unit: The unit's key.
         conditions: ``(kind, modality, level)`` of each condition to score.
+        epoch_lines: The worker prints a line per finished epoch to its stderr (the terminal for
+            local processes, the worker's log on a cluster).
     """
 
     corpus: str
@@ -59,6 +61,7 @@ class UnitTask:
     threads: int
     unit: UnitKey
     conditions: tuple[tuple[str, str | None, float | None], ...]
+    epoch_lines: bool = False
 
     @property
     def unit_dir(self) -> Path:
@@ -73,7 +76,7 @@ class UnitTask:
         return {"schema_version": SPEC_SCHEMA, "corpus": self.corpus, "split": self.split,
                 "splits_id": self.splits_id, "profile": self.profile, "out": self.out, "device": self.device,
                 "threads": self.threads, "unit": self.unit.to_json(), "label": self.unit.label,
-                "conditions": [list(c) for c in self.conditions]}
+                "conditions": [list(c) for c in self.conditions], "epoch_lines": self.epoch_lines}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "UnitTask":
@@ -83,7 +86,8 @@ class UnitTask:
 
         unit = replace(UnitKey.from_json(d["unit"]), label=d.get("label", ""))
         return cls(d["corpus"], dict(d["split"]), d["splits_id"], dict(d["profile"]), d["out"], d["device"],
-                   int(d["threads"]), unit, tuple((c[0], c[1], c[2]) for c in d["conditions"]))
+                   int(d["threads"]), unit, tuple((c[0], c[1], c[2]) for c in d["conditions"]),
+                   bool(d.get("epoch_lines", False)))
 
 
 @dataclass
@@ -101,14 +105,14 @@ class UnitOutcome:
         return self.error is not None
 
 
-def make_task(runner, unit: UnitKey, conditions, device: str, threads: int) -> UnitTask:
+def make_task(runner, unit: UnitKey, conditions, device: str, threads: int, epoch_lines: bool = False) -> UnitTask:
     """The task of ``unit`` under ``runner``'s store, splits, profile and run directory."""
     split = runner.splits[unit.seed]
     return UnitTask(str(Path(runner.store.path).resolve()),
                     {"index": split.index, "seed": split.seed, "train": list(split.train), "dev": list(split.dev),
                      "test": list(split.test)},
                     runner.splits_id, runner.profile.to_dict(), str(Path(runner.out).resolve()), device, threads,
-                    unit, tuple((c.kind, c.modality, c.level) for c in conditions))
+                    unit, tuple((c.kind, c.modality, c.level) for c in conditions), epoch_lines)
 
 
 def _digest(unit: UnitKey) -> str:
@@ -198,6 +202,12 @@ _GPU_CLAIMS: list[int] = []
 _RUNNERS: dict[tuple, Any] = {}  # per worker process: one runner per (store, profile, out, device)
 
 
+def _stderr_line(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
 def _runner_for(task: UnitTask):
     """This worker's runner for the task's store, profile, run directory and device (reused by the
     next unit of the same run, which keeps the open store and the trial's normalisation)."""
@@ -206,13 +216,15 @@ def _runner_for(task: UnitTask):
     from avbench.profiles import Profile
     from avbench.runner import Runner
 
-    key = (task.corpus, json.dumps(task.profile, sort_keys=True), task.out, task.device, task.splits_id)
+    key = (task.corpus, json.dumps(task.profile, sort_keys=True), task.out, task.device, task.splits_id,
+           task.epoch_lines)
     runner = _RUNNERS.get(key)
     if runner is None:
         profile = task.profile | {"frame_pool": tuple(task.profile["frame_pool"])}
         device = resolve_worker_device(task.device, Path(task.out))
         runner = Runner(FeatureStore.open(task.corpus), {}, Profile(**profile), Path(task.out), device,
-                        progress=False, echo=lambda s: None, splits_id=task.splits_id)
+                        progress=False, echo=lambda s: None, splits_id=task.splits_id,
+                        epoch_echo=_stderr_line if task.epoch_lines else None)
         _RUNNERS.clear()
         _RUNNERS[key] = runner
     s = task.split

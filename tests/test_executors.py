@@ -208,3 +208,14 @@ def test_cuda_on_slurm_without_gpus_is_refused_before_any_work(tiny_store, tmp_p
                                   "--device", "cuda"])
     assert r.exit_code == 2 and "--gpus 1" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "run" / "units").exists()
+
+
+def test_local_workers_print_a_line_per_epoch(tiny_store, tmp_path):
+    """--jobs 2: each worker reports its unit's epochs as they finish (progress bars would interleave)."""
+    r = subprocess.run([sys.executable, "-m", "avbench.cli", "run", "-p", "optimized", "-m", "mult", "--corpus",
+                        str(tiny_store.path), "--profile", "smoke", "--out", str(tmp_path / "run"), "--jobs", "2",
+                        "--threads", "1"], capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"},
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    for seed in (0, 1):
+        assert f"mult/default/optimized/seed {seed}: epoch 1/2, dev loss" in r.stderr
