@@ -219,3 +219,21 @@ def test_local_workers_print_a_line_per_epoch(tiny_store, tmp_path):
     assert r.returncode == 0, r.stderr
     for seed in (0, 1):
         assert f"mult/default/optimized/seed {seed}: epoch 1/2, dev loss" in r.stderr
+
+
+def test_status_shows_a_unit_held_by_a_process_as_running(tiny_store, tmp_path):
+    from avbench.results import UnitKey, read_json
+    from avbench.status import run_status
+    from avbench.units import unit_lock
+
+    out = tmp_path / "run"
+    base = ["-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path), "--profile", "smoke", "--out", str(out)]
+    assert CliRunner().invoke(main, ["plan", *base, "--emit", str(tmp_path / "c.txt")]).exit_code == 0
+    plan = read_json(next((out / "plans").glob("*.json")))
+    entry = next(iter(plan["units"].values()))
+    with unit_lock(out, UnitKey.from_json(entry["unit"])):  # as a worker training it would
+        states = {s.state for s in run_status(out)}
+        running = [s for s in run_status(out) if s.state == "running"]
+    assert states == {"running", "pending"} and len(running) == 1
+    assert f"pid {os.getpid()}" in running[0].detail and running[0].seconds >= 0
+    assert {s.state for s in run_status(out)} == {"pending"}  # released
