@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 _TEMPORARY = re.compile(r"^\..+\.(?:([A-Za-z0-9_-]+)-)?(\d+)\.[^.]+\.tmp")
-HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"  # dots too: 10.0.0.1 -> 10_0_0_1
 # another host's temporary: its writer's liveness cannot be checked from here, so it is removed
 # only when no writer could still be at it (a unit's write takes seconds, not a day)
 OTHER_HOST_STALE_SECONDS = 24 * 3600

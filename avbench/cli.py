@@ -174,6 +174,8 @@ def _executor_options(fn):
                      help="slurm: time limit of each unit, in minutes."),
         click.option("--array-parallelism", default=64, show_default=True, type=click.IntRange(min=1),
                      help="slurm: most units of the job array running at once."),
+        click.option("--mem-gb", default=None, type=click.IntRange(min=1),
+                     help="slurm: memory per unit in GB.  [default: the partition's; paper-size units need 8-16]"),
         click.option("--slurm-cluster", default=None, hidden=True,
                      help="submitit's cluster (local: the tests' stand-in for SLURM)."),
     )):
@@ -181,18 +183,19 @@ def _executor_options(fn):
     return fn
 
 
-def executor_kwargs(executor, scheduler, address, partition, gpus, time_min, array_parallelism, slurm_cluster):
+def executor_kwargs(executor, scheduler, address, partition, gpus, time_min, array_parallelism, mem_gb, slurm_cluster):
     """The ``executor_options`` of :func:`avbench.runner.run`; an engine option given to another
     executor is refused rather than ignored."""
     given = {"--scheduler": (scheduler is not None, "dask"), "--address": (address is not None, "ray"),
              "--partition": (partition is not None, "slurm"), "--gpus": (gpus != 0, "slurm"),
-             "--time": (time_min != 240, "slurm"), "--array-parallelism": (array_parallelism != 64, "slurm")}
+             "--time": (time_min != 240, "slurm"), "--array-parallelism": (array_parallelism != 64, "slurm"),
+             "--mem-gb": (mem_gb is not None, "slurm")}
     for flag, (set_, owner) in given.items():
         if set_ and executor != owner:
             raise click.UsageError(f"The {flag!r} option applies to --executor {owner} only. Got --executor {executor}.")
     return {"scheduler": scheduler, "address": address,
             "slurm": {"partition": partition, "gpus": gpus, "time_min": time_min,
-                      "array_parallelism": array_parallelism, "cluster": slurm_cluster}}
+                      "array_parallelism": array_parallelism, "mem_gb": mem_gb, "cluster": slurm_cluster}}
 
 
 @main.command(short_help="Train, select on dev, and score on test under a protocol's conditions.")
@@ -275,12 +278,11 @@ def plan(protocol, models, corpus, profile, seeds, out, device, sets, splits, th
 def run_unit(spec):
     """Train (or reuse) and score the one unit SPEC describes, then exit: 0 when it finished, 1 when
     it failed (its error record, error.json, is beside the unit; running the line again retries)."""
-    from avbench.data import FeatureStore
-    from avbench.data.integrity import ensure_verified
     from avbench.units import execute, read_task
 
+    # no store verification here: `plan --emit` verified it, as the submitting side of every executor does
+    # (on NFS every node would otherwise rehash the whole store: its device numbers differ)
     task = read_task(spec)
-    ensure_verified(FeatureStore.open(task.corpus))
     outcome = execute(task)
     if outcome.failed:
         raise click.ClickException(f"{task.label}: {outcome.error['error']}: {outcome.error['message']} "

@@ -45,7 +45,17 @@ class LocalExecutor:
             return
         from joblib import Parallel, delayed
 
-        yield from Parallel(n_jobs=self.jobs, return_as="generator_unordered")(delayed(execute)(t) for t in tasks)
+        done = set()
+        try:
+            for outcome in Parallel(n_jobs=self.jobs, return_as="generator_unordered")(
+                    delayed(execute)(t) for t in tasks):
+                done.add(outcome.unit)
+                yield outcome
+        except Exception as exc:  # a worker died (killed, out of memory): joblib stops the whole pool
+            for task in tasks:
+                if task.unit not in done:
+                    yield lost(task, exc, "a worker process died (killed, or out of memory?) and joblib "
+                                          "stopped the pool before this unit finished")
 
 
 class DaskExecutor:
@@ -75,8 +85,8 @@ class DaskExecutor:
 
         client, owned = self._client()
         try:
-            futures = {client.submit(execute, t, pure=False, key=f"avbench-{i}-{t.unit.model}-{t.unit.seed}"): t
-                       for i, t in enumerate(tasks)}
+            # pure=False: a unique key per submission (keys are global on a scheduler several runs may share)
+            futures = {client.submit(execute, t, pure=False): t for t in tasks}
             for future in as_completed(futures):
                 try:
                     yield future.result()
@@ -102,7 +112,7 @@ class RayExecutor:
         started = not ray.is_initialized()
         if started:
             ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+                     include_dashboard=False, configure_logging=False)  # workers' epoch lines reach the driver
         try:
             # Ray hides the GPUs from a task that does not ask for one, so `auto` asks when the cluster has any
             has_gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -130,8 +140,10 @@ class SlurmExecutor:
         partition, gpus, time_min, array_parallelism, cpus: The array's ``--partition``, GPUs per
             task, time limit in minutes, most tasks running at once, and CPUs per task (default:
             the units' torch threads).
-        cluster: submitit's cluster (``None``: SLURM when ``sbatch`` is found; ``local`` runs the
-            array as local processes, the stand-in the tests use).
+        cluster: submitit's cluster: ``slurm`` (the default; refused where ``sbatch`` is not found,
+            rather than running every unit at once on this machine) or ``local`` (local processes,
+            the stand-in the tests use).
+        mem_gb: Memory per unit in GB (default: the partition's); paper-size units need 8-16.
         poll: Seconds between checks of the array's state.
     """
 
@@ -139,10 +151,17 @@ class SlurmExecutor:
 
     def __init__(self, folder: str | Path | None = None, *, partition: str | None = None, gpus: int = 0,
                  time_min: int = 240, array_parallelism: int = 64, cpus: int | None = None,
-                 cluster: str | None = None, poll: float = 5.0):
+                 cluster: str | None = None, poll: float = 5.0, mem_gb: int | None = None):
+        import shutil
+
         _need("slurm")
+        cluster = cluster or "slurm"
+        if cluster == "slurm" and shutil.which("sbatch") is None:
+            raise ValidationError("The 'slurm' executor submits with sbatch, which is not on this machine's PATH. "
+                                  "Run it on a SLURM login node, or use --executor local.")
         self.folder, self.partition, self.gpus, self.time_min = folder, partition, gpus, time_min
         self.array_parallelism, self.cpus, self.cluster, self.poll = array_parallelism, cpus, cluster, poll
+        self.mem_gb = mem_gb
 
     def _executor(self, out: Path, threads: int):
         import submitit
@@ -155,6 +174,8 @@ class SlurmExecutor:
             params["gpus_per_node"] = self.gpus
         if self.partition:
             params["slurm_partition"] = self.partition
+        if self.mem_gb:
+            params["mem_gb"] = self.mem_gb
         ex.update_parameters(**params)
         return ex
 

@@ -33,6 +33,9 @@ def crash_point(name: str) -> None:
 
 def fail_point(unit_label: str) -> None:
     """Raises in the unit ``AVBENCH_FAIL_UNIT`` names (``model/variant/regime/seed N``), as a bug in
-    a model would: the tests' failing unit, for failure isolation on every executor."""
+    a model would, or ends the process running the unit ``AVBENCH_KILL_UNIT`` names, as the OOM
+    killer would: the tests' failing units, for failure isolation on every executor."""
     if os.environ.get("AVBENCH_FAIL_UNIT") == unit_label:
         raise RuntimeError(f"injected failure in {unit_label} (AVBENCH_FAIL_UNIT)")
+    if os.environ.get("AVBENCH_KILL_UNIT") == unit_label:  # a worker killed mid-unit (OOM killer, kill -9)
+        os._exit(1)

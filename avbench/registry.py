@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import threading
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
+
+
+_LOAD_LOCK = threading.RLock()  # one for all registries: loading one may load another
 
 
 class RegistryError(KeyError):
@@ -64,17 +68,20 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def _load(self) -> None:
-        if self._loaded or self._loading:
-            return
-        self._loading = True
-        try:
-            for module in self.builtin_modules:
-                importlib.import_module(module)
-            for ep in entry_points(group=self.group):
-                self._load_entry_point(ep)
-            self._loaded = True
-        finally:
-            self._loading = False
+        # the lock makes another thread (a multi-threaded Dask worker) wait for the whole load
+        # instead of seeing a half-filled registry; it is re-entrant for the loading thread
+        with _LOAD_LOCK:
+            if self._loaded or self._loading:
+                return
+            self._loading = True
+            try:
+                for module in self.builtin_modules:
+                    importlib.import_module(module)
+                for ep in entry_points(group=self.group):
+                    self._load_entry_point(ep)
+                self._loaded = True
+            finally:
+                self._loading = False
 
     def _load_entry_point(self, ep: Any) -> None:
         try:

@@ -514,6 +514,8 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
     else:  # resolved by each worker, which may have a GPU the submitting machine lacks
         check_choice(device, "device", "avbench run", ("auto", "cpu", "cuda"))
         dev, request = torch.device("cpu"), device
+        if device == "cpu":
+            autocast(dev, prof.precision)  # refused here as on a local run, not by every worker
     store = open_corpus(corpus)
     if not dry_run:
         ensure_verified(store)  # never train on bytes other than those store.json describes
@@ -549,12 +551,15 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
 def write_plan(plan_: RunPlan) -> None:
     """Records the planned units under ``OUT/plans/`` (merged with earlier invocations'), so that
     ``avbench status`` can tell pending units from finished ones without the command line."""
+    from avbench.units import file_lock
+
     path = plan_.out / "plans" / f"{plan_.protocols[0].name}@{plan_.runner.store_id}.json"
     units = {str(u.path): {"unit": u.to_json(), "label": u.label, "conditions": [c.key for c in cs]}
              for u, cs in plan_.units.items()}
-    if path.exists():
-        units = read_json(path)["units"] | units
-    write_json(path, {"schema_version": 1, "units": units})
+    with file_lock(plan_.out / "locks" / "plans.lock"):  # another run may be merging into it too
+        if path.exists():
+            units = read_json(path)["units"] | units
+        write_json(path, {"schema_version": 1, "units": units})
 
 
 def emit_commands(plan_: RunPlan, path: Path) -> int:

@@ -38,7 +38,10 @@ def _planned(out: Path) -> dict[str, dict[str, Any]]:
 
     units: dict[str, dict[str, Any]] = {}
     for plan in sorted((out / "plans").glob("*.json")):
-        units |= read_json(plan)["units"]
+        for path, entry in read_json(plan)["units"].items():
+            if path in units:  # a unit several protocols share: it is done when each one's conditions are
+                entry = entry | {"conditions": list(dict.fromkeys(units[path]["conditions"] + entry["conditions"]))}
+            units[path] = entry
     return units
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -129,6 +130,27 @@ def spec_name(unit: UnitKey) -> str:
 
 
 @contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Holds an exclusive ``flock`` on ``path`` (created with the umask's permissions) while the
+    body runs: read-modify-write of a file several runs share (the plan)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        raise  # a read-only run directory: the CLI's "permission denied" message names it
+    except OSError as exc:
+        raise _lock_error(path, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise _lock_error(path, exc) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def unit_lock(out: Path, unit: UnitKey, *, wait: bool = True) -> Iterator[bool]:
     """Holds the unit's lock file (``flock``) while its body runs; yields whether it was acquired.
 
@@ -138,19 +160,34 @@ def unit_lock(out: Path, unit: UnitKey, *, wait: bool = True) -> Iterator[bool]:
     directory, which a stale unit's retraining removes.
     """
     path = _lock_path(out, unit)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies: group members share it
+    except PermissionError:
+        raise  # a read-only run directory: the CLI's "permission denied" message names it
+    except OSError as exc:
+        raise _lock_error(path, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
+        except OSError as exc:
+            raise _lock_error(path, exc) from None
         os.ftruncate(fd, 0)  # who holds it, for `avbench status` (not atomic: only read while held)
         os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}).encode())
         yield True
     finally:
         os.close(fd)  # releases the lock
+
+
+def _lock_error(path: Path, exc: OSError):
+    from avbench.validation import DataError
+
+    return DataError(f"{path}: cannot take this lock ({exc.strerror or exc}). The run directory must be "
+                     "writable and on a file system with flock support (e.g. Lustre mounted with -o flock; NFS "
+                     "without local_lock=flock).")
 
 
 def holder(out: Path, unit: UnitKey) -> dict[str, Any] | None:
@@ -187,7 +224,7 @@ def resolve_worker_device(request: str, out: Path):
     claims.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
     for k in range(torch.cuda.device_count()):
-        fd = os.open(claims / f"{host}-{k}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(claims / f"{host}-{k}.lock", os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -217,15 +254,17 @@ def _runner_for(task: UnitTask):
     from avbench.runner import Runner
 
     key = (task.corpus, json.dumps(task.profile, sort_keys=True), task.out, task.device, task.splits_id,
-           task.epoch_lines)
+           task.epoch_lines, task.threads)  # threads: the runner's provenance records them
     runner = _RUNNERS.get(key)
     if runner is None:
+        _RUNNERS.clear()
+        while _GPU_CLAIMS:  # another run's: its GPU is free for this one
+            os.close(_GPU_CLAIMS.pop())
         profile = task.profile | {"frame_pool": tuple(task.profile["frame_pool"])}
         device = resolve_worker_device(task.device, Path(task.out))
         runner = Runner(FeatureStore.open(task.corpus), {}, Profile(**profile), Path(task.out), device,
                         progress=False, echo=lambda s: None, splits_id=task.splits_id,
                         epoch_echo=_stderr_line if task.epoch_lines else None)
-        _RUNNERS.clear()
         _RUNNERS[key] = runner
     s = task.split
     runner.splits[task.unit.seed] = Split(int(s["index"]), int(s["seed"]), tuple(s["train"]), tuple(s["dev"]),
@@ -236,6 +275,9 @@ def _runner_for(task: UnitTask):
 def execute(task: UnitTask, runner=None) -> UnitOutcome:
     """Trains (or reuses) and scores one unit; an exception becomes an error record, not a raise.
 
+    One unit runs at a time per process (a Dask worker may run several tasks in threads, but
+    torch's random state and thread count are per process), under the unit's file lock.
+
     Args:
         task: The unit.
         runner: A runner of the calling process to use (the serial local executor's, with its
@@ -245,24 +287,31 @@ def execute(task: UnitTask, runner=None) -> UnitOutcome:
         The unit's records, or its error record (also written as ``error.json`` beside the unit,
         with traceback, host, device and versions; removed when the unit later succeeds).
     """
+    with _ONE_UNIT_AT_A_TIME:
+        return _execute(task, runner)
+
+
+_ONE_UNIT_AT_A_TIME = threading.Lock()
+
+
+def _execute(task: UnitTask, runner) -> UnitOutcome:
     import torch
 
     from avbench.conditions import Condition
 
     torch.set_num_threads(task.threads)  # before the runner, whose provenance records it
-    d = task.unit_dir
-    with unit_lock(Path(task.out), task.unit):
-        try:
+    try:
+        with unit_lock(Path(task.out), task.unit):
             fail_point(task.label)
             runner = runner if runner is not None else _runner_for(task)
             record, evals, trained = runner.run_unit(task.unit, tuple(Condition(*c) for c in task.conditions))
-            (d / ERROR_FILE).unlink(missing_ok=True)
+            (task.unit_dir / ERROR_FILE).unlink(missing_ok=True)
             return UnitOutcome(task.unit, record, evals, trained)
-        except Exception as exc:  # isolated: recorded beside the unit, reported at the end of the run
-            error = error_record(task, exc, "".join(traceback.format_exception(exc)),
-                                 device=str(getattr(runner, "device", task.device)))
-            write_error(task, error)
-            return UnitOutcome(task.unit, error=error)
+    except Exception as exc:  # isolated: recorded beside the unit, reported at the end of the run
+        trace = "".join(traceback.format_exception(exc))
+        error = error_record(task, exc, trace, device=str(getattr(runner, "device", task.device)))
+        write_error(task, error)
+        return UnitOutcome(task.unit, error=error)
 
 
 def error_record(task: UnitTask, exc: BaseException, trace: str, device: str | None = None) -> dict[str, Any]:
@@ -283,17 +332,21 @@ def error_record(task: UnitTask, exc: BaseException, trace: str, device: str | N
 
 
 def write_error(task: UnitTask, error: dict[str, Any]) -> None:
+    """Writes ``error.json`` beside the unit; where that fails too, the outcome still carries it."""
     from avbench.results import write_json
 
-    task.unit_dir.mkdir(parents=True, exist_ok=True)
-    write_json(task.unit_dir / ERROR_FILE, error)
+    try:
+        task.unit_dir.mkdir(parents=True, exist_ok=True)
+        write_json(task.unit_dir / ERROR_FILE, error)
+    except OSError as exc:
+        error["message"] += f" (and its error record could not be written: {exc})"
 
 
-def lost(task: UnitTask, exc: BaseException) -> UnitOutcome:
+def lost(task: UnitTask, exc: BaseException, why: str = "the worker running it was lost") -> UnitOutcome:
     """The outcome of a unit whose worker died or whose job the engine reports failed (no outcome
     came back): recorded from the submitting side."""
     error = error_record(task, exc, "".join(traceback.format_exception(exc)))
-    error["message"] = f"the worker running it was lost ({type(exc).__name__}: {str(exc).strip()[:300]})"
+    error["message"] = f"{why} ({type(exc).__name__}: {str(exc).strip()[:300]})"
     write_error(task, error)
     return UnitOutcome(task.unit, error=error)
 

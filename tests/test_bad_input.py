@@ -44,12 +44,12 @@ def refused(args, culprit, status, *unchanged: Path):
         now, earlier = (records(snap) for snap in (snapshot(d), earlier))
         assert {k: now.get(k) for k in earlier} == earlier
         assert all(k.endswith("/error.json") for k in set(now) - set(earlier))
+    return r.output
 
 
 def records(snap: dict[str, str]) -> dict[str, str]:
     derived = ("results.csv", "protocols", "plans", "locks")
     return {k: v for k, v in snap.items() if k.split("/")[0] not in derived}
-    return r.output
 
 
 @pytest.fixture(scope="module")

@@ -237,3 +237,65 @@ def test_status_shows_a_unit_held_by_a_process_as_running(tiny_store, tmp_path):
     assert states == {"running", "pending"} and len(running) == 1
     assert f"pid {os.getpid()}" in running[0].detail and running[0].seconds >= 0
     assert {s.state for s in run_status(out)} == {"pending"}  # released
+
+
+def test_dask_workers_with_several_threads_run_one_unit_at_a_time(tiny_store, serial, tmp_path):
+    """dask-worker's default is a thread per core; torch's random state is per process."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        summary = run_on(tiny_store, tmp_path / "run", "dask", scheduler=cluster.scheduler_address)
+    assert summary.trained == 2
+    assert_same_units(serial, tmp_path / "run")
+
+
+def test_a_killed_local_worker_is_reported_and_the_rest_written(tiny_store, serial, tmp_path, monkeypatch):
+    monkeypatch.setenv("AVBENCH_KILL_UNIT", FAILING)
+    out = tmp_path / "run"
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(UnitsFailed) as info:
+            run(PROTOCOL, corpus=tiny_store.path, profile="smoke", seeds=2, out=out, progress=False,
+                echo=lambda s: None, threads=1, jobs=2)
+    finally:
+        torch.set_num_threads(threads)
+    failed = [e["label"] for e in info.value.summary.failed]
+    assert FAILING in failed and "worker process died" in str(info.value)
+    assert (out / "results.csv").exists() and (units_dir(out, 1) / "error.json").exists()
+    monkeypatch.delenv("AVBENCH_KILL_UNIT")
+    again = run_on(tiny_store, out)
+    assert again.failed == [] and again.trained == len(failed)
+    assert_same_units(serial, out)
+
+
+def test_slurm_without_sbatch_is_refused(tiny_store, tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    r = CliRunner().invoke(main, ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path),
+                                  "--profile", "smoke", "--out", str(tmp_path / "run"), "--executor", "slurm"])
+    assert r.exit_code == 2 and "sbatch" in r.output and "Traceback" not in r.output
+
+
+def test_a_file_system_without_flock_is_refused_before_any_training(tiny_store, tmp_path, monkeypatch):
+    import errno
+
+    from avbench import units
+    from avbench.validation import DataError
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(units.fcntl, "flock", no_flock)
+    with pytest.raises(DataError, match="flock support"):
+        run_on(tiny_store, tmp_path / "run")
+    assert not list((tmp_path / "run").rglob("train.json"))
+
+
+def test_lock_files_follow_the_umask(tiny_store, tmp_path):
+    old = os.umask(0o002)
+    try:
+        run_on(tiny_store, tmp_path / "run")
+    finally:
+        os.umask(old)
+    locks = list((tmp_path / "run" / "locks").glob("*.lock"))
+    assert locks and all(p.stat().st_mode & 0o777 == 0o664 for p in locks)
