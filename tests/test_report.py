@@ -492,3 +492,80 @@ def test_reference_lines_are_announced_only_when_drawn(tmp_path):
     for ax in regimes.fig.axes:  # error bars stay within F1's range
         tops = [seg[:, 1].max() for c in ax.collections for seg in c.get_segments()]
         assert max(tops) <= 1.0
+
+
+def _noisy_run(tmp_path: Path, protocols: tuple[str, ...], seeds: int = 2):
+    """A run whose trials disagree by ~0.1 F1, as 2-3 trials of a small profile do: 95% t-intervals then
+    reach past 0 and 1."""
+    from avbench.report.rundata import load_run
+
+    run = load_run(make_run(tmp_path / "run", protocols, seeds=seeds))
+    perf = run.table["metric"].isin(["micro_f1", "macro_f1", "accuracy"])
+    noise = np.random.default_rng(1).normal(0.15, 0.12, int(perf.sum()))
+    run.table.loc[perf, "value"] = np.clip(run.table.loc[perf, "value"] + noise, 0, 1)
+    return run
+
+
+def test_curve_figures_show_every_trial_instead_of_bands(tmp_path):
+    """With 2 trials a 95% band fills the axes: the curves show means and the trials themselves, in [0, 1]."""
+    from matplotlib.collections import PolyCollection
+
+    from avbench.conditions import get_kind
+    from avbench.report import style
+    from avbench.report.figures import fig5, kind_figure
+
+    run = _noisy_run(tmp_path, ("masking", "misalignment"))
+    with style.styled():
+        figures = [fig5(run, "micro_f1"), kind_figure(run, "micro_f1", get_kind("shift"), "Fig. R1")]
+    for res in figures:
+        assert "Lines: mean over 2 trials; dots: the individual trials" in res.caption, res.caption
+        assert "band" not in res.caption
+        for ax in res.fig.axes:
+            assert not [c for c in ax.collections if isinstance(c, PolyCollection)]  # no bands
+            low, high = ax.get_ylim()
+            assert 0.0 <= low < high <= 1.0
+        dots = sum(len(c.get_offsets()) for ax in res.fig.axes for c in ax.collections)
+        assert dots > 0
+    masking = select_rows(run, condition=["mask_audio", "mask_visual"], regime="optimized")
+    dots = sum(len(c.get_offsets()) for ax in figures[0].fig.axes for c in ax.collections)
+    assert dots == len(masking[masking["model"].isin(["auxformer", "baseline1", "mult", "xmodal"])])
+
+
+def select_rows(run, **filt):
+    from avbench.report.rundata import select
+
+    return select(run.table, variant="default", metric="micro_f1", **filt)
+
+
+def test_bar_figures_keep_f1_axes_and_error_bars_within_0_1(tmp_path):
+    from avbench.report import style
+    from avbench.report.figures import fig4, fig6
+
+    run = _noisy_run(tmp_path, ("clipping", "self-attention"))
+    with style.styled():
+        regimes, ablation = fig4(run, "micro_f1"), fig6(run, "micro_f1")
+    for res in (regimes, ablation):
+        assert "cut at the limits of the score (0 and 1)" in res.caption
+        for ax in res.fig.axes:
+            assert ax.get_ylim()[1] <= 1.0
+            ends = [seg[:, 1] for c in ax.collections for seg in c.get_segments()]
+            assert ends and 0.0 <= min(e.min() for e in ends) and max(e.max() for e in ends) <= 1.0
+    labels = [t.get_text() for t in regimes.fig.legends[0].get_texts()]
+    assert labels and all(text.strip() for text in labels)  # no blank entry
+    assert "Optimized training" not in labels  # one regime: the caption names it, no hatch to explain
+
+
+def test_box_plot_caption_names_outliers_only_when_drawn(tmp_path):
+    from avbench.report import style
+    from avbench.report.figures import fig3
+    from avbench.report.rundata import load_run
+
+    with style.styled():  # with 3 trials no point lies 1.5 interquartile ranges beyond the box
+        plain = fig3(load_run(make_run(tmp_path / "three", ("optimized",), seeds=3)), "micro_f1")
+    run = load_run(make_run(tmp_path / "run", ("optimized",), seeds=8))
+    one = (run.table["model"] == "mult") & (run.table["seed"] == 0) & (run.table["condition"] == "full")
+    run.table.loc[one, "value"] = 0.2
+    with style.styled():
+        outlier = fig3(run, "micro_f1")
+    assert "outlier" not in plain.caption and "outlier" in outlier.caption
+    assert len(outlier.fig.legends[0].get_texts()) == len(plain.fig.legends[0].get_texts()) + 1

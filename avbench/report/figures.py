@@ -1,18 +1,24 @@
 """Figures 3-8 of the paper plus the robustness figures avbench adds (misalignment, occlusion, noise).
 
 Each builder takes the run and the figure metric, returns a :class:`FigureResult` (an Agg figure
-and its caption) or raises :class:`~avbench.report.tables.Skip`.  Error bars and bands are 95%
-t-intervals of the mean over trials (none with a single trial).  All drawing happens inside
+and its caption) or raises :class:`~avbench.report.tables.Skip`.  Error bars are 95% t-intervals
+of the mean over trials, cut to [0, 1] (none with a single trial); curves show their mean with every
+trial as a dot, which stays readable with 2 trials as with 20.  The statistical plots (box, strip,
+curves) are seaborn's, drawn on the report's own Agg figures.  All drawing happens inside
 :func:`avbench.report.style.styled`, so every figure shares one look.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -44,7 +50,19 @@ def _synthetic(run: RunData, fig: Figure) -> str:
 
 
 def _ci_text(n: int) -> str:
-    return "95% confidence intervals of the mean over trials" if n > 1 else "a single trial (no interval)"
+    return (f"error bars: 95% t-intervals of the mean over {n} trials, cut at the limits of the score (0 and 1)"
+            if n > 1 else "a single trial (no error bars)")
+
+
+def _ci_bar(ax, x: float, s: Summary, capsize: float = 2.0) -> tuple[float, float]:
+    """The 95% interval of ``s`` as an error bar, cut to [0, 1] (a t-interval over 2-3 trials can pass
+    the limits of an F1); returns its ends (the mean alone without an interval)."""
+    if not np.isfinite(s["ci"]):
+        return s["mean"], s["mean"]
+    low, high = max(0.0, s["mean"] - s["ci"]), min(1.0, s["mean"] + s["ci"])
+    ax.errorbar(x, s["mean"], yerr=[[s["mean"] - low], [high - s["mean"]]], color="black", linewidth=0.7,
+                capsize=capsize)
+    return low, high
 
 
 def _ntrials(t: pd.DataFrame) -> int:
@@ -77,25 +95,9 @@ def fig3(run: RunData, metric: str) -> FigureResult:
     fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.6,
                            2.6 if len(corpora) > 1 else 2.7)
     axes = fig.subplots(1, len(corpora), squeeze=False)[0]
-    rng = np.random.default_rng(0)
+    outliers = False
     for i, (ax, corpus) in enumerate(zip(axes, corpora)):
-        data = [select(t, corpus=corpus, model=m)["value"].to_numpy(float) for m in models]
-        pos = np.arange(len(models))
-        box = ax.boxplot(data, positions=pos, widths=0.55, whis=1.5, patch_artist=True,
-                         medianprops={"color": "black", "linewidth": 1.4},
-                         whiskerprops={"linestyle": "--", "linewidth": 0.8},
-                         capprops={"linewidth": 0.8},
-                         flierprops={"marker": "+", "markeredgecolor": style.OUTLIER_COLOR, "markersize": 5})
-        for patch, m in zip(box["boxes"], models):
-            patch.set_facecolor(model_color(m, models))
-            patch.set_alpha(0.30)
-            patch.set_edgecolor("black")
-        for p, m, d in zip(pos, models, data):
-            if len(d):
-                ax.scatter(p + rng.uniform(-0.12, 0.12, len(d)), d, s=5, color="#555555", zorder=3, linewidths=0)
-                ax.scatter([p], [d.mean()], s=28, color=model_color(m, models), edgecolor="black",
-                           linewidth=0.6, zorder=4, marker=model_marker(m))
-        ax.set_xticks(pos, [model_label(m, short=True) for m in models], rotation=20, ha="right")
+        outliers |= _trial_boxes(ax, select(t, corpus=corpus), models)
         ax.set_ylabel(f"{style.metric_label(metric)} (per trial)")
         ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{_corpus_title(run, corpus, len(corpora))}")
     legend = [Line2D([], [], color="black", linewidth=1.4, label="median"),
@@ -104,14 +106,57 @@ def fig3(run: RunData, metric: str) -> FigureResult:
               Line2D([], [], marker=".", color="none", markerfacecolor="#555555", markeredgecolor="none",
                      label="one trial"),
               Line2D([], [], marker="+", color="none", markeredgecolor=style.OUTLIER_COLOR, label="outlier")]
-    fig.legend(handles=legend, loc="outside upper center", ncols=4)
-    n = _ntrials(t)
-    caption = (f"{style.metric_label(metric)} of the audiovisual models trained with the optimized procedure over "
-               f"{n} trials (full audiovisual test). Boxes span the first to third quartile, the black bar is the "
-               f"median, the marker the mean, grey dots single trials; dashed whiskers reach the most extreme trial "
-               f"within 1.5 interquartile ranges, red crosses are outliers beyond.")
+    fig.legend(handles=legend[:4 if outliers else 3], loc="outside upper center", ncols=4)
+    caption = _sentences(
+        f"{style.metric_label(metric)} of the audiovisual models trained with the optimized procedure over "
+        f"{_ntrials(t)} trials (full audiovisual test)",
+        "boxes span the first to third quartile, the black bar is the median, the marker the mean, grey dots single "
+        "trials; dashed whiskers reach the most extreme trial within 1.5 interquartile ranges"
+        + (", red crosses are outliers beyond" if outliers else ""))
     return FigureResult("fig3_trials_boxplot", "Fig. 3", "Per-trial scores (optimized training)",
                         caption + _synthetic(run, fig), fig)
+
+
+def _tint(color: str, share: float = 0.3) -> tuple[float, float, float]:
+    """``color`` at ``share`` strength over white (an opaque box fill that prints like a translucent one)."""
+    rgb = np.asarray(to_rgb(color))
+    return tuple(share * rgb + (1 - share) * np.ones(3))
+
+
+@contextlib.contextmanager
+def _fixed_jitter() -> Iterator[None]:
+    """seaborn jitters strip plots with numpy's global generator: seed it for the block (the same
+    figure every build) and restore the caller's state after."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
+    """Per-trial scores of each model: seaborn box plot (Tukey whiskers), each trial as a grey dot
+    (strip) and the mean as the model's marker.  Returns whether an outlier was drawn."""
+    d = t[t["model"].isin(models)].assign(model=lambda f: f["model"].astype(str))
+    common = {"data": d, "x": "model", "y": "value", "order": models, "ax": ax}
+    fills = {m: _tint(model_color(m, models)) for m in models}
+    with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated vert= to bxp
+        warnings.filterwarnings("ignore", "vert: bool", category=DeprecationWarning)
+        sns.boxplot(**common, hue="model", hue_order=models, palette=fills, width=0.55, whis=1.5,
+                    linecolor="black", linewidth=0.8, legend=False,
+                    medianprops={"color": "black", "linewidth": 1.4}, whiskerprops={"linestyle": "--"},
+                    flierprops={"marker": "+", "markeredgecolor": style.OUTLIER_COLOR, "markersize": 5})
+    with _fixed_jitter():
+        sns.stripplot(**common, color="#555555", size=2.2, jitter=0.12, linewidth=0, zorder=3)
+    for x, m in enumerate(models):
+        values = d.loc[d["model"] == m, "value"]
+        if len(values):
+            ax.scatter([x], [values.mean()], s=28, color=model_color(m, models), edgecolor="black", linewidth=0.6,
+                       zorder=4, marker=model_marker(m))
+    ax.set_xticks(range(len(models)), [model_label(m, short=True) for m in models], rotation=20, ha="right")
+    ax.set_xlabel("")
+    return any(line.get_marker() == "+" and len(line.get_xdata()) for line in ax.get_lines())
 
 
 # ---------------------------------------------------------------------------- Fig. 4
@@ -146,6 +191,7 @@ def fig4(run: RunData, metric: str) -> FigureResult:
     nbar = len(SCENARIOS) * len(regimes)
     width = 0.8 / nbar
     drawn_b4: set[str] = set()
+    drawn: set[str] = set()
     for i, (ax, corpus) in enumerate(zip(axes, corpora)):
         for g, m in enumerate(models):
             k = 0
@@ -159,9 +205,8 @@ def fig4(run: RunData, metric: str) -> FigureResult:
                     ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen],
                            alpha=style.REGIME_ALPHA[regime], hatch=style.REGIME_HATCH[regime],
                            edgecolor="black", linewidth=0.4)
-                    if np.isfinite(s["ci"]):  # an F1 lies in [0, 1]: so does its interval as drawn
-                        yerr = [[min(s["ci"], s["mean"])], [min(s["ci"], 1.0 - s["mean"])]]
-                        ax.errorbar(x, s["mean"], yerr=yerr, color="black", linewidth=0.7, capsize=1.5)
+                    drawn.add(scen)
+                    _ci_bar(ax, x, s, capsize=1.5)
         for modality, scen, ls in (("visual", "V", "--"), ("audio", "A", "-")):
             ref = _baseline4(run, modality, metric, corpus)
             if ref is not None:
@@ -172,77 +217,116 @@ def fig4(run: RunData, metric: str) -> FigureResult:
         ax.set_ylim(0, 1)
         ax.set_ylabel(style.metric_label(metric))
         ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{_corpus_title(run, corpus, len(corpora))}")
-    blank = Patch(facecolor="none", edgecolor="none", label=" ")
     scen = [Patch(facecolor=style.SCENARIO_COLORS[s], edgecolor="black", linewidth=0.4, label=lab)
-            for s, lab in (("AV", "AV (audiovisual)"), ("V", "V (visual only)"), ("A", "A (acoustic only)"))]
+            for s, lab in (("AV", "AV (audiovisual)"), ("V", "V (visual only)"), ("A", "A (acoustic only)"))
+            if s in drawn]
+    # the hatch tells the regimes apart only when there are two (the caption names a single one)
     regs = [Patch(facecolor="white", edgecolor="black", hatch=style.REGIME_HATCH[r], linewidth=0.4,
-                  label=style.REGIME_LABELS[r]) for r in regimes]
+                  label=style.REGIME_LABELS[r]) for r in regimes] if len(regimes) > 1 else []
+    b4 = [(s, ls, what) for s, ls, what in (("V", "--", "visual"), ("A", "-", "acoustic")) if s in drawn_b4]
     lines = [Line2D([], [], color=style.SCENARIO_COLORS[s], linestyle=ls, label=f"Baseline 4, {what} only")
-             for s, ls, what in (("V", "--", "visual"), ("A", "-", "acoustic")) if s in drawn_b4]
-    # one legend column per kind of symbol (the legend fills column by column); blanks only to
-    # keep the columns apart, never a column of blanks
-    columns = [scen, regs] + ([lines] if lines else [])
-    depth = max(len(c) for c in columns)
-    handles = [h for c in columns for h in c + [blank] * (depth - len(c))]
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(columns))
-    n = _ntrials(t)
+             for s, ls, what in b4]
+    handles = scen + regs + lines
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles) if len(handles) <= 5 else 4)
     missing = [r for r in ("standard", "optimized") if r not in regimes]
-    caption = (f"{style.metric_label(metric)} of the audiovisual models trained with the "
-               f"{' and '.join(regimes)} procedure{'s' if len(regimes) > 1 else ''} and tested with both modalities "
-               f"(AV), the visual only (V, audio clipped) or the acoustic only (A, visual clipped); error bars: "
-               f"{_ci_text(n)} ({n})."
-               + (" Horizontal lines: unimodal baseline 4 (dashed = visual, solid = acoustic)." if drawn_b4 else "")
-               + (f" {' and '.join(missing)} training is not in this run (protocol training-regimes)." if missing else ""))
+    caption = _sentences(
+        f"{style.metric_label(metric)} of the audiovisual models trained with the {' and '.join(regimes)} "
+        f"procedure{'s' if len(regimes) > 1 else ''} and tested with both modalities (AV), the visual only (V, audio "
+        f"clipped) or the acoustic only (A, visual clipped)" + ("; hatched: standard training" if regs else ""),
+        _ci_text(_ntrials(t)),
+        "horizontal lines: unimodal baseline 4 ("
+        + ", ".join(f"{LINESTYLE_NAMES[ls]} = {what}" for _, ls, what in b4) + ")" if b4 else "",
+        f"{' and '.join(missing)} training is not in this run (protocol training-regimes)" if missing else "")
     return FigureResult("fig4_regimes_clipping", "Fig. 4", "Standard vs optimized training, missing modality",
                         caption + _synthetic(run, fig), fig)
 
 
 # ---------------------------------------------------------------------------- curves (Fig. 5 and robustness)
-def _curve(ax, t: pd.DataFrame, model: str, models: list[str], x: Callable[[np.ndarray], np.ndarray],
-           linestyle: str = "-", label: str | None = None, band: bool = True) -> bool:
-    g = t[t["model"] == model]
-    if g.empty:
-        return False
-    levels = sorted(g["level"].dropna().unique())
-    stats_ = [summarize(g[np.isclose(g["level"], lv)]["value"]) for lv in levels]
-    xs = x(np.asarray(levels, dtype=float))
-    order = np.argsort(xs)
-    xs = xs[order]
-    mean = np.array([s["mean"] for s in stats_])[order]
-    ci = np.array([s["ci"] for s in stats_])[order]
-    color = model_color(model, models)
-    ax.plot(xs, mean, linestyle=linestyle, color=color, marker=model_marker(model),
-            label=label or model_label(model), markersize=3.5)
-    if band and np.isfinite(ci).any():
-        ax.fill_between(xs, np.clip(mean - ci, 0, 1), np.clip(mean + ci, 0, 1), color=color, alpha=0.12,
-                        linewidth=0)
-    return True
+#: What the curve figures draw, for their captions: one display at any number of trials (a 95% band
+#: over 2-3 trials fills the axes, and overlapping bands blur into each other).
+TRIALS_TEXT = "lines: mean over {n} trials; dots: the individual trials of each solid line, side by side per model"
+
+
+def _trials_text(n: int) -> str:
+    return TRIALS_TEXT.format(n=n) if n > 1 else "lines: a single trial"
+
+
+def _curves(ax, t: pd.DataFrame, models: list[str], x: Callable[[np.ndarray], np.ndarray], linestyle: str = "-",
+            trials: bool = True) -> list[str]:
+    """Mean score versus level of each model (seaborn lines), and with ``trials`` every trial as a dot
+    beside its mean (a seaborn strip, dodged by model).  Returns the models drawn."""
+    d = t[t["model"].isin(models)].dropna(subset=["level", "value"])
+    drawn = [m for m in models if (d["model"] == m).any()]
+    if not drawn:
+        return []
+    d = d.assign(x=x(d["level"].to_numpy(float)), model=d["model"].astype(str))
+    for m in drawn:
+        sns.lineplot(data=d[d["model"] == m], x="x", y="value", estimator="mean", errorbar=None, ax=ax,
+                     color=model_color(m, models), marker=model_marker(m), markersize=3.5, linestyle=linestyle,
+                     markeredgewidth=0, legend=False)
+    if trials and d.groupby(["model", "x"])["seed"].nunique().max() > 1:
+        sns.stripplot(data=d, x="x", y="value", hue="model", hue_order=drawn, ax=ax, native_scale=True,
+                      dodge=True, jitter=False, size=1.8, alpha=0.55, linewidth=0, legend=False,
+                      palette={m: model_color(m, models) for m in drawn}, zorder=1)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    return drawn
+
+
+def _fit_ylim(axes: np.ndarray) -> None:
+    """One y range for all panels, fitted to everything drawn (lines and trial dots) and kept inside
+    [0, 1], where every F1 lies."""
+    ys = [np.asarray(line.get_ydata(), dtype=float) for ax in np.ravel(axes) for line in ax.get_lines()
+          if line.get_gid() != "no-ylim"]
+    ys += [np.asarray(c.get_offsets(), dtype=float)[:, 1] for ax in np.ravel(axes) for c in ax.collections
+           if len(c.get_offsets())]
+    ys = [y[np.isfinite(y)] for y in ys if np.size(y)]
+    ys = [y for y in ys if y.size]
+    if not ys:
+        return
+    lo, hi = min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)
+    pad = 0.08 * max(hi - lo, 0.05)
+    for ax in np.ravel(axes):
+        ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
+
+
+LINESTYLE_NAMES = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dotted"}
+
+
+def _sentences(*parts: str) -> str:
+    """A caption from its parts: the empty ones left out, each a sentence of its own."""
+    return " ".join(f"{p[0].upper()}{p[1:]}." for p in (p.strip().rstrip(".") for p in parts) if p)
+
+
+def _model_handles(models: list[str]) -> list[Line2D]:
+    return [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=model_label(m))
+            for m in models]
+
+
+def _main(run: RunData) -> str:
+    return main_proposed(run.table["model"].unique().tolist())
+
+
+def _full_handle(run: RunData, drawn: bool) -> list[Line2D]:
+    """The legend entry of :func:`_full_line`, when it was drawn."""
+    label = f"{model_label(_main(run), short=True)}, full AV"
+    return [Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label=label)] if drawn else []
+
+
+def _full_text(run: RunData, drawn: bool, what: str = "full audiovisual input") -> str:
+    return f"solid blue line: {model_label(_main(run), short=True)} with {what}" if drawn else ""
 
 
 def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: str | None = None,
                variant: str = "default") -> bool:
     """The full-AV score of ``model`` (default: the main proposed model) as a horizontal line."""
-    model = model or main_proposed(run.table["model"].unique().tolist())
+    model = model or _main(run)
     v = select(run.table, corpus=corpus, model=model, variant=variant, regime=regime, condition="full",
                metric=metric)["value"]
     if v.empty:
         return False
     ax.axhline(float(v.mean()), color=style.FULL_AV_COLOR, linestyle="-", linewidth=1.0, alpha=0.8, zorder=1)
     return True
-
-
-def _fit_ylim(axes: np.ndarray) -> None:
-    """One y range for all panels, fitted to the mean curves and reference lines (not to the confidence
-    bands, which with few trials can span the whole [0, 1] range and flatten every curve)."""
-    ys = [np.asarray(line.get_ydata(), dtype=float) for ax in np.ravel(axes) for line in ax.get_lines()
-          if line.get_gid() != "no-ylim"]
-    ys = [y[np.isfinite(y)] for y in ys if np.size(y)]
-    if not ys:
-        return
-    lo, hi = min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)
-    pad = 0.3 * max(hi - lo, 0.05)
-    for ax in np.ravel(axes):
-        ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) if hi <= 1.0 else hi + pad)
 
 
 def _grid(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
@@ -272,8 +356,7 @@ def fig5(run: RunData, metric: str) -> FigureResult:
         for c, cond in enumerate(conds):
             ax = axes[r, c]
             here = select(t, corpus=corpus, condition=cond)
-            for m in models:
-                _curve(ax, here, m, models, lambda lv: 100 * lv)
+            _curves(ax, here, models, lambda lv: 100 * lv)
             has_full |= _full_line(ax, run, corpus, metric, regime)
             intact = "visual" if cond == "mask_audio" else "audio"
             ref = _baseline4(run, intact, metric, corpus)
@@ -288,20 +371,16 @@ def fig5(run: RunData, metric: str) -> FigureResult:
             if c == 0:
                 ax.set_ylabel(style.metric_label(metric))
             ax.tick_params(labelleft=True)
-    handles = [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=model_label(m))
-               for m in models]
-    if has_full:
-        handles.append(Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label="AuxFormer, full AV"))
+    handles = _model_handles(models) + _full_handle(run, has_full)
     if has_b4:
         handles.append(Line2D([], [], color=style.BASELINE4_COLOR, linestyle="--", label="Baseline 4, intact modality"))
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
-    n = _ntrials(t)
-    lines = ([f"solid blue line: {model_label(main_proposed(models), short=True)} with full audiovisual input"]
-             if has_full else []) + (["dashed red line: baseline 4 on the intact modality"] if has_b4 else [])
-    caption = (f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality "
-               f"(the others zeroed at random; the other modality intact), {regime} training; bands: {_ci_text(n)} "
-               f"({n})." + (f" {'; '.join(lines)}." if lines else "")).replace(". solid", ". Solid")
+    caption = _sentences(
+        f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality (the "
+        f"others zeroed at random; the other modality intact), {regime} training",
+        _trials_text(_ntrials(t)), _full_text(run, has_full),
+        "dashed red line: baseline 4 on the intact modality" if has_b4 else "")
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(run, fig), fig)
 
 
@@ -334,7 +413,7 @@ def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) ->
     variants = sorted(t["variant"].unique(), key=lambda v: (v != "default", v))
     variant_ls = {v: ["-", "--", ":", "-."][i % 4] for i, v in enumerate(variants)}
     fig, axes = _grid(len(corpora), len(mods))
-    k = 0
+    k, has_full = 0, False
     line_kinds: list[tuple[str, str]] = []
     for r, corpus in enumerate(corpora):
         for c, mod in enumerate(mods):
@@ -345,12 +424,9 @@ def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) ->
                     hv = here[here["variant"] == v]
                     ls = (styles or {}).get(kind, "-") if len(kinds) > 1 else variant_ls[v]
                     fx = (alt_x or {}).get(kind, x)
-                    for m in models:
-                        if _curve(ax, hv, m, models, fx, linestyle=ls, band=kind_i == 0 and v == variants[0]):
-                            tag = (kind, v)
-                            if tag not in line_kinds:
-                                line_kinds.append(tag)
-            _full_line(ax, run, corpus, metric, regime)
+                    if _curves(ax, hv, models, fx, linestyle=ls, trials=kind_i == 0 and v == variants[0]):
+                        line_kinds = list(dict.fromkeys(line_kinds + [(kind, v)]))
+            has_full |= _full_line(ax, run, corpus, metric, regime)
             if zero_line:
                 ax.axvline(0, color="#999999", linewidth=0.6, zorder=0, gid="no-ylim")
             if invert:
@@ -361,21 +437,24 @@ def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) ->
             if c == 0:
                 ax.set_ylabel(style.metric_label(metric))
             ax.tick_params(labelleft=True)
-    handles = [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=model_label(m))
-               for m in models]
+    handles = _model_handles(models)
+    drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
+    styles_text = ""
     if len(kinds) > 1:
         names = dict(zip(kinds, spec.legend))
         handles += [Line2D([], [], color="black", linestyle=(styles or {}).get(kd, "-"), label=names.get(kd, kd))
                     for kd in kinds if any(tag[0] == kd for tag in line_kinds)]
-    elif len(variants) > 1:
-        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=_variant_label(t, v)) for v in variants]
-    handles.append(Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label="AuxFormer, full AV"))
+    elif len(drawn_variants) > 1:
+        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=_variant_label(t, v))
+                    for v in drawn_variants]
+        styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {_variant_label(t, v)}"
+                                                  for v in drawn_variants)
+    handles += _full_handle(run, has_full)
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
-    n = _ntrials(t)
-    note = f"{spec.note}; " if spec.note else ""
-    caption = f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} training; " \
-              f"{note}bands: {_ci_text(n)} ({n}); solid blue line: AuxFormer with intact input."
+    caption = _sentences(f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} "
+                         f"training", spec.note, styles_text, _trials_text(_ntrials(t)),
+                         _full_text(run, has_full, "intact input"))
     return FigureResult(key, number, title, caption + _synthetic(run, fig), fig)
 
 
@@ -407,13 +486,10 @@ def _bar_panels(run: RunData, t: pd.DataFrame, series: list[dict[str, Any]],
                 x = g - 0.4 + width * (k + 0.5)
                 ax.bar(x, st["mean"], width * 0.9, color=s["color"], hatch=s.get("hatch", ""), edgecolor="black",
                        linewidth=0.4, label=s["label"] if g == 0 else None)
-                err = st["ci"] if np.isfinite(st["ci"]) else 0.0
-                if err:
-                    ax.errorbar(x, st["mean"], yerr=err, color="black", linewidth=0.7, capsize=1.5)
-                ax.text(x, st["mean"] + err, f" {st['mean']:.3f}", ha="center", va="bottom", fontsize=5.2,
-                        rotation=90)
-                lows.append(st["mean"] - err)
-                highs.append(st["mean"] + err)
+                low, high = _ci_bar(ax, x, st, capsize=1.5)
+                _value_label(ax, x, st["mean"], fontsize=5.2)
+                lows.append(low)
+                highs.append(high)
         _zoom(ax, lows, highs)
         ax.set_xticks(range(len(metrics)), [style.metric_label(m) for m in metrics])
         ax.set_xlim(-0.5, len(metrics) - 0.5)
@@ -441,7 +517,7 @@ def _ablation_figure(run: RunData, key_option: str, protocol: str, key: str, num
                "color": colors[i], "table": ab.table} for i, r in enumerate(rows)]
     fig, n = _bar_panels(run, ab.table, series, ["micro_f1", "macro_f1"])
     caption = (f"{what} AuxFormer, {regime} training, full audiovisual test: mean F1-scores over {n} trials "
-               f"(protocol {ab.protocol}); error bars: {_ci_text(n)}. The y axis does not start at 0.")
+               f"(protocol {ab.protocol}); {_ci_text(n)}. The y axis does not start at 0.")
     return FigureResult(key, number, title, caption + _synthetic(run, fig), fig)
 
 
@@ -485,33 +561,40 @@ def fig8(run: RunData, metric: str) -> FigureResult:
             if not st["n"]:
                 continue
             n = max(n, st["n"])
-            err = st["ci"] if np.isfinite(st["ci"]) else 0.0
             upscaled = presentation(m).role == "upscaled"
             ax.bar(x, st["mean"], 0.7, color=model_color(presentation(m).upscaled_from or m if upscaled else m),
                    hatch="///" if upscaled else "", edgecolor="black", linewidth=0.4)
-            if err:
-                ax.errorbar(x, st["mean"], yerr=err, color="black", linewidth=0.7, capsize=2)
-            ax.text(x, st["mean"] + err, f"{st['mean']:.3f}", ha="center", va="bottom", fontsize=6)
-            lows.append(st["mean"] - err)
-            highs.append(st["mean"] + err)
+            low, high = _ci_bar(ax, x, st)
+            _value_label(ax, x, st["mean"], fontsize=6)
+            lows.append(low)
+            highs.append(high)
         _zoom(ax, lows, highs)
         ax.set_xticks(range(len(models)), labels)
         ax.set_ylabel(style.metric_label(metric))
         ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{run.corpus(corpus).label}")
-    caption = (f"{style.metric_label(metric)} of AuxFormer and of baselines 2 (MulT) and 3 (cross-modal) beside their "
-               f"upscaled versions (XL, hatched), {regime} training, full audiovisual test, mean over {n} trials; "
-               f"error bars: {_ci_text(n)}. Under each name: trainable parameters (millions). The y axis does not "
-               f"start at 0.")
+    plain = [model_label(m) for m in models if presentation(m).role != "upscaled"]
+    caption = _sentences(
+        f"{style.metric_label(metric)} of {', '.join(plain)} beside the upscaled versions of the baselines (hatched, "
+        f"after the model each widens), {regime} training, full audiovisual test, mean over {n} trials; "
+        f"{_ci_text(n)}", "under each name: trainable parameters (millions)", "the y axis does not start at 0")
     return FigureResult("fig8_upscaled", "Fig. 8", "Upscaled baselines", caption + _synthetic(run, fig), fig)
 
 
 def _zoom(ax, lows: list[float], highs: list[float]) -> None:
-    """A y range that shows differences of a few points (bars then do not start at 0: captions say so)."""
+    """A y range inside [0, 1] that shows differences of a few points (bars then do not start at 0:
+    captions say so), with room at the bottom for the value labels."""
     if not lows:
         return
     lo, hi = max(0.0, min(lows)), min(1.0, max(highs))
     span = max(hi - lo, 0.02)
-    ax.set_ylim(max(0.0, lo - 0.6 * span), hi + 0.45 * span)
+    ax.set_ylim(max(0.0, lo - 0.6 * span), min(1.0, hi + 0.1 * span))
+
+
+def _value_label(ax, x: float, mean: float, fontsize: float) -> None:
+    """The mean written upright at the foot of its bar, where no error bar reaches (see :func:`_zoom`)."""
+    ax.text(x, 0.02, f"{mean:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", rotation=90,
+            fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.8,
+                                     "linewidth": 0})
 
 
 FIGURES: dict[str, tuple[Callable[[RunData, str], FigureResult], str]] = {
