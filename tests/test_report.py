@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from avbench import stats
-from avbench.report import build_report
+from avbench.report import ReportContext, build_report
 from avbench.report.render import latex_escape
 from avbench.report.style import mplstyle_text
 from avbench.results import COLUMNS, write_json, write_table
@@ -484,7 +484,7 @@ def test_reference_lines_are_announced_only_when_drawn(tmp_path):
     wide = (run.table["model"] == "auxformer") & (run.table["condition"] == "full")
     run.table.loc[wide, "value"] = np.where(run.table.loc[wide, "seed"] == 1, 0.55, 0.99)  # a 95% CI past 1
     with style.styled():
-        masking, regimes = fig5(run, "micro_f1"), fig4(run, "micro_f1")
+        masking, regimes = fig5(ReportContext(run)), fig4(ReportContext(run))
     assert "dashed red line" not in masking.caption and "Solid blue line: AuxFormer" in masking.caption
     assert "baseline 4" not in regimes.caption.lower()
     legend = [t.get_text() for t in regimes.fig.legends[0].get_texts()]
@@ -516,7 +516,7 @@ def test_curve_figures_show_every_trial_instead_of_bands(tmp_path):
 
     run = _noisy_run(tmp_path, ("masking", "misalignment"))
     with style.styled():
-        figures = [fig5(run, "micro_f1"), kind_figure(run, "micro_f1", get_kind("shift"), "Fig. R1")]
+        figures = [fig5(ReportContext(run)), kind_figure(ReportContext(run), get_kind("shift"), "Fig. R1")]
     for res in figures:
         assert "Lines: mean over 2 trials; dots: the individual trials" in res.caption, res.caption
         assert "band" not in res.caption
@@ -532,7 +532,7 @@ def test_curve_figures_show_every_trial_instead_of_bands(tmp_path):
 
 
 def select_rows(run, **filt):
-    from avbench.report.rundata import select
+    from avbench.results import select
 
     return select(run.table, variant="default", metric="micro_f1", **filt)
 
@@ -543,7 +543,7 @@ def test_bar_figures_keep_f1_axes_and_error_bars_within_0_1(tmp_path):
 
     run = _noisy_run(tmp_path, ("clipping", "self-attention"))
     with style.styled():
-        regimes, ablation = fig4(run, "micro_f1"), fig6(run, "micro_f1")
+        regimes, ablation = fig4(ReportContext(run)), fig6(ReportContext(run))
     for res in (regimes, ablation):
         assert "cut at the limits of the score (0 and 1)" in res.caption
         for ax in res.fig.axes:
@@ -561,11 +561,58 @@ def test_box_plot_caption_names_outliers_only_when_drawn(tmp_path):
     from avbench.report.rundata import load_run
 
     with style.styled():  # with 3 trials no point lies 1.5 interquartile ranges beyond the box
-        plain = fig3(load_run(make_run(tmp_path / "three", ("optimized",), seeds=3)), "micro_f1")
+        plain = fig3(ReportContext(load_run(make_run(tmp_path / "three", ("optimized",), seeds=3))))
     run = load_run(make_run(tmp_path / "run", ("optimized",), seeds=8))
     one = (run.table["model"] == "mult") & (run.table["seed"] == 0) & (run.table["condition"] == "full")
     run.table.loc[one, "value"] = 0.2
     with style.styled():
-        outlier = fig3(run, "micro_f1")
+        outlier = fig3(ReportContext(run))
     assert "outlier" not in plain.caption and "outlier" in outlier.caption
     assert len(outlier.fig.legends[0].get_texts()) == len(plain.fig.legends[0].get_texts()) + 1
+
+
+def test_a_plugin_artifact_registered_with_the_decorator_appears_in_the_report(tmp_path):
+    """A table and a figure of a user's own, registered with @artifact, are built like the paper's: files,
+    index entries, and the 'skipped' list with the protocol named in `needs` when the run lacks their input."""
+    from avbench.report import Section, Skip, Table, artifact, unregister
+    from avbench.report.figures import FigureResult
+    from avbench.report.render import Cell, Row
+
+    @artifact("seeds-table", kind="table", needs="optimized")
+    def seeds_table(ctx):
+        seeds = sorted(ctx.select(condition="full", metric="micro_f1")["seed"].unique())
+        return Table("seeds-table", "Table S1", "Trials in the run", f"Seeds of the run.{ctx.synthetic_note}", "Seed",
+                     [], ["count"], [Section(None, [Row("all", [Cell(str(len(seeds)))])])])
+
+    @artifact("mine", kind="figure", needs="my-protocol", name="Fig. M (mine)")
+    def my_figure(ctx):
+        if ctx.select(condition="mine").empty:
+            raise Skip("needs the condition 'mine'")
+        return FigureResult("figM", "Fig. M", "Mine", "", None)
+
+    try:
+        report = build_report(make_run(tmp_path / "run", ("optimized",), seeds=3), strict=True)
+    finally:
+        unregister("seeds-table")
+        unregister("mine")
+    assert [t.key for t in report.tables][-1] == "seeds-table"
+    assert "| all | 3 |" in (report.out / "tables" / "seeds-table.md").read_text()
+    index = report.index.read_text()
+    assert "Table S1: Trials in the run" in index and "SYNTHETIC corpus" in index.split("Table S1")[-1]
+    assert "| Fig. M (mine) | needs the condition 'mine' | my-protocol |" in index
+    again = build_report(tmp_path / "run", tmp_path / "again", figures=False, strict=True)
+    assert "seeds-table" not in [t.key for t in again.tables]  # unregistered: gone
+
+
+def test_context_owns_the_regime_and_baseline4_policies(tmp_path):
+    from avbench.report.rundata import load_run
+
+    ctx = ReportContext(load_run(make_run(tmp_path / "run", ("clipping",), seeds=2)))
+    rows = ctx.select(condition="clip_audio")
+    assert ctx.regimes(rows) == ["standard", "optimized"] and ctx.regime(rows) == "optimized"
+    assert ctx.regime(ctx.select(regime="standard")) == "standard"
+    # baseline 4 is trained with the standard regime only: asked for optimized, the standard rows are read
+    assert ctx.baseline4("visual", "optimized") == {"model": "unimodal-visual", "variant": "default",
+                                                    "regime": "standard", "condition": "full", "level": None}
+    assert ReportContext(load_run(make_run(tmp_path / "none", ("optimized",), seeds=2))).baseline4(
+        "audio", "optimized") is None

@@ -25,10 +25,12 @@ from matplotlib.patches import Patch
 
 from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
-from avbench.report.rundata import RunData, select, summarize, variant_parts
+from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportContext, Skip, artifact,
+                                      artifact_family)
+from avbench.report.rundata import RunData, select, summarize
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
-                                         presentation, proposed_models, unimodal_reference)
-from avbench.report.tables import Skip, ablation, main_proposed, option_label
+                                         presentation, proposed_models)
+from avbench.report.tables import ablation, main_proposed, option_label
 
 Summary = dict[str, float]
 
@@ -42,11 +44,11 @@ class FigureResult:
     fig: Figure
 
 
-def _synthetic(run: RunData, fig: Figure) -> str:
-    if run.synthetic:
-        style.add_footnote(fig, "SYNTHETIC corpus: these numbers test the software, not emotion recognition.")
-        return " SYNTHETIC corpus: the numbers test the software, not emotion recognition."
-    return ""
+def _synthetic(ctx: ReportContext, fig: Figure) -> str:
+    """The synthetic-corpus note, under the figure and for the end of its caption ('' for a real corpus)."""
+    if ctx.run.synthetic:
+        style.add_footnote(fig, SYNTHETIC_NOTE)
+    return ctx.synthetic_note
 
 
 def _ci_text(n: int) -> str:
@@ -82,14 +84,15 @@ def _corpus_title(run: RunData, corpus: str, n_corpora: int) -> str:
 
 
 # ---------------------------------------------------------------------------- Fig. 3
-def fig3(run: RunData, metric: str) -> FigureResult:
+@artifact("fig3", kind="figure", needs="optimized", name="Fig. 3 (per-trial box plots)")
+def fig3(ctx: ReportContext) -> FigureResult:
     """Per-trial scores of each audiovisual model (optimized training, full AV) as box plots."""
-    t = select(run.table, condition="full", variant="default", metric=metric)
+    run, metric = ctx.run, ctx.metric
+    t = ctx.select(condition="full", variant="default", metric=metric)
     main = main_proposed(t["model"].unique().tolist())
-    regime = "optimized" if not select(t, regime="optimized", model=main).empty else None
-    if regime is None:
-        raise Skip(f"needs full-AV {metric} scores of {main} with optimized training", "optimized")
-    t = select(t, regime=regime)
+    if "optimized" not in ctx.regimes(t, model=main):
+        raise Skip(f"needs full-AV {metric} scores of {main} with optimized training")
+    t = select(t, regime="optimized")
     models = _mm(run, t)
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.6,
@@ -114,7 +117,7 @@ def fig3(run: RunData, metric: str) -> FigureResult:
         "trials; dashed whiskers reach the most extreme trial within 1.5 interquartile ranges"
         + (", red crosses are outliers beyond" if outliers else ""))
     return FigureResult("fig3_trials_boxplot", "Fig. 3", "Per-trial scores (optimized training)",
-                        caption + _synthetic(run, fig), fig)
+                        caption + _synthetic(ctx, fig), fig)
 
 
 def _tint(color: str, share: float = 0.3) -> tuple[float, float, float]:
@@ -163,27 +166,23 @@ def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
 SCENARIOS = (("full", "AV"), ("clip_audio", "V"), ("clip_visual", "A"))
 
 
-def _baseline4(run: RunData, modality: str, metric: str, corpus: str) -> Summary | None:
-    """Baseline 4 on its own (intact) modality: its full row, else the clipping of the other modality."""
-    model = unimodal_reference(modality)
-    other = "clip_audio" if modality == "visual" else "clip_visual"
-    rows = select(run.table, model=model, variant="default", metric=metric, corpus=corpus)
-    for regime in ("standard", "optimized"):
-        for cond in ("full", other):
-            v = select(rows, regime=regime, condition=cond)["value"]
-            if len(v):
-                return summarize(v)
-    return None
+def _baseline4(ctx: ReportContext, modality: str, regime: str, corpus: str) -> Summary | None:
+    """Baseline 4's score on its own (intact) ``modality`` in ``corpus`` (see ReportContext.baseline4)."""
+    where = ctx.baseline4(modality, regime, metric=ctx.metric)
+    values = ctx.select(corpus=corpus, metric=ctx.metric, **where)["value"] if where else []
+    return summarize(values) if len(values) else None
 
 
-def fig4(run: RunData, metric: str) -> FigureResult:
+@artifact("fig4", kind="figure", needs="training-regimes", name="Fig. 4 (standard vs optimized, AV / V / A)")
+def fig4(ctx: ReportContext) -> FigureResult:
     """Grouped bars: AV / V / A scores of each model, standard vs optimized, baseline-4 lines."""
-    t = select(run.table, condition=[c for c, _ in SCENARIOS], variant="default", metric=metric)
+    run, metric = ctx.run, ctx.metric
+    t = ctx.select(condition=[c for c, _ in SCENARIOS], variant="default", metric=metric)
     t = t[t["model"].isin(_mm(run, t))]
     clipped = select(t, condition=["clip_audio", "clip_visual"])
     if clipped.empty:
-        raise Skip("needs scores with one modality clipped (clip_audio / clip_visual)", "training-regimes")
-    regimes = [r for r in ("standard", "optimized") if not select(clipped, regime=r).empty]
+        raise Skip("needs scores with one modality clipped (clip_audio / clip_visual)")
+    regimes = ctx.regimes(clipped)
     models = _mm(run, clipped)
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE, 2.5 * len(corpora) + 0.5)
@@ -208,7 +207,7 @@ def fig4(run: RunData, metric: str) -> FigureResult:
                     drawn.add(scen)
                     _ci_bar(ax, x, s, capsize=1.5)
         for modality, scen, ls in (("visual", "V", "--"), ("audio", "A", "-")):
-            ref = _baseline4(run, modality, metric, corpus)
+            ref = _baseline4(ctx, modality, "standard", corpus)  # both regimes shown: standard first
             if ref is not None:
                 drawn_b4.add(scen)
                 ax.axhline(ref["mean"], color=style.SCENARIO_COLORS[scen], linestyle=ls, linewidth=1.2, zorder=5)
@@ -228,7 +227,7 @@ def fig4(run: RunData, metric: str) -> FigureResult:
              for s, ls, what in b4]
     handles = scen + regs + lines
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles) if len(handles) <= 5 else 4)
-    missing = [r for r in ("standard", "optimized") if r not in regimes]
+    missing = [r for r in REGIMES if r not in regimes]
     caption = _sentences(
         f"{style.metric_label(metric)} of the audiovisual models trained with the {' and '.join(regimes)} "
         f"procedure{'s' if len(regimes) > 1 else ''} and tested with both modalities (AV), the visual only (V, audio "
@@ -238,7 +237,7 @@ def fig4(run: RunData, metric: str) -> FigureResult:
         + ", ".join(f"{LINESTYLE_NAMES[ls]} = {what}" for _, ls, what in b4) + ")" if b4 else "",
         f"{' and '.join(missing)} training is not in this run (protocol training-regimes)" if missing else "")
     return FigureResult("fig4_regimes_clipping", "Fig. 4", "Standard vs optimized training, missing modality",
-                        caption + _synthetic(run, fig), fig)
+                        caption + _synthetic(ctx, fig), fig)
 
 
 # ---------------------------------------------------------------------------- curves (Fig. 5 and robustness)
@@ -334,17 +333,15 @@ def _grid(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
     return fig, fig.subplots(n_rows, n_cols, squeeze=False, sharey="row")
 
 
-def _regime(t: pd.DataFrame) -> str:
-    return "optimized" if not select(t, regime="optimized").empty else "standard"
-
-
-def fig5(run: RunData, metric: str) -> FigureResult:
+@artifact("fig5", kind="figure", needs="masking", name="Fig. 5 (random frame masking)")
+def fig5(ctx: ReportContext) -> FigureResult:
     """Score vs % of frames kept, one panel per masked modality (and corpus)."""
-    t = select(run.table, condition=["mask_audio", "mask_visual"], metric=metric, variant="default")
+    run, metric = ctx.run, ctx.metric
+    t = ctx.select(condition=["mask_audio", "mask_visual"], metric=metric, variant="default")
     t = t[t["model"].isin(_mm(run, t))]
     if t.empty:
-        raise Skip("needs frame-masking scores (mask_audio / mask_visual)", "masking")
-    regime = _regime(t)
+        raise Skip("needs frame-masking scores (mask_audio / mask_visual)")
+    regime = ctx.regime(t)
     t = select(t, regime=regime)
     corpora = sorted(t["corpus"].unique())
     conds = [c for c in ("mask_audio", "mask_visual") if c in set(t["condition"])]
@@ -359,7 +356,7 @@ def fig5(run: RunData, metric: str) -> FigureResult:
             _curves(ax, here, models, lambda lv: 100 * lv)
             has_full |= _full_line(ax, run, corpus, metric, regime)
             intact = "visual" if cond == "mask_audio" else "audio"
-            ref = _baseline4(run, intact, metric, corpus)
+            ref = _baseline4(ctx, intact, regime, corpus)
             if ref is not None:
                 has_b4 = True
                 ax.axhline(ref["mean"], color=style.BASELINE4_COLOR, linestyle="--", linewidth=1.0, zorder=1)
@@ -381,15 +378,16 @@ def fig5(run: RunData, metric: str) -> FigureResult:
         f"others zeroed at random; the other modality intact), {regime} training",
         _trials_text(_ntrials(t)), _full_text(run, has_full),
         "dashed red line: baseline 4 on the intact modality" if has_b4 else "")
-    return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(run, fig), fig)
+    return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(ctx, fig), fig)
 
 
-def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) -> FigureResult:
+def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> FigureResult:
     """Score versus level of one condition kind, one panel per modality (and corpus).
 
     Everything specific to the kind comes from its :class:`~avbench.conditions.KindFigure`: axis,
     level-to-x mapping, the caption's note, and a second kind drawn dashed beside it.
     """
+    run, metric = ctx.run, ctx.metric
     spec = ckind.figure
     kinds = (ckind.name,) + ((spec.beside,) if spec.beside else ())
     what, protocol = ckind.what or ckind.name, spec.protocol or ckind.name
@@ -405,7 +403,7 @@ def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) ->
     primary = select(t, condition=[f"{kinds[0]}_audio", f"{kinds[0]}_visual"])
     if primary.empty:
         raise Skip(f"needs {what} scores ({kinds[0]}_audio / {kinds[0]}_visual)", protocol)
-    regime = _regime(primary)
+    regime = ctx.regime(primary)
     t = select(t, regime=regime)
     corpora = sorted(t["corpus"].unique())
     mods = [m for m in ("audio", "visual") if not select(primary, condition=f"{kinds[0]}_{m}").empty]
@@ -445,9 +443,9 @@ def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) ->
         handles += [Line2D([], [], color="black", linestyle=(styles or {}).get(kd, "-"), label=names.get(kd, kd))
                     for kd in kinds if any(tag[0] == kd for tag in line_kinds)]
     elif len(drawn_variants) > 1:
-        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=_variant_label(t, v))
+        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=ctx.variant_label(t, v))
                     for v in drawn_variants]
-        styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {_variant_label(t, v)}"
+        styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {ctx.variant_label(t, v)}"
                                                   for v in drawn_variants)
     handles += _full_handle(run, has_full)
     _fit_ylim(axes)
@@ -455,14 +453,7 @@ def kind_figure(run: RunData, metric: str, ckind: ConditionKind, number: str) ->
     caption = _sentences(f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} "
                          f"training", spec.note, styles_text, _trials_text(_ntrials(t)),
                          _full_text(run, has_full, "intact input"))
-    return FigureResult(key, number, title, caption + _synthetic(run, fig), fig)
-
-
-def _variant_label(table: pd.DataFrame, variant: str) -> str:
-    name, shift = variant_parts(table, variant)
-    if shift:
-        return f"trained with random shifts (±{shift:g} ms)" + ("" if name == "default" else f", {name}")
-    return "trained without shifts" if variant == "default" else f"variant {variant}"
+    return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
 
 
 # ---------------------------------------------------------------------------- bars (Figs. 6-8)
@@ -506,10 +497,11 @@ def _palette(k: int) -> list[str]:
     return [cols[i % len(cols)] for i in range(k)]
 
 
-def _ablation_figure(run: RunData, key_option: str, protocol: str, key: str, number: str, title: str,
+def _ablation_figure(ctx: ReportContext, key_option: str, protocol: str, key: str, number: str, title: str,
                      what: str) -> FigureResult:
+    run = ctx.run
     ab = ablation(run, key_option, protocol, option_label(key_option))
-    regime = "optimized" if "optimized" in ab.regimes else ab.regimes[0]
+    regime = ctx.regime(ab.table)
     rows = sorted(ab.rows, key=lambda r: not r["proposed"])
     colors = _palette(len(rows))
     series = [{"label": r["label"] + (" (paper)" if r["proposed"] else ""),
@@ -518,31 +510,35 @@ def _ablation_figure(run: RunData, key_option: str, protocol: str, key: str, num
     fig, n = _bar_panels(run, ab.table, series, ["micro_f1", "macro_f1"])
     caption = (f"{what} AuxFormer, {regime} training, full audiovisual test: mean F1-scores over {n} trials "
                f"(protocol {ab.protocol}); {_ci_text(n)}. The y axis does not start at 0.")
-    return FigureResult(key, number, title, caption + _synthetic(run, fig), fig)
+    return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
 
 
-def fig6(run: RunData, metric: str) -> FigureResult:
-    return _ablation_figure(run, "self_attention", "self-attention", "fig6_self_attention", "Fig. 6",
+@artifact("fig6", kind="figure", needs="self-attention", name="Fig. 6 (self-attention ablation)")
+def fig6(ctx: ReportContext) -> FigureResult:
+    return _ablation_figure(ctx, "self_attention", "self-attention", "fig6_self_attention", "Fig. 6",
                             "Self-attention ablation",
                             "Self-attention layers with learnable scaling kept, removed, or replaced by an LSTM or GRU:")
 
 
-def fig7(run: RunData, metric: str) -> FigureResult:
-    return _ablation_figure(run, "token", "token", "fig7_token", "Fig. 7", "Classification token",
+@artifact("fig7", kind="figure", needs="token", name="Fig. 7 (classification token)")
+def fig7(ctx: ReportContext) -> FigureResult:
+    return _ablation_figure(ctx, "token", "token", "fig7_token", "Fig. 7", "Classification token",
                             "Classification token: last time step (the paper's), prepended CLS token, or sequence mean:")
 
 
-def fig8(run: RunData, metric: str) -> FigureResult:
+@artifact("fig8", kind="figure", needs="upscaled", name="Fig. 8 (upscaled baselines)")
+def fig8(ctx: ReportContext) -> FigureResult:
     """AuxFormer beside baselines 2 and 3 and their upscaled (about 7M parameters) versions."""
-    t = select(run.table, condition="full", variant="default", metric=metric)
+    run, metric = ctx.run, ctx.metric
+    t = ctx.select(condition="full", variant="default", metric=metric)
     present = t["model"].unique().tolist()
     xl = sorted((m for m in present if presentation(m).role == "upscaled"), key=model_sort_key)
     if not xl:
         from avbench.registry import MODELS
 
         known = " / ".join(m for m in MODELS.names() if presentation(m).role == "upscaled")
-        raise Skip(f"needs full-AV scores of the upscaled baselines ({known})", "upscaled")
-    regime = "optimized" if not select(t, regime="optimized", model=xl[0]).empty else "standard"
+        raise Skip(f"needs full-AV scores of the upscaled baselines ({known})")
+    regime = ctx.regime(t, model=xl[0])
     t = select(t, regime=regime)
     # the proposed models, then each upscaled model right after the baseline it widens
     order = proposed_models(present) + [m for x in xl for m in (presentation(x).upscaled_from, x)]
@@ -577,7 +573,7 @@ def fig8(run: RunData, metric: str) -> FigureResult:
         f"{style.metric_label(metric)} of {', '.join(plain)} beside the upscaled versions of the baselines (hatched, "
         f"after the model each widens), {regime} training, full audiovisual test, mean over {n} trials; "
         f"{_ci_text(n)}", "under each name: trainable parameters (millions)", "the y axis does not start at 0")
-    return FigureResult("fig8_upscaled", "Fig. 8", "Upscaled baselines", caption + _synthetic(run, fig), fig)
+    return FigureResult("fig8_upscaled", "Fig. 8", "Upscaled baselines", caption + _synthetic(ctx, fig), fig)
 
 
 def _zoom(ax, lows: list[float], highs: list[float]) -> None:
@@ -597,16 +593,6 @@ def _value_label(ax, x: float, mean: float, fontsize: float) -> None:
                                      "linewidth": 0})
 
 
-FIGURES: dict[str, tuple[Callable[[RunData, str], FigureResult], str]] = {
-    "fig3": (fig3, "optimized"),
-    "fig4": (fig4, "training-regimes"),
-    "fig5": (fig5, "masking"),
-    "fig6": (fig6, "self-attention"),
-    "fig7": (fig7, "token"),
-    "fig8": (fig8, "upscaled"),
-}
-
-
 def kind_figures() -> list[tuple[ConditionKind, str]]:
     """Every registered condition kind that has a robustness figure, with its figure number:
     the number the kind declares, else the next free ``Fig. R<n>``."""
@@ -617,11 +603,10 @@ def kind_figures() -> list[tuple[ConditionKind, str]]:
     return sorted(numbered, key=lambda kn: int(kn[1].removeprefix("Fig. R")) if kn[1].startswith("Fig. R") else 0)
 
 
-def all_figures() -> dict[str, tuple[Callable[[RunData, str], FigureResult], str, str]]:
-    """Key -> (builder, producing protocol, artifact name) of every figure a report can draw."""
-    out = {key: (fn, protocol, "") for key, (fn, protocol) in FIGURES.items()}
-    for kind, number in kind_figures():
-        name = f"{number} ({(kind.figure.title or kind.what or kind.name).lower()})"
-        out[kind.name] = (lambda run, metric, k=kind, n=number: kind_figure(run, metric, k, n),
-                          kind.figure.protocol or kind.name, name)
-    return out
+@artifact_family("kind-figures")
+def robustness_figures(ctx: ReportContext) -> list[Artifact]:
+    """A figure per registered condition kind that declares one (avbench.conditions)."""
+    return [Artifact(kind.name, "figure", kind.figure.protocol or kind.name,
+                     f"{number} ({(kind.figure.title or kind.what or kind.name).lower()})",
+                     lambda c, k=kind, n=number: kind_figure(c, k, n))
+            for kind, number in kind_figures()]
