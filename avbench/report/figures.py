@@ -71,16 +71,22 @@ def _ntrials(t: pd.DataFrame) -> int:
     return int(t["seed"].nunique()) if len(t) else 0
 
 
-def _mm(run: RunData, t: pd.DataFrame) -> list[str]:
+def _models(t: pd.DataFrame) -> list[str]:
+    """The audiovisual models of ``t`` in table order (upscaled and unimodal ones have figures of their own)."""
     return multimodal_models(t["model"].unique().tolist())
+
+
+def _audiovisual(t: pd.DataFrame) -> pd.DataFrame:
+    return t[t["model"].isin(_models(t))]
 
 
 def _letter(i: int) -> str:
     return f"({chr(ord('a') + i)})"
 
 
-def _corpus_title(run: RunData, corpus: str, n_corpora: int) -> str:
-    return run.corpus(corpus).label
+def _panel_title(run: RunData, i: int, corpus: str, corpora: list[str]) -> str:
+    """The corpus of a panel, lettered when the figure has several."""
+    return f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{run.corpus(corpus).label}"
 
 
 # ---------------------------------------------------------------------------- Fig. 3
@@ -93,7 +99,7 @@ def fig3(ctx: ReportContext) -> FigureResult:
     if "optimized" not in ctx.regimes(t, model=main):
         raise Skip(f"needs full-AV {metric} scores of {main} with optimized training")
     t = select(t, regime="optimized")
-    models = _mm(run, t)
+    models = _models(t)
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.6,
                            2.6 if len(corpora) > 1 else 2.7)
@@ -102,7 +108,7 @@ def fig3(ctx: ReportContext) -> FigureResult:
     for i, (ax, corpus) in enumerate(zip(axes, corpora)):
         outliers |= _trial_boxes(ax, select(t, corpus=corpus), models)
         ax.set_ylabel(f"{style.metric_label(metric)} (per trial)")
-        ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{_corpus_title(run, corpus, len(corpora))}")
+        ax.set_title(_panel_title(run, i, corpus, corpora))
     legend = [Line2D([], [], color="black", linewidth=1.4, label="median"),
               Line2D([], [], marker="o", color="none", markerfacecolor="#BBBBBB", markeredgecolor="black",
                      label="mean"),
@@ -178,12 +184,12 @@ def fig4(ctx: ReportContext) -> FigureResult:
     """Grouped bars: AV / V / A scores of each model, standard vs optimized, baseline-4 lines."""
     run, metric = ctx.run, ctx.metric
     t = ctx.select(condition=[c for c, _ in SCENARIOS], variant="default", metric=metric)
-    t = t[t["model"].isin(_mm(run, t))]
+    t = _audiovisual(t)
     clipped = select(t, condition=["clip_audio", "clip_visual"])
     if clipped.empty:
         raise Skip("needs scores with one modality clipped (clip_audio / clip_visual)")
     regimes = ctx.regimes(clipped)
-    models = _mm(run, clipped)
+    models = _models(clipped)
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE, 2.5 * len(corpora) + 0.5)
     axes = fig.subplots(len(corpora), 1, squeeze=False)[:, 0]
@@ -215,7 +221,7 @@ def fig4(ctx: ReportContext) -> FigureResult:
         ax.set_xlim(-0.5, len(models) - 0.5)
         ax.set_ylim(0, 1)
         ax.set_ylabel(style.metric_label(metric))
-        ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{_corpus_title(run, corpus, len(corpora))}")
+        ax.set_title(_panel_title(run, i, corpus, corpora))
     scen = [Patch(facecolor=style.SCENARIO_COLORS[s], edgecolor="black", linewidth=0.4, label=lab)
             for s, lab in (("AV", "AV (audiovisual)"), ("V", "V (visual only)"), ("A", "A (acoustic only)"))
             if s in drawn]
@@ -338,14 +344,14 @@ def fig5(ctx: ReportContext) -> FigureResult:
     """Score vs % of frames kept, one panel per masked modality (and corpus)."""
     run, metric = ctx.run, ctx.metric
     t = ctx.select(condition=["mask_audio", "mask_visual"], metric=metric, variant="default")
-    t = t[t["model"].isin(_mm(run, t))]
+    t = _audiovisual(t)
     if t.empty:
         raise Skip("needs frame-masking scores (mask_audio / mask_visual)")
     regime = ctx.regime(t)
     t = select(t, regime=regime)
     corpora = sorted(t["corpus"].unique())
     conds = [c for c in ("mask_audio", "mask_visual") if c in set(t["condition"])]
-    models = _mm(run, t)
+    models = _models(t)
     fig, axes = _grid(len(corpora), len(conds))
     has_full = has_b4 = False
     k = 0
@@ -390,24 +396,21 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     run, metric = ctx.run, ctx.metric
     spec = ckind.figure
     kinds = (ckind.name,) + ((spec.beside,) if spec.beside else ())
-    what, protocol = ckind.what or ckind.name, spec.protocol or ckind.name
-    styles = {ckind.name: "-", spec.beside: "--"} if spec.beside else None
-    alt_x = {spec.beside: spec.beside_x} if spec.beside and spec.beside_x else None
-    x, xlabel = spec.x, spec.xlabel
-    zero_line, invert = spec.zero_line, spec.invert
+    what = ckind.what or ckind.name
+    styles = {ckind.name: "-", spec.beside: "--"}
+    xmaps = {ckind.name: spec.x, spec.beside: spec.beside_x or spec.x}
     key = spec.key or f"fig{number.removeprefix('Fig. ')}_{ckind.name}"
     title = spec.title or what.capitalize()
     conds = [f"{k}_{m}" for k in kinds for m in ("audio", "visual")]
-    t = select(run.table, condition=conds, metric=metric)
-    t = t[t["model"].isin(_mm(run, t))]
+    t = _audiovisual(ctx.select(condition=conds, metric=metric))
     primary = select(t, condition=[f"{kinds[0]}_audio", f"{kinds[0]}_visual"])
     if primary.empty:
-        raise Skip(f"needs {what} scores ({kinds[0]}_audio / {kinds[0]}_visual)", protocol)
+        raise Skip(f"needs {what} scores ({kinds[0]}_audio / {kinds[0]}_visual)")
     regime = ctx.regime(primary)
     t = select(t, regime=regime)
     corpora = sorted(t["corpus"].unique())
     mods = [m for m in ("audio", "visual") if not select(primary, condition=f"{kinds[0]}_{m}").empty]
-    models = _mm(run, t)
+    models = _models(t)
     variants = sorted(t["variant"].unique(), key=lambda v: (v != "default", v))
     variant_ls = {v: ["-", "--", ":", "-."][i % 4] for i, v in enumerate(variants)}
     fig, axes = _grid(len(corpora), len(mods))
@@ -420,18 +423,17 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
                 here = select(t, corpus=corpus, condition=f"{kind}_{mod}")
                 for v in variants:
                     hv = here[here["variant"] == v]
-                    ls = (styles or {}).get(kind, "-") if len(kinds) > 1 else variant_ls[v]
-                    fx = (alt_x or {}).get(kind, x)
-                    if _curves(ax, hv, models, fx, linestyle=ls, trials=kind_i == 0 and v == variants[0]):
+                    ls = styles[kind] if len(kinds) > 1 else variant_ls[v]
+                    if _curves(ax, hv, models, xmaps[kind], linestyle=ls, trials=kind_i == 0 and v == variants[0]):
                         line_kinds = list(dict.fromkeys(line_kinds + [(kind, v)]))
             has_full |= _full_line(ax, run, corpus, metric, regime)
-            if zero_line:
+            if spec.zero_line:
                 ax.axvline(0, color="#999999", linewidth=0.6, zorder=0, gid="no-ylim")
-            if invert:
+            if spec.invert:
                 ax.invert_xaxis()
             ax.set_title(f"{_letter(k)} {mod.capitalize()} {what} / {run.corpus(corpus).label}")
             k += 1
-            ax.set_xlabel(xlabel.format(mod=mod))
+            ax.set_xlabel(spec.xlabel.format(mod=mod))
             if c == 0:
                 ax.set_ylabel(style.metric_label(metric))
             ax.tick_params(labelleft=True)
@@ -440,7 +442,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     styles_text = ""
     if len(kinds) > 1:
         names = dict(zip(kinds, spec.legend))
-        handles += [Line2D([], [], color="black", linestyle=(styles or {}).get(kd, "-"), label=names.get(kd, kd))
+        handles += [Line2D([], [], color="black", linestyle=styles[kd], label=names.get(kd, kd))
                     for kd in kinds if any(tag[0] == kd for tag in line_kinds)]
     elif len(drawn_variants) > 1:
         handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=ctx.variant_label(t, v))
@@ -485,15 +487,14 @@ def _bar_panels(run: RunData, t: pd.DataFrame, series: list[dict[str, Any]],
         ax.set_xticks(range(len(metrics)), [style.metric_label(m) for m in metrics])
         ax.set_xlim(-0.5, len(metrics) - 0.5)
         ax.set_ylabel("F1-score" if len(metrics) > 1 else style.metric_label(metrics[0]))
-        ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{run.corpus(corpus).label}")
+        ax.set_title(_panel_title(run, i, corpus, corpora))
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=min(4 if len(corpora) > 1 else 2, len(labels)))
     return fig, n
 
 
 def _palette(k: int) -> list[str]:
-    cols = [style.OKABE_ITO[c] for c in ("blue", "orange", "bluish_green", "reddish_purple", "sky_blue",
-                                          "vermillion", "yellow", "black")]
+    cols = style.RC["axes.prop_cycle"].by_key()["color"]
     return [cols[i % len(cols)] for i in range(k)]
 
 
@@ -567,7 +568,7 @@ def fig8(ctx: ReportContext) -> FigureResult:
         _zoom(ax, lows, highs)
         ax.set_xticks(range(len(models)), labels)
         ax.set_ylabel(style.metric_label(metric))
-        ax.set_title(f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{run.corpus(corpus).label}")
+        ax.set_title(_panel_title(run, i, corpus, corpora))
     plain = [model_label(m) for m in models if presentation(m).role != "upscaled"]
     caption = _sentences(
         f"{style.metric_label(metric)} of {', '.join(plain)} beside the upscaled versions of the baselines (hatched, "
