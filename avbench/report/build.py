@@ -265,7 +265,7 @@ def _write_index(report: Report) -> Path:
     run = report.run
     lines = ["# avbench report", ""]
     if run.synthetic:
-        lines += [f"> {SYNTHETIC_BANNER}", ""]
+        lines += [f"> **{SYNTHETIC_BANNER[0]}** {SYNTHETIC_BANNER[1]}", ""]
     lines += ["Benchmark of audiovisual emotion recognition following AuxFormer (Goncalves & Busso, IEEE TAC "
               "2022). Built from the run's tidy results only (nothing retrained).", "", "## Provenance", "",
               "| | |", "| :--- | :--- |"]
@@ -330,7 +330,7 @@ def _write_html(report: Report) -> Path:
     parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\"><title>avbench report</title>",
              f"<style>{_CSS}</style></head><body>", "<h1>avbench report</h1>"]
     if run.synthetic:
-        parts.append(f"<div class=\"banner\"><b>SYNTHETIC CORPUS.</b> {e(SYNTHETIC_BANNER.split('**', 2)[2].strip())}</div>")
+        parts.append(f"<div class=\"banner\"><b>{e(SYNTHETIC_BANNER[0])}</b> {e(SYNTHETIC_BANNER[1])}</div>")
     parts.append("<h2>Provenance</h2><table class=\"prov\">")
     parts += [f"<tr><td><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in provenance_rows(report)]
     parts.append("</table>")
