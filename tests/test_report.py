@@ -616,3 +616,29 @@ def test_context_owns_the_regime_and_baseline4_policies(tmp_path):
                                                     "regime": "standard", "condition": "full", "level": None}
     assert ReportContext(load_run(make_run(tmp_path / "none", ("optimized",), seeds=2))).baseline4(
         "audio", "optimized") is None
+
+
+def test_the_report_entry_point_group_takes_artifacts_and_refuses_bare_functions(tmp_path):
+    """A package names its artifacts in the avbench.report group: an Artifact (or a module registering with
+    @artifact) is taken; a bare builder function is refused with the entry point named."""
+    from types import SimpleNamespace
+
+    from avbench.registry import RegistryError
+    from avbench.report import ARTIFACTS, Artifact, unregister
+    from avbench.report.artifacts import planned
+    from avbench.report.rundata import load_run
+
+    def build(ctx):
+        raise AssertionError("not built here")
+
+    def entry_point(obj):
+        return SimpleNamespace(name="theirs", value="their_pkg:theirs", load=lambda: obj)
+
+    with pytest.raises(RegistryError, match="theirs.*their_pkg:theirs.*@artifact.*Got function"):
+        ARTIFACTS._load_entry_point(entry_point(build))
+    ARTIFACTS._load_entry_point(entry_point(Artifact("theirs", "figure", "their-protocol", "Fig. T", build)))
+    try:
+        keys = [a.key for a in planned(ReportContext(load_run(make_run(tmp_path / "run", ("optimized",), seeds=2))))]
+    finally:
+        unregister("theirs")
+    assert keys[-1] == "theirs" and keys[:2] == ["table1", "table2"]

@@ -11,18 +11,21 @@ An artifact is a function ``build(ctx) -> Table | FigureResult`` registered unde
             raise Skip("needs full-AV scores")   # listed in the index with the protocol in `needs`
         ...
 
-Every report built after the registration contains it.  :class:`ReportContext` holds each policy
+Every report built after the registration contains it; a package makes sure of that by naming the
+module in the ``avbench.report`` entry-point group, which reports import.  :class:`ReportContext` holds each policy
 that several artifacts share (which regime a single-regime artifact shows, where baseline 4 is read,
 how a training variant is named, the synthetic-corpus note, the row selector), so each lives here once.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pandas as pd
 
+from avbench.registry import Registry, RegistryError
 from avbench.report.presentation import unimodal_reference
 from avbench.report.rundata import RunData, variant_parts
 from avbench.results import select
@@ -137,6 +140,9 @@ class ReportContext:
         return f"variant {variant}"
 
 
+_ORDER = itertools.count()  # registration order: the order of a report's tables and figures
+
+
 @dataclass(frozen=True)
 class Artifact:
     """One table or figure of a report.
@@ -154,20 +160,38 @@ class Artifact:
     needs: str
     name: str
     build: Callable[[ReportContext], Any]
+    order: int = field(default_factory=lambda: next(_ORDER), compare=False)
 
 
-#: Registered artifacts, and functions returning several (one per condition kind, ...), in order.
-_REGISTRY: dict[str, Artifact | Callable[[ReportContext], list[Artifact]]] = {}
+@dataclass(frozen=True)
+class ArtifactFamily:
+    """Artifacts that exist once per something the run or the installation holds: ``expand(ctx)``."""
+
+    expand: Callable[[ReportContext], list[Artifact]]
+    order: int = field(default_factory=lambda: next(_ORDER), compare=False)
+
+
+def _coerce(name: str, obj: Any) -> Artifact | ArtifactFamily:
+    if isinstance(obj, (Artifact, ArtifactFamily)):
+        return obj
+    raise RegistryError(f"an entry point of avbench.report must name a module that registers with @artifact, or an "
+                        f"avbench.report.Artifact. Got {type(obj).__name__} instead.")
+
+
+#: Every artifact (and family) by key: the built-ins, and packages' through the ``avbench.report`` group.
+ARTIFACTS: Registry[Artifact | ArtifactFamily] = Registry("report artifact", "avbench.report",
+                                                          ("avbench.report.tables", "avbench.report.figures"))
+ARTIFACTS.coerce = _coerce
 KINDS = ("table", "figure")
 
 
 def artifact(key: str, *, kind: str, needs: str, name: str = "") -> Callable:
-    """Registers ``build(ctx)`` as the artifact ``key`` (a later registration of the key replaces it)."""
+    """Registers ``build(ctx)`` as the artifact ``key`` (a key already taken is refused: unregister it first)."""
     if kind not in KINDS:
         raise ValueError(f"The 'kind' parameter of artifact must be one of {', '.join(KINDS)}. Got {kind!r} instead.")
 
     def register(build: Callable[[ReportContext], Any]) -> Callable[[ReportContext], Any]:
-        _REGISTRY[key] = Artifact(key, kind, needs, name or key, build)
+        ARTIFACTS.register(key, Artifact(key, kind, needs, name or key, build))
         return build
     return register
 
@@ -175,18 +199,19 @@ def artifact(key: str, *, kind: str, needs: str, name: str = "") -> Callable:
 def artifact_family(key: str) -> Callable:
     """Registers ``family(ctx) -> list[Artifact]``: artifacts that exist once per something the run
     or the installation holds (a Table 1 per proposed model, a figure per condition kind)."""
-    def register(family: Callable[[ReportContext], list[Artifact]]) -> Callable[[ReportContext], list[Artifact]]:
-        _REGISTRY[key] = family
-        return family
+    def register(expand: Callable[[ReportContext], list[Artifact]]) -> Callable[[ReportContext], list[Artifact]]:
+        ARTIFACTS.register(key, ArtifactFamily(expand))
+        return expand
     return register
 
 
 def unregister(key: str) -> None:
-    """Removes an artifact (or family) registered under ``key``."""
-    _REGISTRY.pop(key, None)
+    """Removes the artifact (or family) registered under ``key``."""
+    ARTIFACTS.unregister(key)
 
 
 def planned(ctx: ReportContext) -> list[Artifact]:
     """Every artifact a report on ``ctx`` attempts: tables, then figures, each in registration order."""
-    found = [a for entry in _REGISTRY.values() for a in ([entry] if isinstance(entry, Artifact) else entry(ctx))]
+    entries = sorted((entry for _, entry in ARTIFACTS.items()), key=lambda e: e.order)
+    found = [a for e in entries for a in ([e] if isinstance(e, Artifact) else e.expand(ctx))]
     return sorted(found, key=lambda a: KINDS.index(a.kind))

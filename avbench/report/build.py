@@ -27,7 +27,7 @@ import pandas as pd
 
 import avbench
 from avbench import stats
-from avbench.report import figures as _figures, style, tables as _tables  # noqa: F401 -- register the built-ins
+from avbench.report import style
 from avbench.report.artifacts import (DEFAULT_CORRECTION, SYNTHETIC_BANNER, Artifact, ReportContext, Skip,
                                       StatsConfig, planned)
 from avbench.report.figures import FigureResult
