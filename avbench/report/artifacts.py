@@ -182,13 +182,14 @@ def _coerce(name: str, obj: Any) -> Artifact | ArtifactFamily:
 ARTIFACTS: Registry[Artifact | ArtifactFamily] = Registry("report artifact", "avbench.report",
                                                           ("avbench.report.tables", "avbench.report.figures"))
 ARTIFACTS.coerce = _coerce
-KINDS = ("table", "figure")
+ARTIFACT_KINDS = ("table", "figure")
 
 
 def artifact(key: str, *, kind: str, needs: str, name: str = "") -> Callable:
     """Registers ``build(ctx)`` as the artifact ``key`` (a key already taken is refused: unregister it first)."""
-    if kind not in KINDS:
-        raise ValueError(f"The 'kind' parameter of artifact must be one of {', '.join(KINDS)}. Got {kind!r} instead.")
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"The 'kind' parameter of artifact must be one of {', '.join(ARTIFACT_KINDS)}. "
+                         f"Got {kind!r} instead.")
 
     def register(build: Callable[[ReportContext], Any]) -> Callable[[ReportContext], Any]:
         ARTIFACTS.register(key, Artifact(key, kind, needs, name or key, build))
@@ -214,4 +215,4 @@ def planned(ctx: ReportContext) -> list[Artifact]:
     """Every artifact a report on ``ctx`` attempts: tables, then figures, each in registration order."""
     entries = sorted((entry for _, entry in ARTIFACTS.items()), key=lambda e: e.order)
     found = [a for e in entries for a in ([e] if isinstance(e, Artifact) else e.expand(ctx))]
-    return sorted(found, key=lambda a: KINDS.index(a.kind))
+    return sorted(found, key=lambda a: ARTIFACT_KINDS.index(a.kind))
