@@ -550,6 +550,8 @@ def test_bar_figures_keep_f1_axes_and_error_bars_within_0_1(tmp_path):
             assert ax.get_ylim()[1] <= 1.0
             ends = [seg[:, 1] for c in ax.collections for seg in c.get_segments()]
             assert ends and 0.0 <= min(e.min() for e in ends) and max(e.max() for e in ends) <= 1.0
+    zoomed = any(ax.get_ylim()[0] > 0 for ax in ablation.fig.axes)
+    assert ("does not start at 0" in ablation.caption) is zoomed
     labels = [t.get_text() for t in regimes.fig.legends[0].get_texts()]
     assert labels and all(text.strip() for text in labels)  # no blank entry
     assert "Optimized training" not in labels  # one regime: the caption names it, no hatch to explain

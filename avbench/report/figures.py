@@ -27,7 +27,8 @@ from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
 from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportContext, Skip, artifact,
                                       artifact_family)
-from avbench.report.rundata import RunData, select, summarize
+from avbench.report.rundata import RunData, summarize
+from avbench.results import select
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
 from avbench.report.tables import ablation, main_proposed, option_label
@@ -509,8 +510,9 @@ def _ablation_figure(ctx: ReportContext, key_option: str, protocol: str, key: st
                "filt": {"model": r["model"], "variant": r["variant"], "regime": regime, "condition": "full"},
                "color": colors[i], "table": ab.table} for i, r in enumerate(rows)]
     fig, n = _bar_panels(run, ab.table, series, ["micro_f1", "macro_f1"])
-    caption = (f"{what} AuxFormer, {regime} training, full audiovisual test: mean F1-scores over {n} trials "
-               f"(protocol {ab.protocol}); {_ci_text(n)}. The y axis does not start at 0.")
+    caption = _sentences(f"{what} AuxFormer, {regime} training, full audiovisual test: mean F1-scores over {n} "
+                         f"trials (protocol {ab.protocol}); {_ci_text(n)}",
+                         "" if _from_zero(fig.axes) else NOT_FROM_ZERO)
     return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
 
 
@@ -573,8 +575,17 @@ def fig8(ctx: ReportContext) -> FigureResult:
     caption = _sentences(
         f"{style.metric_label(metric)} of {', '.join(plain)} beside the upscaled versions of the baselines (hatched, "
         f"after the model each widens), {regime} training, full audiovisual test, mean over {n} trials; "
-        f"{_ci_text(n)}", "under each name: trainable parameters (millions)", "the y axis does not start at 0")
+        f"{_ci_text(n)}", "under each name: trainable parameters (millions)",
+        "" if _from_zero(axes) else NOT_FROM_ZERO)
     return FigureResult("fig8_upscaled", "Fig. 8", "Upscaled baselines", caption + _synthetic(ctx, fig), fig)
+
+
+#: Said in a bar chart's caption when its y axis does not start at 0.
+NOT_FROM_ZERO = "the y axis does not start at 0"
+
+
+def _from_zero(axes) -> bool:
+    return all(ax.get_ylim()[0] <= 0 for ax in np.ravel(axes))
 
 
 def _zoom(ax, lows: list[float], highs: list[float]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avbench.results import COLUMNS, load_results, read_json, select, shift_suffix  # noqa: F401 -- select: re-exported
+from avbench.results import COLUMNS, load_results, read_json, shift_suffix
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")

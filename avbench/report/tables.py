@@ -23,7 +23,8 @@ from avbench.conditions import get_kind, kinds
 from avbench.report.artifacts import (REGIMES, Artifact, ReportContext, Skip, StatsConfig, artifact,
                                       artifact_family)
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.rundata import RunData, select, summarize
+from avbench.report.rundata import RunData, summarize
+from avbench.results import select
 from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
                                          proposed_models, table_label, unimodal_reference)
 from avbench.report.style import REGIME_LABELS, metric_label
