@@ -233,7 +233,9 @@ def fig4(ctx: ReportContext) -> FigureResult:
     lines = [Line2D([], [], color=style.SCENARIO_COLORS[s], linestyle=ls, label=f"Baseline 4, {what} only")
              for s, ls, what in b4]
     handles = scen + regs + lines
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles) if len(handles) <= 5 else 4)
+    # one row when it fits; else the scenarios make the first column (the legend fills column by column)
+    rows = 1 if len(handles) <= 5 else max(len(scen), 1)
+    fig.legend(handles=handles, loc="outside upper center", ncols=-(-len(handles) // rows))
     missing = [r for r in REGIMES if r not in regimes]
     caption = _sentences(
         f"{style.metric_label(metric)} of the audiovisual models trained with the {' and '.join(regimes)} "
