@@ -27,11 +27,11 @@ from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
 from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportContext, Skip, artifact,
                                       artifact_family)
-from avbench.report.rundata import RunData, summarize
-from avbench.results import select
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
+from avbench.report.rundata import RunData, summarize
 from avbench.report.tables import ablation, main_proposed, option_label
+from avbench.results import select
 
 Summary = dict[str, float]
 

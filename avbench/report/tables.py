@@ -20,14 +20,13 @@ import pandas as pd
 
 from avbench import stats
 from avbench.conditions import get_kind, kinds
-from avbench.report.artifacts import (REGIMES, Artifact, ReportContext, Skip, StatsConfig, artifact,
-                                      artifact_family)
+from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, artifact, artifact_family
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.rundata import RunData, summarize
-from avbench.results import select
 from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
                                          proposed_models, table_label, unimodal_reference)
+from avbench.report.rundata import RunData, summarize
 from avbench.report.style import REGIME_LABELS, metric_label
+from avbench.results import select
 from avbench.validation import ValidationError
 
 TABLE_METRICS = ("micro_f1", "macro_f1")
@@ -95,14 +94,6 @@ class Builder:
     few_trials: bool = False
     untested: dict[str, list[str]] = field(default_factory=dict)  # reason -> cells without a test
 
-    @property
-    def run(self) -> RunData:
-        return self.ctx.run
-
-    @property
-    def cfg(self) -> StatsConfig:
-        return self.ctx.config
-
     def section(self, title: str | None, specs: list[Spec], corpora: list[str],
                 metrics=TABLE_METRICS, digits: int = 3, tested=None) -> Section:
         """Means per (corpus, metric) for each spec, plus the mark on the proposed row (for the
@@ -119,7 +110,7 @@ class Builder:
             cells = []
             for corpus in corpora:
                 for metric in metrics:
-                    src = self.run.table if spec.table is None else spec.table
+                    src = self.ctx.run.table if spec.table is None else spec.table
                     vals = select(src, corpus=corpus, metric=metric, **spec.filt)["value"]
                     s = summarize(vals)
                     if s["n"]:
@@ -134,20 +125,20 @@ class Builder:
 
     def test(self, section: str | None, corpus: str, metric: str, proposed: Spec, others: list[Spec]) -> str:
         """Runs stats.compare for one cell and returns the mark ('' when not significant or untestable)."""
-        src = self.run.table if proposed.table is None else proposed.table
-        have = [o for o in others if not select(o.table if o.table is not None else self.run.table,
+        src = self.ctx.run.table if proposed.table is None else proposed.table
+        have = [o for o in others if not select(o.table if o.table is not None else self.ctx.run.table,
                                                 corpus=corpus, metric=metric, **o.filt).empty]
         if not have or select(src, corpus=corpus, metric=metric, **proposed.filt).empty:
             return ""
         # the tests need one table holding both sides: stack the rows each spec selects, tagged by spec
         parts = []
         for i, spec in enumerate([proposed] + have):
-            t = spec.table if spec.table is not None else self.run.table
+            t = spec.table if spec.table is not None else self.ctx.run.table
             rows = select(t, corpus=corpus, metric=metric, **spec.filt)[["seed", "metric", "value"]].copy()
             rows["arm"] = i
             parts.append(rows)
         stacked = pd.concat(parts, ignore_index=True)
-        cell = f"{self.run.corpus(corpus).label}, {metric_label(metric)}{', ' + section if section else ''}"
+        cell = f"{self.ctx.run.corpus(corpus).label}, {metric_label(metric)}{', ' + section if section else ''}"
         seeds = [set(p["seed"]) for p in parts]
         every = set().union(*seeds)
         if any(s != every for s in seeds):
@@ -160,7 +151,7 @@ class Builder:
                 warnings.simplefilter("always")
                 res = stats.compare(stacked, metric, {"arm": 0},
                                     {spec.label: {"arm": i + 1} for i, spec in enumerate(have)},
-                                    test=self.cfg.test, alpha=self.cfg.alpha, correction=self.cfg.correction)
+                                    test=self.ctx.config.test, alpha=self.ctx.config.alpha, correction=self.ctx.config.correction)
             if any(issubclass(w.category, stats.TooFewTrialsWarning) for w in caught):
                 self.few_trials = True
         except ValidationError as exc:
@@ -174,7 +165,7 @@ class Builder:
         return stats.significance_mark(res)
 
     def stats_sentence(self) -> str:
-        out = self.cfg.sentence(trials_phrase(self.counts))
+        out = self.ctx.config.sentence(trials_phrase(self.counts))
         if self.few_trials:
             out += f"; with fewer than {stats.MIN_TRIALS} trials the tests rest on very little evidence"
         return out
