@@ -337,9 +337,25 @@ def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: s
     return True
 
 
-def _grid(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
-    fig = style.new_figure(style.WIDTH_DOUBLE if n_cols > 1 else style.WIDTH_SINGLE + 0.5, 2.35 * n_rows + 0.55)
-    return fig, fig.subplots(n_rows, n_cols, squeeze=False, sharey="row")
+def _curve_panels(ctx: ReportContext, corpora: list[str], columns: list[str], regime: str,
+                  draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, np.ndarray, bool]:
+    """The grid of a curve figure: a row per corpus, a panel per column (a modality).  ``draw(ax, corpus,
+    column, letter)`` draws a panel's own lines, title and x axis; each panel then gets the main proposed
+    model's full-AV line and the metric on its y axis.  Returns the figure, its axes and whether a full-AV
+    line was drawn."""
+    fig = style.new_figure(style.WIDTH_DOUBLE if len(columns) > 1 else style.WIDTH_SINGLE + 0.5,
+                           2.35 * len(corpora) + 0.55)
+    axes = fig.subplots(len(corpora), len(columns), squeeze=False, sharey="row")
+    has_full = False
+    for r, corpus in enumerate(corpora):
+        for c, column in enumerate(columns):
+            ax = axes[r, c]
+            draw(ax, corpus, column, _letter(r * len(columns) + c))
+            has_full |= _full_line(ax, ctx.run, corpus, ctx.metric, regime)
+            if c == 0:
+                ax.set_ylabel(style.metric_label(ctx.metric))
+            ax.tick_params(labelleft=True)
+    return fig, axes, has_full
 
 
 @artifact("fig5", kind="figure", needs="masking", name="Fig. 5 (random frame masking)")
@@ -355,28 +371,20 @@ def fig5(ctx: ReportContext) -> FigureResult:
     corpora = sorted(t["corpus"].unique())
     conds = [c for c in ("mask_audio", "mask_visual") if c in set(t["condition"])]
     models = _models(t)
-    fig, axes = _grid(len(corpora), len(conds))
-    has_full = has_b4 = False
-    k = 0
-    for r, corpus in enumerate(corpora):
-        for c, cond in enumerate(conds):
-            ax = axes[r, c]
-            here = select(t, corpus=corpus, condition=cond)
-            _curves(ax, here, models, lambda lv: 100 * lv)
-            has_full |= _full_line(ax, run, corpus, metric, regime)
-            intact = "visual" if cond == "mask_audio" else "audio"
-            ref = _baseline4(ctx, intact, regime, corpus)
-            if ref is not None:
-                has_b4 = True
-                ax.axhline(ref["mean"], color=style.BASELINE4_COLOR, linestyle="--", linewidth=1.0, zorder=1)
-            masked = "Audio" if cond == "mask_audio" else "Video"
-            ax.set_title(f"{_letter(k)} {masked} masking / {run.corpus(corpus).label}")
-            k += 1
-            ax.set_xlabel(f"Frames kept of the masked {'audio' if cond == 'mask_audio' else 'visual'} stream (%)")
-            ax.set_xticks(range(10, 100, 10))
-            if c == 0:
-                ax.set_ylabel(style.metric_label(metric))
-            ax.tick_params(labelleft=True)
+    b4: list[bool] = []
+
+    def draw(ax, corpus: str, cond: str, letter: str) -> None:
+        _curves(ax, select(t, corpus=corpus, condition=cond), models, lambda lv: 100 * lv)
+        ref = _baseline4(ctx, "visual" if cond == "mask_audio" else "audio", regime, corpus)
+        if ref is not None:
+            b4.append(True)
+            ax.axhline(ref["mean"], color=style.BASELINE4_COLOR, linestyle="--", linewidth=1.0, zorder=1)
+        ax.set_title(f"{letter} {'Audio' if cond == 'mask_audio' else 'Video'} masking / {run.corpus(corpus).label}")
+        ax.set_xlabel(f"Frames kept of the masked {'audio' if cond == 'mask_audio' else 'visual'} stream (%)")
+        ax.set_xticks(range(10, 100, 10))
+
+    fig, axes, has_full = _curve_panels(ctx, corpora, conds, regime, draw)
+    has_b4 = bool(b4)
     handles = _model_handles(models) + _full_handle(run, has_full)
     if has_b4:
         handles.append(Line2D([], [], color=style.BASELINE4_COLOR, linestyle="--", label="Baseline 4, intact modality"))
@@ -416,30 +424,24 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     models = _models(t)
     variants = sorted(t["variant"].unique(), key=lambda v: (v != "default", v))
     variant_ls = {v: ["-", "--", ":", "-."][i % 4] for i, v in enumerate(variants)}
-    fig, axes = _grid(len(corpora), len(mods))
-    k, has_full = 0, False
     line_kinds: list[tuple[str, str]] = []
-    for r, corpus in enumerate(corpora):
-        for c, mod in enumerate(mods):
-            ax = axes[r, c]
-            for kind_i, kind in enumerate(kinds):
-                here = select(t, corpus=corpus, condition=f"{kind}_{mod}")
-                for v in variants:
-                    hv = here[here["variant"] == v]
-                    ls = styles[kind] if len(kinds) > 1 else variant_ls[v]
-                    if _curves(ax, hv, models, xmaps[kind], linestyle=ls, trials=kind_i == 0 and v == variants[0]):
-                        line_kinds = list(dict.fromkeys(line_kinds + [(kind, v)]))
-            has_full |= _full_line(ax, run, corpus, metric, regime)
-            if spec.zero_line:
-                ax.axvline(0, color="#999999", linewidth=0.6, zorder=0, gid="no-ylim")
-            if spec.invert:
-                ax.invert_xaxis()
-            ax.set_title(f"{_letter(k)} {mod.capitalize()} {what} / {run.corpus(corpus).label}")
-            k += 1
-            ax.set_xlabel(spec.xlabel.format(mod=mod))
-            if c == 0:
-                ax.set_ylabel(style.metric_label(metric))
-            ax.tick_params(labelleft=True)
+
+    def draw(ax, corpus: str, mod: str, letter: str) -> None:
+        for kind_i, kind in enumerate(kinds):
+            here = select(t, corpus=corpus, condition=f"{kind}_{mod}")
+            for v in variants:
+                ls = styles[kind] if len(kinds) > 1 else variant_ls[v]
+                if _curves(ax, here[here["variant"] == v], models, xmaps[kind], linestyle=ls,
+                           trials=kind_i == 0 and v == variants[0]):
+                    line_kinds.append((kind, v))
+        if spec.zero_line:
+            ax.axvline(0, color="#999999", linewidth=0.6, zorder=0, gid="no-ylim")
+        if spec.invert:
+            ax.invert_xaxis()
+        ax.set_title(f"{letter} {mod.capitalize()} {what} / {run.corpus(corpus).label}")
+        ax.set_xlabel(spec.xlabel.format(mod=mod))
+
+    fig, axes, has_full = _curve_panels(ctx, corpora, mods, regime, draw)
     handles = _model_handles(models)
     drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
     styles_text = ""
