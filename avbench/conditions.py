@@ -255,8 +255,7 @@ for _kind in (
                   order=4, figure=KindFigure(
                       "Fig. R1", "Temporal misalignment", "Shift of the {mod} stream (ms; > 0: it lags)",
                       note="positive shifts delay the stream (frames pushed past the end dropped, the gap "
-                           "zero-filled); dashed lines (if any): models trained with random shifts "
-                           "(misalignment-trained)", zero_line=True,
+                           "zero-filled)", zero_line=True,
                       protocol="misalignment (and misalignment-trained)", key="figR1_misalignment")),
     ConditionKind("noise", _noise, level_unit="dB SNR (lower: noisier)", label="noisy", what="noise", order=5,
                   figure=KindFigure("Fig. R3", "Additive noise", "SNR of the {mod} features (dB; lower = noisier)",

@@ -455,3 +455,35 @@ def summary_table(table: pd.DataFrame, metrics=("micro_f1", "macro_f1")) -> pd.D
         block.columns = pd.MultiIndex.from_product([[m], block.columns])
         parts.append(block)
     return pd.concat(parts, axis=1)
+
+
+# ---------------------------------------------------------------------- selecting rows
+def matches(column: pd.Series, want: Any) -> np.ndarray:
+    """Which values of a tidy-table column a filter value selects.
+
+    None (or NaN) selects the missing values (``level`` of an unperturbed condition); a list, tuple
+    or set any of its members; a number on a float column (``level``) any value within 1e-9, so a
+    level written ``0.3`` selects the ``0.1 + 0.2`` that arithmetic produced; anything else equality.
+    The report and :mod:`avbench.stats` both select through here, so a filter means the same in both.
+    """
+    if want is None or (pd.api.types.is_scalar(want) and pd.isna(want)):
+        return column.isna().to_numpy()
+    if isinstance(want, (list, tuple, set)):
+        return column.isin(list(want)).to_numpy()
+    numeric = isinstance(want, (int, float, np.number)) and not isinstance(want, bool)
+    if numeric and pd.api.types.is_float_dtype(column):
+        return np.isclose(column.to_numpy(float), float(want), atol=1e-9, rtol=0)
+    return (column == want).to_numpy()
+
+
+def select(table: pd.DataFrame, **filt: Any) -> pd.DataFrame:
+    """The rows of a tidy table matching every filter (``column=value``, see :func:`matches`).
+
+    >>> t = pd.DataFrame({"condition": ["full", "mask_audio"], "level": [None, 0.1 + 0.2], "value": [0.7, 0.6]})
+    >>> select(t, condition="mask_audio", level=0.3)["value"].tolist(), select(t, level=None)["value"].tolist()
+    ([0.6], [0.7])
+    """
+    mask = np.ones(len(table), dtype=bool)
+    for col, want in filt.items():
+        mask &= matches(table[col], want)
+    return table[mask]

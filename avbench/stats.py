@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats import multitest
 
+from avbench.results import matches
 from avbench.validation import ValidationError, check_choice, check_float
 
 __all__ = [
@@ -85,13 +86,6 @@ class PairedTest:
     significant: bool
 
 
-def _matches(column: pd.Series, want: Any) -> pd.Series:
-    # NaN never equals itself, so a NaN filter value (e.g. level for "no perturbation") means isna.
-    if pd.api.types.is_scalar(want) and pd.isna(want):
-        return column.isna()
-    return column == want
-
-
 def _check_table(table: Any, owner: str) -> None:
     if not isinstance(table, pd.DataFrame):
         raise ValidationError(f"The 'table' parameter of {owner} must be a pandas DataFrame of tidy "
@@ -113,7 +107,7 @@ def _filter(rows: pd.DataFrame, filt: Mapping[str, Any], what: str) -> pd.DataFr
         raise ValidationError(f"{what}={dict(filt)!r} names columns {unknown} that the results table "
                               f"lacks; its columns are {list(rows.columns)}.")
     for col, want in filt.items():
-        kept = rows[_matches(rows[col], want)]
+        kept = rows[matches(rows[col], want)]
         if kept.empty:
             raise ValidationError(f"{what}={dict(filt)!r} selects nothing: {col}={want!r} matched no "
                                   f"rows. Values of {col!r} available there: "
@@ -159,7 +153,8 @@ def paired_scores(table: pd.DataFrame, metric: str, a: Mapping[str, Any],
         table: Tidy results with at least the columns ``seed``, ``metric`` and ``value``.
         metric: The metric to compare, e.g. "macro_f1".
         a: Column filters for side a, e.g. ``{"model": "auxformer", "regime": "optimized",
-            "condition": "av"}``. A NaN value matches NaN (e.g. ``level``).
+            "condition": "av"}``, matched as :func:`avbench.results.select` matches (None or NaN: a
+            missing value such as ``level`` of the intact test; a float within 1e-9).
         b: Column filters for side b.
 
     Returns:

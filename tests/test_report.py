@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from avbench import stats
-from avbench.report import build_report
+from avbench.report import ReportContext, build_report
 from avbench.report.render import latex_escape
 from avbench.report.style import mplstyle_text
 from avbench.results import COLUMNS, write_json, write_table
@@ -484,7 +484,7 @@ def test_reference_lines_are_announced_only_when_drawn(tmp_path):
     wide = (run.table["model"] == "auxformer") & (run.table["condition"] == "full")
     run.table.loc[wide, "value"] = np.where(run.table.loc[wide, "seed"] == 1, 0.55, 0.99)  # a 95% CI past 1
     with style.styled():
-        masking, regimes = fig5(run, "micro_f1"), fig4(run, "micro_f1")
+        masking, regimes = fig5(ReportContext(run)), fig4(ReportContext(run))
     assert "dashed red line" not in masking.caption and "Solid blue line: AuxFormer" in masking.caption
     assert "baseline 4" not in regimes.caption.lower()
     legend = [t.get_text() for t in regimes.fig.legends[0].get_texts()]
@@ -492,3 +492,155 @@ def test_reference_lines_are_announced_only_when_drawn(tmp_path):
     for ax in regimes.fig.axes:  # error bars stay within F1's range
         tops = [seg[:, 1].max() for c in ax.collections for seg in c.get_segments()]
         assert max(tops) <= 1.0
+
+
+def _noisy_run(tmp_path: Path, protocols: tuple[str, ...], seeds: int = 2):
+    """A run whose trials disagree by ~0.1 F1, as 2-3 trials of a small profile do: 95% t-intervals then
+    reach past 0 and 1."""
+    from avbench.report.rundata import load_run
+
+    run = load_run(make_run(tmp_path / "run", protocols, seeds=seeds))
+    perf = run.table["metric"].isin(["micro_f1", "macro_f1", "accuracy"])
+    noise = np.random.default_rng(1).normal(0.15, 0.12, int(perf.sum()))
+    run.table.loc[perf, "value"] = np.clip(run.table.loc[perf, "value"] + noise, 0, 1)
+    return run
+
+
+def test_curve_figures_show_every_trial_instead_of_bands(tmp_path):
+    """With 2 trials a 95% band fills the axes: the curves show means and the trials themselves, in [0, 1]."""
+    from matplotlib.collections import PolyCollection
+
+    from avbench.conditions import get_kind
+    from avbench.report import style
+    from avbench.report.figures import fig5, kind_figure
+
+    run = _noisy_run(tmp_path, ("masking", "misalignment"))
+    with style.styled():
+        figures = [fig5(ReportContext(run)), kind_figure(ReportContext(run), get_kind("shift"), "Fig. R1")]
+    for res in figures:
+        assert "Lines: mean over 2 trials; dots: the individual trials" in res.caption, res.caption
+        assert "band" not in res.caption
+        for ax in res.fig.axes:
+            assert not [c for c in ax.collections if isinstance(c, PolyCollection)]  # no bands
+            low, high = ax.get_ylim()
+            assert 0.0 <= low < high <= 1.0
+        dots = sum(len(c.get_offsets()) for ax in res.fig.axes for c in ax.collections)
+        assert dots > 0
+    masking = select_rows(run, condition=["mask_audio", "mask_visual"], regime="optimized")
+    dots = sum(len(c.get_offsets()) for ax in figures[0].fig.axes for c in ax.collections)
+    assert dots == len(masking[masking["model"].isin(["auxformer", "baseline1", "mult", "xmodal"])])
+
+
+def select_rows(run, **filt):
+    from avbench.results import select
+
+    return select(run.table, variant="default", metric="micro_f1", **filt)
+
+
+def test_bar_figures_keep_f1_axes_and_error_bars_within_0_1(tmp_path):
+    from avbench.report import style
+    from avbench.report.figures import fig4, fig6
+
+    run = _noisy_run(tmp_path, ("clipping", "self-attention"))
+    with style.styled():
+        regimes, ablation = fig4(ReportContext(run)), fig6(ReportContext(run))
+    for res in (regimes, ablation):
+        assert "cut at the limits of the score (0 and 1)" in res.caption
+        for ax in res.fig.axes:
+            assert ax.get_ylim()[1] <= 1.0
+            ends = [seg[:, 1] for c in ax.collections for seg in c.get_segments()]
+            assert ends and 0.0 <= min(e.min() for e in ends) and max(e.max() for e in ends) <= 1.0
+    zoomed = any(ax.get_ylim()[0] > 0 for ax in ablation.fig.axes)
+    assert ("does not start at 0" in ablation.caption) is zoomed
+    labels = [t.get_text() for t in regimes.fig.legends[0].get_texts()]
+    assert labels and all(text.strip() for text in labels)  # no blank entry
+    assert "Optimized training" not in labels  # one regime: the caption names it, no hatch to explain
+
+
+def test_box_plot_caption_names_outliers_only_when_drawn(tmp_path):
+    from avbench.report import style
+    from avbench.report.figures import fig3
+    from avbench.report.rundata import load_run
+
+    with style.styled():  # with 3 trials no point lies 1.5 interquartile ranges beyond the box
+        plain = fig3(ReportContext(load_run(make_run(tmp_path / "three", ("optimized",), seeds=3))))
+    run = load_run(make_run(tmp_path / "run", ("optimized",), seeds=8))
+    one = (run.table["model"] == "mult") & (run.table["seed"] == 0) & (run.table["condition"] == "full")
+    run.table.loc[one, "value"] = 0.2
+    with style.styled():
+        outlier = fig3(ReportContext(run))
+    assert "outlier" not in plain.caption and "outlier" in outlier.caption
+    assert len(outlier.fig.legends[0].get_texts()) == len(plain.fig.legends[0].get_texts()) + 1
+
+
+def test_a_plugin_artifact_registered_with_the_decorator_appears_in_the_report(tmp_path):
+    """A table and a figure of a user's own, registered with @artifact, are built like the paper's: files,
+    index entries, and the 'skipped' list with the protocol named in `needs` when the run lacks their input."""
+    from avbench.report import Section, Skip, Table, artifact, unregister
+    from avbench.report.figures import FigureResult
+    from avbench.report.render import Cell, Row
+
+    @artifact("seeds-table", kind="table", needs="optimized")
+    def seeds_table(ctx):
+        seeds = sorted(ctx.select(condition="full", metric="micro_f1")["seed"].unique())
+        return Table("seeds-table", "Table S1", "Trials in the run", f"Seeds of the run.{ctx.synthetic_note}", "Seed",
+                     [], ["count"], [Section(None, [Row("all", [Cell(str(len(seeds)))])])])
+
+    @artifact("mine", kind="figure", needs="my-protocol", name="Fig. M (mine)")
+    def my_figure(ctx):
+        if ctx.select(condition="mine").empty:
+            raise Skip("needs the condition 'mine'")
+        return FigureResult("figM", "Fig. M", "Mine", "", None)
+
+    try:
+        report = build_report(make_run(tmp_path / "run", ("optimized",), seeds=3), strict=True)
+    finally:
+        unregister("seeds-table")
+        unregister("mine")
+    assert [t.key for t in report.tables][-1] == "seeds-table"
+    assert "| all | 3 |" in (report.out / "tables" / "seeds-table.md").read_text()
+    index = report.index.read_text()
+    assert "Table S1: Trials in the run" in index and "SYNTHETIC corpus" in index.split("Table S1")[-1]
+    assert "| Fig. M (mine) | needs the condition 'mine' | my-protocol |" in index
+    again = build_report(tmp_path / "run", tmp_path / "again", figures=False, strict=True)
+    assert "seeds-table" not in [t.key for t in again.tables]  # unregistered: gone
+
+
+def test_context_owns_the_regime_and_baseline4_policies(tmp_path):
+    from avbench.report.rundata import load_run
+
+    ctx = ReportContext(load_run(make_run(tmp_path / "run", ("clipping",), seeds=2)))
+    rows = ctx.select(condition="clip_audio")
+    assert ctx.regimes(rows) == ["standard", "optimized"] and ctx.regime(rows) == "optimized"
+    assert ctx.regime(ctx.select(regime="standard")) == "standard"
+    # baseline 4 is trained with the standard regime only: asked for optimized, the standard rows are read
+    assert ctx.baseline4("visual", "optimized") == {"model": "unimodal-visual", "variant": "default",
+                                                    "regime": "standard", "condition": "full", "level": None}
+    assert ReportContext(load_run(make_run(tmp_path / "none", ("optimized",), seeds=2))).baseline4(
+        "audio", "optimized") is None
+
+
+def test_the_report_entry_point_group_takes_artifacts_and_refuses_bare_functions(tmp_path):
+    """A package names its artifacts in the avbench.report group: an Artifact (or a module registering with
+    @artifact) is taken; a bare builder function is refused with the entry point named."""
+    from types import SimpleNamespace
+
+    from avbench.registry import RegistryError
+    from avbench.report import ARTIFACTS, Artifact, unregister
+    from avbench.report.artifacts import planned
+    from avbench.report.rundata import load_run
+
+    def build(ctx):
+        raise AssertionError("not built here")
+
+    def entry_point(obj):
+        return SimpleNamespace(name="theirs", value="their_pkg:theirs", load=lambda: obj)
+
+    with pytest.raises(RegistryError, match="theirs.*their_pkg:theirs.*@artifact.*Got function"):
+        ARTIFACTS._load_entry_point(entry_point(build))
+    ARTIFACTS._load_entry_point(entry_point(Artifact("theirs", "figure", "their-protocol", "Fig. T", build)))
+    try:
+        keys = [a.key for a in planned(ReportContext(load_run(make_run(tmp_path / "run", ("optimized",), seeds=2))))]
+    finally:
+        unregister("theirs")
+    assert keys[-1] == "theirs" and keys[:2] == ["table1", "table2"]

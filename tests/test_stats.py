@@ -308,3 +308,22 @@ def test_compare_all_groups_and_marks():
         significance_mark(out)
     with pytest.raises(ValidationError, match="model='auxfomer'"):
         compare_all(table, "macro_f1", proposed="auxfomer")
+
+
+def test_stats_and_the_report_select_rows_by_one_rule():
+    """A level filter written 0.3 selects the level 0.1 + 0.2 in the tests as in the report's tables, and
+    None selects the missing level (the intact test) in both."""
+    from pathlib import Path
+
+    from avbench.report import ReportContext, RunData
+
+    rows = [{"model": m, "condition": c, "level": lv, "seed": s, "metric": "micro_f1", "value": v + 0.01 * s}
+            for m, v in (("a", 0.7), ("b", 0.6)) for c, lv in (("full", None), ("mask_audio", 0.1 + 0.2))
+            for s in range(5)]
+    table = pd.DataFrame(rows)
+    ctx = ReportContext(RunData(Path("."), raw=table, table=table))
+    for level, condition in ((0.3, "mask_audio"), (None, "full")):
+        picked = ctx.select(model="a", level=level)
+        assert set(picked["condition"]) == {condition} and len(picked) == 5
+        pairs = paired_scores(table, "micro_f1", {"model": "a", "level": level}, {"model": "b", "level": level})
+        assert pairs["a"].tolist() == picked["value"].tolist()

@@ -21,37 +21,20 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 import avbench
 from avbench import stats
 from avbench.report import style
-from avbench.report.figures import FigureResult, all_figures
+from avbench.report.artifacts import (DEFAULT_CORRECTION, SYNTHETIC_BANNER, Artifact, ReportContext, Skip,
+                                      StatsConfig, planned)
+from avbench.report.figures import FigureResult
 from avbench.report.render import Table, md_escape
 from avbench.report.rundata import PERFORMANCE_METRICS, RunData, load_run
-from avbench.report.tables import (DEFAULT_CORRECTION, TABLES, Skip, StatsConfig, other_proposed, robustness_table,
-                                   table1)
 from avbench.results import write_json, write_table
 from avbench.validation import ValidationError, check_choice, check_float
-
-#: What each artifact shows, for the index's "skipped" list.
-ARTIFACT_NAMES = {
-    "table1": "Table 1 (audiovisual baselines, standard and optimized training)",
-    "table2": "Table 2 (missing modality: visual only / acoustic only)",
-    "table3": "Table 3 (positional encoding)",
-    "table4": "Table 4 (loss-weight grid)",
-    "table5": "Table 5 (parameters and training time)",
-    "robustness": "Table R1 (robustness summary, AUC)",
-    "fig3": "Fig. 3 (per-trial box plots)",
-    "fig4": "Fig. 4 (standard vs optimized, AV / V / A)",
-    "fig5": "Fig. 5 (random frame masking)",
-    "fig6": "Fig. 6 (self-attention ablation)",
-    "fig7": "Fig. 7 (classification token)",
-    "fig8": "Fig. 8 (upscaled baselines)",
-}
-
 
 @dataclass
 class Skipped:
@@ -88,20 +71,18 @@ class Report:
         return self.out / "index.md"
 
 
-def _attempt(key: str, default_protocol: str, fn: Callable[[], Any], report: Report, strict: bool,
-             name: str = "") -> Any:
+def _attempt(art: Artifact, ctx: ReportContext, report: Report, strict: bool) -> Any:
     try:
-        return fn()
+        return art.build(ctx)
     except Skip as s:
-        report.skipped.append(Skipped(name or ARTIFACT_NAMES.get(key, key), str(s), s.protocol or default_protocol))
+        report.skipped.append(Skipped(art.name, str(s), s.protocol or art.needs))
     except Exception as exc:  # one broken artifact must not cost the researcher the rest of the report
         if strict:
             raise
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        warnings.warn(f"avbench report: {key} failed: {first}\n{traceback.format_exc()}", RuntimeWarning,
+        warnings.warn(f"avbench report: {art.key} failed: {first}\n{traceback.format_exc()}", RuntimeWarning,
                       stacklevel=2)
-        report.skipped.append(Skipped(name or ARTIFACT_NAMES.get(key, key), f"failed: {type(exc).__name__}: {first}",
-                                      default_protocol, error=True))
+        report.skipped.append(Skipped(art.name, f"failed: {type(exc).__name__}: {first}", art.needs, error=True))
     return None
 
 
@@ -170,21 +151,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     out.mkdir(parents=True, exist_ok=True)
     report = Report(out, run, cfg, metric)
 
-    # tables
+    ctx = ReportContext(run, cfg, metric)
+    arts = [a for a in planned(ctx) if figures or a.kind != "figure"]
     with _frozen_gc():
-        for key, (builder, protocol) in TABLES.items():
-            tab = _attempt(key, protocol, lambda b=builder: b(run, cfg), report, strict)
-            if tab is not None:
-                report.tables.append(tab)
-        for model in other_proposed(run):
-            tab = _attempt(f"table1-{model}", TABLES["table1"][1], lambda m=model: table1(run, cfg, proposed=m),
-                           report, strict, name=f"Table 1 of {model}")
-            if tab is not None:
-                report.tables.append(tab)
-        tab = _attempt("robustness", "masking / occlusion / misalignment / noise",
-                       lambda: robustness_table(run, cfg, metric), report, strict)
-        if tab is not None:
-            report.tables.append(tab)
+        built = [_attempt(a, ctx, report, strict) for a in arts if a.kind == "table"]
+    report.tables = [t for t in built if t is not None]
     for tab in report.tables:
         base = out / "tables" / tab.key
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -193,12 +164,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
             report.files.append(base.with_suffix(suffix))
         write_table(base.with_suffix(".csv"), tab.to_frame())
         report.files.append(base.with_suffix(".csv"))
-
-    # figures
     with style.styled():
-        for key, (builder, protocol, name) in (all_figures().items() if figures else ()):
-            res: FigureResult | None = _attempt(key, protocol, lambda b=builder: b(run, metric), report, strict,
-                                                name)
+        for a in (a for a in arts if a.kind == "figure"):
+            res: FigureResult | None = _attempt(a, ctx, report, strict)
             if res is None:
                 continue
             files = style.save_figure(res.fig, out / "figures" / res.key)
@@ -289,11 +257,6 @@ def provenance_rows(report: Report) -> list[tuple[str, str]]:
     return rows
 
 
-SYNTHETIC_BANNER = ("**SYNTHETIC CORPUS.** Every number in this report comes from a synthetic corpus generated by "
-                    "avbench: it shows that the benchmark runs end to end and what its outputs look like. It says "
-                    "nothing about emotion recognition and must not be compared with the paper's results.")
-
-
 def _rel(report: Report, path: Path) -> str:
     return path.relative_to(report.out).as_posix()
 
@@ -302,7 +265,7 @@ def _write_index(report: Report) -> Path:
     run = report.run
     lines = ["# avbench report", ""]
     if run.synthetic:
-        lines += [f"> {SYNTHETIC_BANNER}", ""]
+        lines += [f"> **{SYNTHETIC_BANNER[0]}** {SYNTHETIC_BANNER[1]}", ""]
     lines += ["Benchmark of audiovisual emotion recognition following AuxFormer (Goncalves & Busso, IEEE TAC "
               "2022). Built from the run's tidy results only (nothing retrained).", "", "## Provenance", "",
               "| | |", "| :--- | :--- |"]
@@ -367,7 +330,7 @@ def _write_html(report: Report) -> Path:
     parts = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\"><title>avbench report</title>",
              f"<style>{_CSS}</style></head><body>", "<h1>avbench report</h1>"]
     if run.synthetic:
-        parts.append(f"<div class=\"banner\"><b>SYNTHETIC CORPUS.</b> {e(SYNTHETIC_BANNER.split('**', 2)[2].strip())}</div>")
+        parts.append(f"<div class=\"banner\"><b>{e(SYNTHETIC_BANNER[0])}</b> {e(SYNTHETIC_BANNER[1])}</div>")
     parts.append("<h2>Provenance</h2><table class=\"prov\">")
     parts += [f"<tr><td><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in provenance_rows(report)]
     parts.append("</table>")

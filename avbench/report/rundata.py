@@ -256,22 +256,6 @@ def load_run(path: str | Path) -> RunData:
 
 
 # ---------------------------------------------------------------------- selection helpers
-def select(table: pd.DataFrame, **filt: Any) -> pd.DataFrame:
-    """Rows matching every filter; ``level=None`` matches a missing level (NaN)."""
-    mask = np.ones(len(table), dtype=bool)
-    for col, want in filt.items():
-        if col == "level":
-            if want is None or (isinstance(want, float) and math.isnan(want)):
-                mask &= table["level"].isna().to_numpy()
-            else:
-                mask &= np.isclose(table["level"].astype(float).to_numpy(), float(want), atol=1e-9)
-        elif isinstance(want, (list, tuple, set)):
-            mask &= table[col].isin(list(want)).to_numpy()
-        else:
-            mask &= (table[col] == want).to_numpy()
-    return table[mask]
-
-
 def variant_parts(table: pd.DataFrame, variant: str) -> tuple[str, float]:
     """A ``variant`` of ``table`` as (name without its training shift, shift in ms), the shift read
     from the ``train_shift_ms`` column, never parsed out of the name."""

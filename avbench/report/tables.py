@@ -4,7 +4,8 @@ Every number is the mean over trials (seeds) of the rows a cell selects; every `
 :func:`avbench.stats.compare` + :func:`avbench.stats.significance_mark`: the proposed model (or
 configuration) against every other row of its section, one-tailed paired t-test over the shared
 seeds, ``alpha`` and correction as configured.  A builder raises :class:`Skip` when the run lacks
-what the table needs; the report lists those with the protocol that produces them.
+what the table needs; the report lists those with the protocol that produces them.  Each is
+registered with :func:`avbench.report.artifacts.artifact`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import pandas as pd
 
 from avbench import stats
 from avbench.conditions import get_kind, kinds
+from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, artifact, artifact_family
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.rundata import RunData, select, summarize, variant_parts
 from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
                                          proposed_models, table_label, unimodal_reference)
+from avbench.report.rundata import RunData, summarize
 from avbench.report.style import REGIME_LABELS, metric_label
+from avbench.results import select
 from avbench.validation import ValidationError
 
 TABLE_METRICS = ("micro_f1", "macro_f1")
@@ -35,45 +38,6 @@ OPTION_LABELS: dict[str, dict[Any, str]] = {
     "token": {"last": "Last time-step token", "cls": "Prepended CLS token", "mean": "Sequence mean token"},
 }
 REGIME_SECTION = {"standard": "Standard Training Procedure", "optimized": "Optimized Training Procedure"}
-
-
-class Skip(Exception):
-    """The run lacks what an artifact needs; ``str()`` says what, ``protocol`` who produces it."""
-
-    def __init__(self, reason: str, protocol: str):
-        super().__init__(reason)
-        self.protocol = protocol
-
-
-@dataclass(frozen=True)
-class StatsConfig:
-    """How ``*`` is decided (defaults: the paper's test and level; see :data:`DEFAULT_CORRECTION`)."""
-
-    correction: str = "none"
-    alpha: float = 0.05
-    test: str = "t"
-
-    def sentence(self, n: str) -> str:
-        test = "one-tailed paired t-test" if self.test == "t" else "one-tailed Wilcoxon signed-rank test"
-        if self.correction == "none":
-            corr = "no multiple-comparison correction (as in the paper)"
-        else:
-            name = CORRECTION_NAMES.get(self.correction, self.correction)
-            corr = f"{name} correction over the comparisons of each cell"
-        return f"{test}, {n} paired trials, α = {self.alpha:g}, {corr}"
-
-
-CORRECTION_NAMES = {"holm": "Holm", "h": "Holm", "bonferroni": "Bonferroni", "b": "Bonferroni", "bonf": "Bonferroni",
-                    "sidak": "Šidák", "holm-sidak": "Holm-Šidák", "hommel": "Hommel", "simes-hochberg": "Hochberg",
-                    "fdr_bh": "Benjamini-Hochberg (FDR)", "fdr_by": "Benjamini-Yekutieli (FDR)"}
-
-
-#: The report's default correction: Holm, as the issue that specified the stats engine asks, so that
-#: every individual comparison in stats.csv keeps its error rate.  ``--correction none`` reproduces the
-#: paper exactly; it is also valid for the ``*`` itself, which asserts that the proposed model beats
-#: *every* baseline: an intersection-union test (Berger 1982), whose chance of a false ``*`` is at
-#: most alpha without correction.  Holm therefore gives a conservative ``*``.
-DEFAULT_CORRECTION = "holm"
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -122,8 +86,7 @@ class Spec:
 class Builder:
     """Accumulates the cells, tests and notes of one table."""
 
-    run: RunData
-    cfg: StatsConfig
+    ctx: ReportContext
     number: str
     comparisons: list[pd.DataFrame] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -147,7 +110,7 @@ class Builder:
             cells = []
             for corpus in corpora:
                 for metric in metrics:
-                    src = self.run.table if spec.table is None else spec.table
+                    src = self.ctx.run.table if spec.table is None else spec.table
                     vals = select(src, corpus=corpus, metric=metric, **spec.filt)["value"]
                     s = summarize(vals)
                     if s["n"]:
@@ -162,20 +125,20 @@ class Builder:
 
     def test(self, section: str | None, corpus: str, metric: str, proposed: Spec, others: list[Spec]) -> str:
         """Runs stats.compare for one cell and returns the mark ('' when not significant or untestable)."""
-        src = self.run.table if proposed.table is None else proposed.table
-        have = [o for o in others if not select(o.table if o.table is not None else self.run.table,
+        src = self.ctx.run.table if proposed.table is None else proposed.table
+        have = [o for o in others if not select(o.table if o.table is not None else self.ctx.run.table,
                                                 corpus=corpus, metric=metric, **o.filt).empty]
         if not have or select(src, corpus=corpus, metric=metric, **proposed.filt).empty:
             return ""
         # the tests need one table holding both sides: stack the rows each spec selects, tagged by spec
         parts = []
         for i, spec in enumerate([proposed] + have):
-            t = spec.table if spec.table is not None else self.run.table
+            t = spec.table if spec.table is not None else self.ctx.run.table
             rows = select(t, corpus=corpus, metric=metric, **spec.filt)[["seed", "metric", "value"]].copy()
             rows["arm"] = i
             parts.append(rows)
         stacked = pd.concat(parts, ignore_index=True)
-        cell = f"{self.run.corpus(corpus).label}, {metric_label(metric)}{', ' + section if section else ''}"
+        cell = f"{self.ctx.run.corpus(corpus).label}, {metric_label(metric)}{', ' + section if section else ''}"
         seeds = [set(p["seed"]) for p in parts]
         every = set().union(*seeds)
         if any(s != every for s in seeds):
@@ -188,7 +151,7 @@ class Builder:
                 warnings.simplefilter("always")
                 res = stats.compare(stacked, metric, {"arm": 0},
                                     {spec.label: {"arm": i + 1} for i, spec in enumerate(have)},
-                                    test=self.cfg.test, alpha=self.cfg.alpha, correction=self.cfg.correction)
+                                    test=self.ctx.config.test, alpha=self.ctx.config.alpha, correction=self.ctx.config.correction)
             if any(issubclass(w.category, stats.TooFewTrialsWarning) for w in caught):
                 self.few_trials = True
         except ValidationError as exc:
@@ -202,7 +165,7 @@ class Builder:
         return stats.significance_mark(res)
 
     def stats_sentence(self) -> str:
-        out = self.cfg.sentence(trials_phrase(self.counts))
+        out = self.ctx.config.sentence(trials_phrase(self.counts))
         if self.few_trials:
             out += f"; with fewer than {stats.MIN_TRIALS} trials the tests rest on very little evidence"
         return out
@@ -212,15 +175,12 @@ class Builder:
         for reason, cells in self.untested.items():
             self.notes.append(f"No significance test in {len(cells)} cell(s) ({'; '.join(cells)}): {reason}.")
         table.notes = list(dict.fromkeys(table.notes + self.notes))
-        note, syn = trials_note(self.counts), synthetic_sentence(self.run)
+        note = trials_note(self.counts)
         n_untested = sum(len(c) for c in self.untested.values())
         if n_untested:
             note += (f" No test (hence no *) in {n_untested} cell(s): "
                      f"{'; '.join(dict.fromkeys(r.split(' (')[0] for r in self.untested))}; details in the report's notes.")
-        if syn and table.caption.endswith(syn):
-            table.caption = table.caption[:-len(syn)] + note + syn
-        else:
-            table.caption += note
+        table.caption += note + self.ctx.synthetic_note
         table.mark_best()
         return table
 
@@ -229,46 +189,44 @@ def corpus_groups(run: RunData, corpora: list[str], metrics=TABLE_METRICS) -> li
     return [(run.corpus(c).label, len(metrics)) for c in corpora]
 
 
-def synthetic_sentence(run: RunData) -> str:
-    return (" SYNTHETIC corpus: the numbers test the software, not emotion recognition."
-            if run.synthetic else "")
-
-
 def _corpora(t: pd.DataFrame) -> list[str]:
     return sorted(t["corpus"].unique().tolist())
 
 
 # ---------------------------------------------------------------------------- Table 1
-def table1(run: RunData, cfg: StatsConfig, proposed: str | None = None) -> Table:
+@artifact("table1", kind="table", needs="standard + optimized (or paper)",
+          name="Table 1 (audiovisual baselines, standard and optimized training)")
+def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
     """Models x corpus, micro/macro F1, standard and optimized training (full AV test).
 
     One table per proposed model of the run (``proposed``; default: the first): that model against
     every audiovisual baseline; other proposed models are left to their own table.
     """
-    t = select(run.table, condition="full", variant="default", metric=list(TABLE_METRICS))
+    run = ctx.run
+    t = ctx.select(condition="full", variant="default", metric=list(TABLE_METRICS))
     found = multimodal_models(t["model"].unique().tolist())
     main = proposed or main_proposed(found)
     models = [m for m in found if m == main or m not in proposed_models(found)]
     if main not in models or len(models) < 2:
         raise Skip(f"needs full-AV scores of {main} and at least one audiovisual baseline "
-                   f"(found: {', '.join(models) or 'none'})", "standard + optimized (or paper)")
+                   f"(found: {', '.join(models) or 'none'})")
     name = model_label(main, short=True)
-    b = Builder(run, cfg, "Table 1")
+    b = Builder(ctx, "Table 1")
     corpora = _corpora(t)
     sections = []
-    regimes = [r for r in ("standard", "optimized") if not select(t, regime=r, model=main).empty]
+    regimes = ctx.regimes(t, model=main)
     for regime in regimes:
         specs = [Spec(table_label(m), {"model": m, "variant": "default", "regime": regime, "condition": "full",
                                        "level": None}, proposed=m == main)
                  for m in models if not select(t, regime=regime, model=m).empty]
         sections.append(b.section(REGIME_SECTION[regime], specs, corpora))
-    missing = [r for r in ("standard", "optimized") if r not in regimes]
+    missing = [r for r in REGIMES if r not in regimes]
     extra = (f" {' and '.join(REGIME_LABELS[r] for r in missing)} is not in this run (protocol "
              f"{' / '.join(missing)})." if missing else "")
     caption = (f"Comparison of {name} with the audiovisual baselines (full audiovisual test set): mean F1-scores "
                f"over {trials_phrase(b.counts)} trials. *: {name} is significantly better than every other "
                f"model of the section ({b.stats_sentence()}). Bold: best value of each column and section."
-               f"{model_key_sentence(models)}{extra}{synthetic_sentence(run)}")
+               f"{model_key_sentence(models)}{extra}")
     key = "table1" if main == main_proposed(found) else f"table1-{main}"
     tab = Table(key, "Table 1", "Comparison with the audiovisual baselines" + (
         "" if key == "table1" else f" ({name})"), caption, "Architecture",
@@ -276,35 +234,27 @@ def table1(run: RunData, cfg: StatsConfig, proposed: str | None = None) -> Table
     return b.finish(tab)
 
 
-def other_proposed(run: RunData) -> list[str]:
-    """Proposed models of the run besides the main one: each gets a Table 1 of its own."""
-    found = multimodal_models(select(run.table, condition="full", variant="default")["model"].unique().tolist())
-    return [m for m in proposed_models(found) if m != main_proposed(found)]
+@artifact_family("table1-others")
+def other_proposed(ctx: ReportContext) -> list[Artifact]:
+    """A Table 1 of its own for each proposed model of the run besides the main one."""
+    found = multimodal_models(ctx.select(condition="full", variant="default")["model"].unique().tolist())
+    return [Artifact(f"table1-{m}", "table", "standard + optimized (or paper)", f"Table 1 of {m}",
+                     lambda c, m=m: table1(c, proposed=m))
+            for m in proposed_models(found) if m != main_proposed(found)]
 
 
 # ---------------------------------------------------------------------------- Table 2
-def _baseline4_filter(run: RunData, modality: str, condition: str, regime: str) -> tuple[dict[str, Any], str] | None:
-    """Where baseline 4's score for ``modality`` lives: its full-condition row (it reads nothing else)
-    or the clipping of the other modality; same regime if trained so, else the one it has."""
-    model = unimodal_reference(modality)
-    rows = select(run.table, model=model, variant="default", metric=list(TABLE_METRICS))
-    for reg in [regime] + [r for r in ("standard", "optimized") if r != regime]:
-        for cond in ("full", condition):
-            if not select(rows, regime=reg, condition=cond).empty:
-                return {"model": model, "variant": "default", "regime": reg, "condition": cond, "level": None}, reg
-    return None
-
-
-def table2(run: RunData, cfg: StatsConfig) -> Table:
+@artifact("table2", kind="table", needs="clipping", name="Table 2 (missing modality: visual only / acoustic only)")
+def table2(ctx: ReportContext) -> Table:
     """Visual-only (audio clipped) and acoustic-only (visual clipped) scores with baseline 4."""
-    t = select(run.table, condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS))
+    run = ctx.run
+    t = ctx.select(condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS))
     t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
     main = main_proposed(t["model"].unique().tolist())
     if select(t, model=main).empty:
-        raise Skip(f"needs {main} scored with one modality clipped (conditions clip_audio / clip_visual)",
-                   "clipping")
-    regime = "optimized" if not select(t, model=main, regime="optimized").empty else "standard"
-    b = Builder(run, cfg, "Table 2")
+        raise Skip(f"needs {main} scored with one modality clipped (conditions clip_audio / clip_visual)")
+    regime = ctx.regime(t, model=main)
+    b = Builder(ctx, "Table 2")
     corpora = _corpora(t)
     sections, b4_regimes, missing_b4, shown = [], set(), [], set()
     for condition, kept, title in (("clip_audio", "visual", "Visual Features Only"),
@@ -315,10 +265,10 @@ def table2(run: RunData, cfg: StatsConfig) -> Table:
         models = multimodal_models(here["model"].unique().tolist())
         specs = [Spec(table_label(main), {"model": main, "variant": "default", "regime": regime,
                                               "condition": condition, "level": None}, proposed=True)]
-        b4 = _baseline4_filter(run, kept, condition, regime)
+        b4 = ctx.baseline4(kept, regime, metric=list(TABLE_METRICS))
         if b4:
-            specs.append(Spec("Baseline 4", b4[0]))
-            b4_regimes.add(b4[1])
+            specs.append(Spec("Baseline 4", b4))
+            b4_regimes.add(b4["regime"])
         else:
             missing_b4.append(unimodal_reference(kept))
         specs += [Spec(table_label(m), {"model": m, "variant": "default", "regime": regime, "condition": condition,
@@ -337,7 +287,7 @@ def table2(run: RunData, cfg: StatsConfig) -> Table:
                f"{b4_text} *: {model_label(main, short=True)} is significantly better than every other model of the "
                f"section, baseline 4 "
                f"included ({b.stats_sentence()}). Bold: best value of each column and section."
-               f"{model_key_sentence(shown)}{synthetic_sentence(run)}")
+               f"{model_key_sentence(shown)}")
     tab = Table("table2", "Table 2", "Missing modality (clipping)", caption, "Architecture",
                 corpus_groups(run, corpora), [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections)
     return b.finish(tab)
@@ -403,7 +353,7 @@ def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, 
         raise Skip(f"protocol {name} has no scored variants yet", name)
     table = pd.concat([sub] + extra, ignore_index=True) if extra else sub
     table = table.drop_duplicates(subset=["corpus", "model", "variant", "regime", "condition", "seed", "metric"])
-    regimes = [r for r in ("standard", "optimized") if r in set(table["regime"])]
+    regimes = [r for r in REGIMES if r in set(table["regime"])]
     return Ablation(name, regimes, rows, table)
 
 
@@ -421,10 +371,11 @@ def lambda_label(config: dict[str, Any], name: str) -> str:
     return f"({', '.join(f'{float(x):.2f}' for x in w)})" if isinstance(w, (list, tuple)) else name
 
 
-def _ablation_table(run: RunData, cfg: StatsConfig, ab: Ablation, key: str, number: str, title: str,
+def _ablation_table(ctx: ReportContext, ab: Ablation, key: str, number: str, title: str,
                     stub: str, caption_head: str, order: Callable[[list[dict]], list[dict]] | None = None,
                     stub_latex: str | None = None) -> Table:
-    b = Builder(run, cfg, number)
+    run = ctx.run
+    b = Builder(ctx, number)
     corpora = _corpora(ab.table)
     rows = order(ab.rows) if order else ab.rows
     sections = []
@@ -440,25 +391,26 @@ def _ablation_table(run: RunData, cfg: StatsConfig, ab: Ablation, key: str, numb
             f" ({b.stats_sentence()})." if has_proposed else f" ({b.stats_sentence()}; no row is the paper's "
                                                                f"configuration, so no * is tested.)")
     caption = (f"{caption_head} AuxFormer, {regime_text} training, full audiovisual test; mean F1-scores over "
-               f"{trials_phrase(b.counts)} trials (protocol {ab.protocol}).{mark} Bold: best value of each column."
-               f"{synthetic_sentence(run)}")
+               f"{trials_phrase(b.counts)} trials (protocol {ab.protocol}).{mark} Bold: best value of each column.")
     tab = Table(key, number, title, caption, stub, corpus_groups(run, corpora),
                 [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections, stub_latex=stub_latex)
     return b.finish(tab)
 
 
-def table3(run: RunData, cfg: StatsConfig) -> Table:
+@artifact("table3", kind="table", needs="posenc", name="Table 3 (positional encoding)")
+def table3(ctx: ReportContext) -> Table:
     """Positional encoding on/off (the paper lists 'No Pos. Encoding' first)."""
-    ab = ablation(run, "pos_enc", "posenc", option_label("pos_enc"))
+    ab = ablation(ctx.run, "pos_enc", "posenc", option_label("pos_enc"))
     order = lambda rows: sorted(rows, key=lambda r: r["proposed"])  # noqa: E731 -- ablated row first
-    return _ablation_table(run, cfg, ab, "table3", "Table 3", "Positional encoding",
+    return _ablation_table(ctx, ab, "table3", "Table 3", "Positional encoding",
                            "Pos. Encoding Type", "The role of the positional encoding:", order)
 
 
-def table4(run: RunData, cfg: StatsConfig) -> Table:
+@artifact("table4", kind="table", needs="lambda-grid", name="Table 4 (loss-weight grid)")
+def table4(ctx: ReportContext) -> Table:
     """The loss-weight grid (lambda_av, lambda_a, lambda_v) of Eq. 6."""
-    ab = ablation(run, "loss_weights", "lambda-grid", lambda_label)
-    return _ablation_table(run, cfg, ab, "table4", "Table 4", "Loss weights",
+    ab = ablation(ctx.run, "loss_weights", "lambda-grid", lambda_label)
+    return _ablation_table(ctx, ab, "table4", "Table 4", "Loss weights",
                            "(λ_av, λ_a, λ_v)",
                            "F1-scores with different weights combining the three losses (Eq. 6):", None,
                            stub_latex=r"$(\lambda_{av}, \lambda_{a}, \lambda_{v})$")
@@ -471,11 +423,13 @@ def _seconds(x: float) -> str:
     return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
-def table5(run: RunData, cfg: StatsConfig) -> Table:
+@artifact("table5", kind="table", needs="complexity", name="Table 5 (parameters and training time)")
+def table5(ctx: ReportContext) -> Table:
     """Trainable parameters and training seconds per epoch (machine stated in the caption)."""
-    t = select(run.table, condition="train", variant="default")
+    run = ctx.run
+    t = ctx.select(condition="train", variant="default")
     if select(t, metric="params").empty:
-        raise Skip("needs the train rows (params, seconds_per_epoch) of the trained models", "complexity")
+        raise Skip("needs the train rows (params, seconds_per_epoch) of the trained models")
     models = sorted(t["model"].unique().tolist(), key=model_sort_key)
     corpora = _corpora(t)
     rows, counts = [], {}
@@ -509,7 +463,7 @@ def table5(run: RunData, cfg: StatsConfig) -> Table:
     caption = (f"Number of trainable parameters and training time per epoch (training loop only; mean over the "
                f"{trials_phrase(counts)} trained units of each model), measured on {where}.{trials_note(counts, 'units')}"
                f"{scaled} Counts depend on the number of classes of the corpus (the paper's are for four)."
-               f"{model_key_sentence(models)}{synthetic_sentence(run)}")
+               f"{model_key_sentence(models)}{ctx.synthetic_note}")
     groups = [(run.corpus(c).label, 2) for c in corpora] if len(corpora) > 1 else []
     tab = Table("table5", "Table 5", "Parameters and training time", caption, "", groups,
                 ["# Params.", "Train. Time"] * len(corpora), [Section(None, rows)], best=None,
@@ -528,23 +482,25 @@ def family_label(condition: str) -> str:
     return f"{modality} {label}".strip()
 
 
-def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -> Table:
+@artifact("robustness", kind="table", needs="masking / occlusion / misalignment / noise",
+          name="Table R1 (robustness summary, AUC)")
+def robustness_table(ctx: ReportContext) -> Table:
     """Area under each score-vs-level curve (avbench.robustness), absolute and relative to full AV.
 
     One section per condition family (and training variant), models as rows, corpus x (AUC, rel.)
     as columns: narrow enough for one column however many families a run has.
     """
+    run, metric = ctx.run, ctx.metric
     auc, rel = f"auc_{metric}", f"relative_auc_{metric}"
-    t = select(run.table, metric=[auc, rel])
+    t = ctx.select(metric=[auc, rel])
     t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
     if t.empty:
-        raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them",
-                   "masking / occlusion / misalignment / noise")
+        raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them")
     order = [k.name for k in kinds()]
     families = sorted(t["condition"].unique().tolist(), key=lambda c: (
         order.index(c.split("_")[0]) if c.split("_")[0] in order else len(order), c))
     proposed = main_proposed(t["model"].unique().tolist())
-    b = Builder(run, cfg, "Table R1")
+    b = Builder(ctx, "Table R1")
     corpora = _corpora(t)
     groups = sorted({(r, v) for r, v in zip(t["regime"], t["variant"])},
                     key=lambda x: (x[1] != "default", x[1], x[0] != "optimized"))
@@ -558,7 +514,7 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
             shown |= set(models)
             title = family_label(fam).capitalize()
             if variant != "default":
-                title += f", {variant_text(t, variant)}"
+                title += f", {ctx.variant_label(t, variant, short=True)}"
             if len({r for r, _ in groups}) > 1:
                 title += f", {regime} training"
             specs = [Spec(table_label(m), {"model": m, "variant": variant, "regime": regime, "condition": fam,
@@ -573,24 +529,8 @@ def robustness_table(run: RunData, cfg: StatsConfig, metric: str = "micro_f1") -
                f"audiovisual score (1.0 = no loss). Mean over {trials_phrase(b.counts)} trials. *: "
                f"{model_label(proposed, short=True)}'s AUC is "
                f"significantly higher than every other model's ({b.stats_sentence()}). Bold: best value of each "
-               f"column and section.{shifted}{model_key_sentence(shown)}{synthetic_sentence(run)}")
+               f"column and section.{shifted}{model_key_sentence(shown)}")
     cols = ["AUC", "rel."] * len(corpora)
     tab = Table("robustness", "Table R1", "Robustness summary", caption, "Architecture",
                 corpus_groups(run, corpora, (auc, rel)), cols, sections)
     return b.finish(tab)
-
-
-def variant_text(table: pd.DataFrame, variant: str) -> str:
-    name, shift = variant_parts(table, variant)
-    if shift:
-        return f"shift-trained (±{shift:g} ms)" + ("" if name == "default" else f", {name}")
-    return f"variant {variant}"
-
-
-TABLES: dict[str, tuple[Callable[[RunData, StatsConfig], Table], str]] = {
-    "table1": (table1, "standard + optimized"),
-    "table2": (table2, "clipping"),
-    "table3": (table3, "posenc"),
-    "table4": (table4, "lambda-grid"),
-    "table5": (table5, "complexity"),
-}
