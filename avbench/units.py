@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from avbench.atomic import remove_stale_temporaries
 from avbench.faults import fail_point
 
 if TYPE_CHECKING:  # avbench.results (pandas) is imported where used: the CLI starts without it
@@ -302,6 +303,9 @@ def _execute(task: UnitTask, runner) -> UnitOutcome:
     torch.set_num_threads(task.threads)  # before the runner, whose provenance records it
     try:
         with unit_lock(Path(task.out), task.unit):
+            # whoever held the lock before is done or dead: a writer killed mid-write (e.g. a worker
+            # of a killed run that outlived the run's own cleanup) left its temporaries here
+            remove_stale_temporaries(task.unit_dir)
             fail_point(task.label)
             runner = runner if runner is not None else _runner_for(task)
             record, evals, trained = runner.run_unit(task.unit, tuple(Condition(*c) for c in task.conditions))

@@ -249,8 +249,16 @@ def test_dask_workers_with_several_threads_run_one_unit_at_a_time(tiny_store, se
     assert_same_units(serial, tmp_path / "run")
 
 
+def fresh_joblib_workers() -> None:
+    """joblib reuses its worker processes across calls: new ones see the environment as set now."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+
+
 def test_a_killed_local_worker_is_reported_and_the_rest_written(tiny_store, serial, tmp_path, monkeypatch):
     monkeypatch.setenv("AVBENCH_KILL_UNIT", FAILING)
+    fresh_joblib_workers()
     out = tmp_path / "run"
     threads = torch.get_num_threads()
     try:
@@ -263,6 +271,7 @@ def test_a_killed_local_worker_is_reported_and_the_rest_written(tiny_store, seri
     assert FAILING in failed and "worker process died" in str(info.value)
     assert (out / "results.csv").exists() and (units_dir(out, 1) / "error.json").exists()
     monkeypatch.delenv("AVBENCH_KILL_UNIT")
+    fresh_joblib_workers()  # none of the later tests' workers inherits the fault
     again = run_on(tiny_store, out)
     assert again.failed == [] and again.trained == len(failed)
     assert_same_units(serial, out)
