@@ -761,10 +761,12 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
 @_report_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--paper-only", is_flag=True, help="Skip the robustness protocol (misalignment, occlusion, noise).")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster]")
 @_executor_options
 @user_errors
 def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, quiet,
-              paper_only, jobs, executor, **engine):
+              paper_only, threads, jobs, executor, **engine):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
     Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
@@ -781,8 +783,8 @@ def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, 
     for name in ("paper",) if paper_only else ("paper", "robustness"):
         try:
             run_protocol(name, None, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
-                         progress=not quiet, echo=lambda s: click.echo(s, err=True), jobs=jobs, executor=executor,
-                         executor_options=executor_kwargs(executor, **engine))
+                         progress=not quiet, echo=lambda s: click.echo(s, err=True), jobs=jobs, threads=threads,
+                         executor=executor, executor_options=executor_kwargs(executor, **engine))
         except UnitsFailed as exc:
             failures.append(exc)
     _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
