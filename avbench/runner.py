@@ -9,6 +9,7 @@ training from the last finished epoch).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -428,7 +429,12 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     # disable=None: no bar when stderr is not a terminal (a log file would get thousands of lines)
     sweep = tqdm(total=len(tasks), disable=None if progress else True, desc=f"{plan_.protocols[0].name} sweep",
                  unit="unit")
-    for i, outcome in enumerate(engine.map(tasks), 1):
+    # finished units are read back here; only pending ones go to the engine (a SLURM array of the
+    # pending units, not of all of them)
+    done = [t.finished() and executor != "local" for t in tasks]
+    finished, pending = ([t for t, d in zip(tasks, done) if d is flag] for flag in (True, False))
+    outcomes = itertools.chain(make_executor("local", runner=plan_.runner).map(finished), engine.map(pending))
+    for i, outcome in enumerate(outcomes, 1):
         unit = outcome.unit
         sweep.update()
         where = f"[{i}/{len(tasks)}] {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}"
@@ -572,10 +578,7 @@ def emit_commands(plan_: RunPlan, path: Path) -> int:
     write_plan(plan_)
     lines = []
     for task in plan_.tasks():
-        d = plan_.out / task.unit.path
-        done = (d / "record.json").exists() and all((d / "evals" / f"{Condition(*c).key}.json").exists()
-                                                    for c in task.conditions)
-        if done and read_json(d / "train.json")["unit"].get("semantics") == task.unit.semantics:
+        if task.finished():
             continue
         spec = (plan_.out / "specs" / spec_name(task.unit)).resolve()
         write_json(spec, task.to_json())

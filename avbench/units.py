@@ -69,6 +69,19 @@ class UnitTask:
     def unit_dir(self) -> Path:
         return Path(self.out) / self.unit.path
 
+    def finished(self) -> bool:
+        """Whether the unit's record and every condition's evaluation exist, trained by code of the
+        same semantics: running it again would only read them back."""
+        from avbench.conditions import Condition
+        from avbench.results import read_json
+
+        d = self.unit_dir
+        if not (d / "record.json").exists() or not (d / "train.json").exists():
+            return False
+        if not all((d / "evals" / f"{Condition(*c).key}.json").exists() for c in self.conditions):
+            return False
+        return read_json(d / "train.json")["unit"].get("semantics") == self.unit.semantics
+
     @property
     def label(self) -> str:
         u = self.unit

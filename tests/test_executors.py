@@ -78,6 +78,9 @@ def test_submitit_local_executor_equals_serial(tiny_store, serial, tmp_path):
     assert summary.trained == 2
     assert_same_units(serial, tmp_path / "run")
     assert list((tmp_path / "run" / "slurm").rglob("*.pkl"))  # it went through submitit's job files
+    again = run_on(tiny_store, tmp_path / "run", "slurm", slurm={"cluster": "local", "poll": 0.2})
+    assert again.reused == 2
+    assert len(list((tmp_path / "run" / "slurm").iterdir())) == 1  # nothing pending: no second array
 
 
 def check_failure_then_retry(store, out, serial, executor="local", **options):
