@@ -37,6 +37,8 @@ def _planned(out: Path) -> dict[str, dict[str, Any]]:
     from avbench.results import read_json
 
     units: dict[str, dict[str, Any]] = {}
+    if not (out / "plans").is_dir():
+        return _from_manifests(out)
     for plan in sorted((out / "plans").glob("*.json")):
         for path, entry in read_json(plan)["units"].items():
             if path in units:  # a unit several protocols share: it is done when each one's conditions are
@@ -45,15 +47,31 @@ def _planned(out: Path) -> dict[str, dict[str, Any]]:
     return units
 
 
+def _from_manifests(out: Path) -> dict[str, dict[str, Any]]:
+    """The units of a run written before plans were recorded: its protocol manifests list each
+    unit's training record and evaluations (paths relative to ``out``)."""
+    from avbench.results import read_manifests
+
+    units: dict[str, dict[str, Any]] = {}
+    for m in read_manifests(out):
+        for e in m.train:
+            units.setdefault(str(Path(e.path).parent), {"unit": dict(e.unit), "conditions": []})
+        for e in m.entries:
+            entry = units.setdefault(str(Path(e.path).parents[1]), {"unit": dict(e.unit), "conditions": []})
+            if Path(e.path).stem not in entry["conditions"]:
+                entry["conditions"].append(Path(e.path).stem)
+    return units
+
+
 def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
     """The state of the unit planned at ``path`` (relative to ``out``)."""
-    from avbench.results import UnitKey, read_json
+    from avbench.results import read_json
     from avbench.units import ERROR_FILE, holder
 
-    unit = UnitKey.from_json(entry["unit"])
+    unit = entry["unit"]
     d = out / path
-    label = f"{unit.model}/{entry.get('label') or unit.variant}/{unit.regime}/seed {unit.seed}"
-    who = holder(out, unit)
+    label = f"{unit['model']}/{entry.get('label') or unit['variant']}/{unit['regime']}/seed {unit['seed']}"
+    who = holder(out, path)
     if who is not None:
         since = time.time() - who["started"] if "started" in who else None
         return UnitState(label, path, "running", since, f"on {who.get('host', '?')} (pid {who.get('pid', '?')})")
@@ -82,8 +100,8 @@ def run_status(out: Path) -> list[UnitState]:
         raise FileNotFoundError(2, "No such directory", str(out))
     planned = _planned(out)
     if not planned:
-        raise DataError(f"{out}: no planned units (OUT/plans/*.json); is it a run directory written by "
-                        "`avbench run` or `avbench plan --emit`?")
+        raise DataError(f"{out}: no planned units (OUT/plans/*.json) and no protocol manifests "
+                        "(OUT/protocols/*.json); is it a run directory written by `avbench run` or `avbench plan --emit`?")
     return [unit_state(out, path, entry) for path, entry in planned.items()]
 
 

@@ -130,11 +130,12 @@ def make_task(runner, unit: UnitKey, conditions, device: str, threads: int, epoc
                     unit, tuple((c.kind, c.modality, c.level) for c in conditions), epoch_lines)
 
 
-def _digest(unit: UnitKey) -> str:
-    return hashlib.sha1(str(unit.path).encode()).hexdigest()[:20]
+def _digest(unit: UnitKey | str) -> str:
+    return hashlib.sha1(str(unit if isinstance(unit, str) else unit.path).encode()).hexdigest()[:20]
 
 
-def _lock_path(out: Path, unit: UnitKey) -> Path:
+def _lock_path(out: Path, unit: UnitKey | str) -> Path:
+    """The lock file of a unit, or of the unit directory ``unit`` (relative to ``out``)."""
     return Path(out) / "locks" / f"{_digest(unit)}.lock"
 
 
@@ -204,8 +205,9 @@ def _lock_error(path: Path, exc: OSError):
                      "without local_lock=flock).")
 
 
-def holder(out: Path, unit: UnitKey) -> dict[str, Any] | None:
-    """Who runs the unit now (host, pid, start time), or None when no process holds its lock."""
+def holder(out: Path, unit: UnitKey | str) -> dict[str, Any] | None:
+    """Who runs the unit (or the unit directory ``unit``, relative to ``out``) now: host, pid and
+    start time, or None when no process holds its lock."""
     path = _lock_path(out, unit)
     if not path.exists():
         return None

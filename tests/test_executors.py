@@ -311,3 +311,16 @@ def test_lock_files_follow_the_umask(tiny_store, tmp_path):
         os.umask(old)
     locks = list((tmp_path / "run" / "locks").glob("*.lock"))
     assert locks and all(p.stat().st_mode & 0o777 == 0o664 for p in locks)
+
+
+def test_status_of_a_run_written_before_plans_were_recorded(serial, tmp_path):
+    import shutil
+
+    from avbench.status import run_status
+
+    old = tmp_path / "old"
+    shutil.copytree(serial, old)
+    shutil.rmtree(old / "plans")  # as avbench wrote run directories before `avbench status` existed
+    states = run_status(old)
+    assert [s.state for s in states] == ["done", "done"]
+    assert sorted(s.label for s in states) == ["mult/default/optimized/seed 0", "mult/default/optimized/seed 1"]
