@@ -71,27 +71,21 @@ def model_marker(model: str) -> str:
     return presentation(model).marker or _SPARE_MARKERS[sum(map(ord, model)) % len(_SPARE_MARKERS)]
 
 
-def role(model: str) -> str:
-    return presentation(model).role
-
-
 def proposed_models(models) -> list[str]:
     """The models of ``models`` whose role is ``proposed``, in table order."""
-    return sorted((m for m in models if role(m) == "proposed"), key=model_sort_key)
+    return sorted((m for m in models if presentation(m).role == "proposed"), key=model_sort_key)
 
 
 def multimodal_models(models) -> list[str]:
     """The audiovisual models of Table 1 (upscaled ones go to Fig. 8), in table order."""
-    keep = [m for m in models if role(m) != "upscaled" and len(modalities(m)) > 1]
+    keep = [m for m in models if presentation(m).role != "upscaled" and len(modalities(m)) > 1]
     return sorted(keep, key=model_sort_key)
 
 
-def unimodal_reference(modality: str, models=None) -> str:
-    """Baseline 4 of ``modality``: the first baseline (of ``models``, default every installed
-    model) that reads that modality alone."""
-    if models is None:
-        from avbench.registry import MODELS
+def unimodal_reference(modality: str) -> str:
+    """Baseline 4 of ``modality``: the first installed baseline that reads that modality alone."""
+    from avbench.registry import MODELS
 
-        models = MODELS.names()
-    found = sorted((m for m in models if role(m) == "baseline" and modalities(m) == (modality,)), key=model_sort_key)
+    found = sorted((m for m in MODELS.names() if presentation(m).role == "baseline" and modalities(m) == (modality,)),
+                   key=model_sort_key)
     return found[0] if found else f"(no unimodal {modality} baseline)"

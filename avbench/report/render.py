@@ -137,13 +137,11 @@ class Table:
         lines.append(" & ".join([stub] + [latex_escape(c) for c in self.columns]) + " \\\\")
         lines.append("\\midrule")
         for i, section in enumerate(self.sections):
+            if i:
+                lines.append("\\midrule")
             if section.title:
-                if i:
-                    lines.append("\\midrule")
-                lines.append(f"\\multicolumn{{{ncol}}}{{c}}{{\\textit{{{latex_escape(section.title)}}}}} \\\\")
-                lines.append("\\midrule")
-            elif i:
-                lines.append("\\midrule")
+                title = latex_escape(section.title)
+                lines += [f"\\multicolumn{{{ncol}}}{{c}}{{\\textit{{{title}}}}} \\\\", "\\midrule"]
             for row in section.rows:
                 label = row.latex_label if row.latex_label is not None else latex_escape(row.label)
                 lines.append(" & ".join([label] + [_latex_cell(c) for c in row.cells]) + " \\\\")
@@ -154,19 +152,12 @@ class Table:
 
     # ------------------------------------------------------------------ Markdown
     def header_cells(self) -> list[str]:
-        heads, k = [], 0
-        for text, span in self.groups:
-            for _ in range(span):
-                c = self.columns[k]
-                heads.append(f"{text} {c}".strip())
-                k += 1
-        heads += self.columns[k:]
-        return [self.stub] + heads
+        """The stub, then each column under its group's name (``CREMA-D Micro-F1``)."""
+        groups = [text for text, span in self.groups for _ in range(span)]
+        return [self.stub] + [f"{g} {c}".strip() for g, c in zip(groups, self.columns)] + self.columns[len(groups):]
 
-    def to_markdown(self, caption: bool = True) -> str:
-        out = []
-        if caption:
-            out += [f"**{md_escape(self.number)}.** {md_escape(self.caption)}", ""]
+    def to_markdown(self) -> str:
+        out = [f"**{md_escape(self.number)}.** {md_escape(self.caption)}", ""]
         heads = self.header_cells()
         out.append("| " + " | ".join(md_escape(h) for h in heads) + " |")
         out.append("| " + " | ".join([":---"] + ["---:"] * (len(heads) - 1)) + " |")

@@ -24,7 +24,6 @@ from avbench.results import COLUMNS, load_results, read_json, shift_suffix
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
-TRAIN_METRICS = ("seconds_per_epoch", "train_seconds", "epochs", "best_epoch", "params")
 #: How the corpus names of the data layer read in a paper.
 CORPUS_LABELS = {"crema-d": "CREMA-D", "cremad": "CREMA-D", "msp-improv": "MSP-IMPROV", "mspimprov": "MSP-IMPROV"}
 
@@ -90,10 +89,7 @@ class RunData:
         return [c for c in seen.values() if c.id in present] or list(seen.values())
 
     def corpus(self, cid: str) -> Corpus:
-        for c in self.corpora:
-            if c.id == cid:
-                return c
-        return Corpus(cid, cid, None, None)
+        return next((c for c in self.corpora if c.id == cid), Corpus(cid, cid, None, None))
 
     @property
     def synthetic(self) -> bool:
@@ -145,7 +141,7 @@ class RunData:
             return sorted({str(r.get(key)) for r in records if r.get(key) is not None})
 
         machines = Counter(describe_machine(r.get("machine") or {}) for r in records)
-        out = {
+        return {
             "corpora": [{"id": c.id, "name": c.name, "checksum": c.checksum, "synthetic": c.synthetic}
                         for c in self.corpora],
             "profiles": self.profiles,
@@ -158,12 +154,10 @@ class RunData:
             "machines": [{"machine": k, "units": v} for k, v in machines.most_common()],
             "units_read": len(self.units),
         }
-        return out
 
-    def unit_machines(self, model: str | None = None) -> list[str]:
-        """The machines (described) that trained the units of ``model`` (all models if None)."""
-        got = Counter(describe_machine((u.get("provenance") or {}).get("machine") or {})
-                      for u in self.units if model is None or u.get("model") == model)
+    def unit_machines(self) -> list[str]:
+        """The machines (described) that trained the units, most units first."""
+        got = Counter(describe_machine((u.get("provenance") or {}).get("machine") or {}) for u in self.units)
         return [k for k, _ in got.most_common()]
 
 
@@ -264,8 +258,8 @@ def variant_parts(table: pd.DataFrame, variant: str) -> tuple[str, float]:
     return str(variant).removesuffix(shift_suffix(shift)), shift
 
 
-def summarize(values: pd.Series | np.ndarray, confidence: float = 0.95) -> dict[str, float]:
-    """Mean, sample sd, n and the half-width of the t confidence interval of the mean."""
+def summarize(values: pd.Series | np.ndarray) -> dict[str, float]:
+    """Mean, sample sd, n and the half-width of the 95% t confidence interval of the mean."""
     from scipy import stats
 
     v = np.asarray(values, dtype=float)
@@ -274,5 +268,5 @@ def summarize(values: pd.Series | np.ndarray, confidence: float = 0.95) -> dict[
     if n == 0:
         return {"mean": math.nan, "sd": math.nan, "n": 0, "ci": math.nan}
     sd = float(v.std(ddof=1)) if n > 1 else math.nan
-    ci = float(stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    ci = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
     return {"mean": float(v.mean()), "sd": sd, "n": int(n), "ci": ci}
