@@ -30,7 +30,7 @@ from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportC
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
 from avbench.report.rundata import RunData, summarize
-from avbench.report.tables import ablation, main_proposed, option_label
+from avbench.report.tables import ablation, main_proposed
 from avbench.results import select
 
 Summary = dict[str, float]
@@ -60,9 +60,9 @@ def _ci_text(n: int) -> str:
 def _ci_bar(ax, x: float, s: Summary, capsize: float = 2.0) -> tuple[float, float]:
     """The 95% interval of ``s`` as an error bar, cut to [0, 1] (a t-interval over 2-3 trials can pass
     the limits of an F1); returns its ends (the mean alone without an interval)."""
-    if not np.isfinite(s["ci"]):
+    if not np.isfinite(s["ci95"]):
         return s["mean"], s["mean"]
-    low, high = max(0.0, s["mean"] - s["ci"]), min(1.0, s["mean"] + s["ci"])
+    low, high = max(0.0, s["mean"] - s["ci95"]), min(1.0, s["mean"] + s["ci95"])
     ax.errorbar(x, s["mean"], yerr=[[s["mean"] - low], [high - s["mean"]]], color="black", linewidth=0.7,
                 capsize=capsize)
     return low, high
@@ -506,7 +506,7 @@ def _palette(k: int) -> list[str]:
 def _ablation_figure(ctx: ReportContext, key_option: str, protocol: str, key: str, number: str, title: str,
                      what: str) -> FigureResult:
     run = ctx.run
-    ab = ablation(run, key_option, protocol, option_label(key_option))
+    ab = ablation(run, key_option, protocol)
     regime = ctx.regime(ab.table)
     rows = sorted(ab.rows, key=lambda r: not r["proposed"])
     colors = _palette(len(rows))

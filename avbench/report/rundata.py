@@ -259,14 +259,14 @@ def variant_parts(table: pd.DataFrame, variant: str) -> tuple[str, float]:
 
 
 def summarize(values: pd.Series | np.ndarray) -> dict[str, float]:
-    """Mean, sample sd, n and the half-width of the 95% t confidence interval of the mean."""
+    """Mean, sample sd, n and ``ci95``, the half-width of the 95% t confidence interval of the mean."""
     from scipy import stats
 
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     n = v.size
     if n == 0:
-        return {"mean": math.nan, "sd": math.nan, "n": 0, "ci": math.nan}
+        return {"mean": math.nan, "sd": math.nan, "n": 0, "ci95": math.nan}
     sd = float(v.std(ddof=1)) if n > 1 else math.nan
     ci = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-    return {"mean": float(v.mean()), "sd": sd, "n": int(n), "ci": ci}
+    return {"mean": float(v.mean()), "sd": sd, "n": int(n), "ci95": ci}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,8 +50,8 @@ def main_proposed(models) -> str:
     return found[0] if found else "(no proposed model)"
 
 
-def fmt(x: float, digits: int = 3) -> str:
-    return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+def fmt(x: float) -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{x:.3f}"
 
 
 def trials_phrase(counts: dict[str, int]) -> str:
@@ -79,7 +79,9 @@ class Spec:
     filt: dict[str, Any]
     proposed: bool = False
     table: pd.DataFrame | None = None   # rows to read (default: the deduplicated table)
-    latex_label: str | None = None
+
+    def rows(self, ctx: ReportContext, corpus: str, metric: str) -> pd.DataFrame:
+        return ctx.select(self.table, corpus=corpus, metric=metric, **self.filt)
 
 
 @dataclass
@@ -95,7 +97,7 @@ class Builder:
     untested: dict[str, list[str]] = field(default_factory=dict)  # reason -> cells without a test
 
     def section(self, title: str | None, specs: list[Spec], corpora: list[str],
-                metrics=TABLE_METRICS, digits: int = 3, tested=None) -> Section:
+                metrics=TABLE_METRICS, tested=None) -> Section:
         """Means per (corpus, metric) for each spec, plus the mark on the proposed row (for the
         ``tested`` metrics; default all)."""
         rows = []
@@ -110,40 +112,31 @@ class Builder:
             cells = []
             for corpus in corpora:
                 for metric in metrics:
-                    src = self.ctx.run.table if spec.table is None else spec.table
-                    vals = select(src, corpus=corpus, metric=metric, **spec.filt)["value"]
-                    s = summarize(vals)
+                    s = summarize(spec.rows(self.ctx, corpus, metric)["value"])
                     if s["n"]:
                         self.counts[spec.label] = max(self.counts.get(spec.label, 0), s["n"])
-                    text = fmt(s["mean"], digits)
-                    cells.append(Cell(text=text, value=float(text) if s["n"] else None,
-                                      mark=marks.get((corpus, metric), "") if spec.proposed else "",
-                                      stats={"mean": s["mean"], "sd": s["sd"], "n": s["n"], "ci95": s["ci"]}))
-            rows.append(Row(spec.label, cells, latex_label=spec.latex_label,
-                            key={k: v for k, v in spec.filt.items() if k != "level"}))
+                    text = fmt(s["mean"])
+                    cells.append(Cell(text=text, value=float(text) if s["n"] else None, stats=s,
+                                      mark=marks.get((corpus, metric), "") if spec.proposed else ""))
+            rows.append(Row(spec.label, cells, key={k: v for k, v in spec.filt.items() if k != "level"}))
         return Section(title, rows)
 
     def test(self, section: str | None, corpus: str, metric: str, proposed: Spec, others: list[Spec]) -> str:
         """Runs stats.compare for one cell and returns the mark ('' when not significant or untestable)."""
-        src = self.ctx.run.table if proposed.table is None else proposed.table
-        have = [o for o in others if not select(o.table if o.table is not None else self.ctx.run.table,
-                                                corpus=corpus, metric=metric, **o.filt).empty]
-        if not have or select(src, corpus=corpus, metric=metric, **proposed.filt).empty:
+        arms = [(spec, spec.rows(self.ctx, corpus, metric)) for spec in [proposed] + others]
+        arms = [(spec, rows) for spec, rows in arms if not rows.empty]
+        if len(arms) < 2 or arms[0][0] is not proposed:
             return ""
+        have = [spec for spec, _ in arms[1:]]
         # the tests need one table holding both sides: stack the rows each spec selects, tagged by spec
-        parts = []
-        for i, spec in enumerate([proposed] + have):
-            t = spec.table if spec.table is not None else self.ctx.run.table
-            rows = select(t, corpus=corpus, metric=metric, **spec.filt)[["seed", "metric", "value"]].copy()
-            rows["arm"] = i
-            parts.append(rows)
-        stacked = pd.concat(parts, ignore_index=True)
+        stacked = pd.concat([rows[["seed", "metric", "value"]].assign(arm=i) for i, (_, rows) in enumerate(arms)],
+                            ignore_index=True)
         cell = f"{self.ctx.run.corpus(corpus).label}, {metric_label(metric)}{', ' + section if section else ''}"
-        seeds = [set(p["seed"]) for p in parts]
+        seeds = [set(rows["seed"]) for _, rows in arms]
         every = set().union(*seeds)
         if any(s != every for s in seeds):
             lacking = "; ".join(f"{spec.label} lacks trial(s) {sorted(every - s)}"
-                                for spec, s in zip([proposed] + have, seeds) if s != every)
+                                for (spec, _), s in zip(arms, seeds) if s != every)
             self.untested.setdefault(f"trials are not paired across rows ({lacking})", []).append(cell)
             return ""
         try:
@@ -151,7 +144,8 @@ class Builder:
                 warnings.simplefilter("always")
                 res = stats.compare(stacked, metric, {"arm": 0},
                                     {spec.label: {"arm": i + 1} for i, spec in enumerate(have)},
-                                    test=self.ctx.config.test, alpha=self.ctx.config.alpha, correction=self.ctx.config.correction)
+                                    test=self.ctx.config.test, alpha=self.ctx.config.alpha,
+                                    correction=self.ctx.config.correction)
             if any(issubclass(w.category, stats.TooFewTrialsWarning) for w in caught):
                 self.few_trials = True
         except ValidationError as exc:
@@ -170,23 +164,23 @@ class Builder:
             out += f"; with fewer than {stats.MIN_TRIALS} trials the tests rest on very little evidence"
         return out
 
-    def finish(self, table: Table) -> Table:
-        table.comparisons = pd.concat(self.comparisons, ignore_index=True) if self.comparisons else pd.DataFrame()
+    def finish(self, key: str, title: str, caption: str, stub: str, corpora: list[str], sections: list[Section],
+               columns: tuple[str, ...] = tuple(metric_label(m) for m in TABLE_METRICS), **kw: Any) -> Table:
+        """The table: ``columns`` under each corpus, the caption completed (uncommon trial counts, untested
+        cells, the synthetic note), the tests and notes attached, the best values in bold."""
         for reason, cells in self.untested.items():
             self.notes.append(f"No significance test in {len(cells)} cell(s) ({'; '.join(cells)}): {reason}.")
-        table.notes = list(dict.fromkeys(table.notes + self.notes))
         note = trials_note(self.counts)
         n_untested = sum(len(c) for c in self.untested.values())
         if n_untested:
-            note += (f" No test (hence no *) in {n_untested} cell(s): "
-                     f"{'; '.join(dict.fromkeys(r.split(' (')[0] for r in self.untested))}; details in the report's notes.")
-        table.caption += note + self.ctx.synthetic_note
+            reasons = "; ".join(dict.fromkeys(r.split(" (")[0] for r in self.untested))
+            note += f" No test (hence no *) in {n_untested} cell(s): {reasons}; details in the report's notes."
+        groups = [(self.ctx.run.corpus(c).label, len(columns)) for c in corpora]
+        table = Table(key, self.number, title, caption + note + self.ctx.synthetic_note, stub, groups,
+                      list(columns) * len(corpora), sections, notes=list(dict.fromkeys(self.notes)), **kw)
+        table.comparisons = pd.concat(self.comparisons, ignore_index=True) if self.comparisons else pd.DataFrame()
         table.mark_best()
         return table
-
-
-def corpus_groups(run: RunData, corpora: list[str], metrics=TABLE_METRICS) -> list[tuple[str, int]]:
-    return [(run.corpus(c).label, len(metrics)) for c in corpora]
 
 
 def _corpora(t: pd.DataFrame) -> list[str]:
@@ -202,7 +196,6 @@ def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
     One table per proposed model of the run (``proposed``; default: the first): that model against
     every audiovisual baseline; other proposed models are left to their own table.
     """
-    run = ctx.run
     t = ctx.select(condition="full", variant="default", metric=list(TABLE_METRICS))
     found = multimodal_models(t["model"].unique().tolist())
     main = proposed or main_proposed(found)
@@ -228,10 +221,8 @@ def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
                f"model of the section ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(models)}{extra}")
     key = "table1" if main == main_proposed(found) else f"table1-{main}"
-    tab = Table(key, "Table 1", "Comparison with the audiovisual baselines" + (
-        "" if key == "table1" else f" ({name})"), caption, "Architecture",
-                corpus_groups(run, corpora), [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections)
-    return b.finish(tab)
+    title = "Comparison with the audiovisual baselines" + ("" if key == "table1" else f" ({name})")
+    return b.finish(key, title, caption, "Architecture", corpora, sections)
 
 
 @artifact_family("table1-others")
@@ -247,7 +238,6 @@ def other_proposed(ctx: ReportContext) -> list[Artifact]:
 @artifact("table2", kind="table", needs="clipping", name="Table 2 (missing modality: visual only / acoustic only)")
 def table2(ctx: ReportContext) -> Table:
     """Visual-only (audio clipped) and acoustic-only (visual clipped) scores with baseline 4."""
-    run = ctx.run
     t = ctx.select(condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS))
     t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
     main = main_proposed(t["model"].unique().tolist())
@@ -288,9 +278,7 @@ def table2(ctx: ReportContext) -> Table:
                f"section, baseline 4 "
                f"included ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(shown)}")
-    tab = Table("table2", "Table 2", "Missing modality (clipping)", caption, "Architecture",
-                corpus_groups(run, corpora), [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections)
-    return b.finish(tab)
+    return b.finish("table2", "Missing modality (clipping)", caption, "Architecture", corpora, sections)
 
 
 # ---------------------------------------------------------------------------- ablations (Tables 3, 4)
@@ -315,8 +303,8 @@ class Ablation:
     table: pd.DataFrame   # the rows to read (the protocol's own, plus fallbacks)
 
 
-def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, Any], str], str]) -> Ablation:
-    """Finds the protocol that varies model option ``key`` and the rows it produced."""
+def ablation(run: RunData, key: str, preferred: str) -> Ablation:
+    """Finds the protocol that varies model option ``key`` (``preferred`` if several do) and the rows it produced."""
     names = run.find_protocols(key)
     if not names:
         raise Skip(f"no protocol of this run varies the model option {key!r}", preferred)
@@ -345,7 +333,7 @@ def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, 
                     have = True
             if not have:
                 continue
-            text = label(config, vname)
+            text = option_text(key, config, vname)
             if len(models) > 1:
                 text = f"{model_label(model, short=True)}: {text}"
             rows.append({"model": model, "variant": vname, "config": config, "label": text, "proposed": proposed})
@@ -357,62 +345,51 @@ def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, 
     return Ablation(name, regimes, rows, table)
 
 
-def option_label(key: str) -> Callable[[dict[str, Any], str], str]:
-    def label(config: dict[str, Any], name: str) -> str:
-        if key in config:
-            value = config[key]
-            return OPTION_LABELS.get(key, {}).get(value, f"{key} = {value}")
-        return name
-    return label
+def option_text(key: str, config: dict[str, Any], name: str) -> str:
+    """How a row names the variant ``name`` that sets model option ``key`` in ``config``: the paper's name
+    for the setting, the loss weights as a tuple, else the variant's name."""
+    value = config.get(key)
+    if key == "loss_weights":
+        return f"({', '.join(f'{float(x):.2f}' for x in value)})" if isinstance(value, (list, tuple)) else name
+    return OPTION_LABELS.get(key, {}).get(value, f"{key} = {value}") if key in config else name
 
 
-def lambda_label(config: dict[str, Any], name: str) -> str:
-    w = config.get("loss_weights")
-    return f"({', '.join(f'{float(x):.2f}' for x in w)})" if isinstance(w, (list, tuple)) else name
-
-
-def _ablation_table(ctx: ReportContext, ab: Ablation, key: str, number: str, title: str,
-                    stub: str, caption_head: str, order: Callable[[list[dict]], list[dict]] | None = None,
-                    stub_latex: str | None = None) -> Table:
-    run = ctx.run
+def _ablation_table(ctx: ReportContext, ab: Ablation, key: str, number: str, title: str, stub: str,
+                    caption_head: str, stub_latex: str | None = None) -> Table:
     b = Builder(ctx, number)
     corpora = _corpora(ab.table)
-    rows = order(ab.rows) if order else ab.rows
     sections = []
     for regime in ab.regimes:
         specs = [Spec(r["label"], {"model": r["model"], "variant": r["variant"], "regime": regime,
                                    "condition": "full", "level": None}, proposed=r["proposed"], table=ab.table)
-                 for r in rows if not select(ab.table, model=r["model"], variant=r["variant"], regime=regime).empty]
+                 for r in ab.rows if not select(ab.table, model=r["model"], variant=r["variant"], regime=regime).empty]
         title_r = REGIME_SECTION[regime] if len(ab.regimes) > 1 else None
         sections.append(b.section(title_r, specs, corpora))
     regime_text = " and ".join(ab.regimes)
-    has_proposed = any(r["proposed"] for r in rows)
+    has_proposed = any(r["proposed"] for r in ab.rows)
     mark = (" *: the paper's configuration is significantly better than every other row"
             f" ({b.stats_sentence()})." if has_proposed else f" ({b.stats_sentence()}; no row is the paper's "
                                                                f"configuration, so no * is tested.)")
     caption = (f"{caption_head} AuxFormer, {regime_text} training, full audiovisual test; mean F1-scores over "
                f"{trials_phrase(b.counts)} trials (protocol {ab.protocol}).{mark} Bold: best value of each column.")
-    tab = Table(key, number, title, caption, stub, corpus_groups(run, corpora),
-                [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections, stub_latex=stub_latex)
-    return b.finish(tab)
+    return b.finish(key, title, caption, stub, corpora, sections, stub_latex=stub_latex)
 
 
 @artifact("table3", kind="table", needs="posenc", name="Table 3 (positional encoding)")
 def table3(ctx: ReportContext) -> Table:
     """Positional encoding on/off (the paper lists 'No Pos. Encoding' first)."""
-    ab = ablation(ctx.run, "pos_enc", "posenc", option_label("pos_enc"))
-    order = lambda rows: sorted(rows, key=lambda r: r["proposed"])  # noqa: E731 -- ablated row first
-    return _ablation_table(ctx, ab, "table3", "Table 3", "Positional encoding",
-                           "Pos. Encoding Type", "The role of the positional encoding:", order)
+    ab = ablation(ctx.run, "pos_enc", "posenc")
+    ab.rows.sort(key=lambda r: r["proposed"])  # the ablated row first
+    return _ablation_table(ctx, ab, "table3", "Table 3", "Positional encoding", "Pos. Encoding Type",
+                           "The role of the positional encoding:")
 
 
 @artifact("table4", kind="table", needs="lambda-grid", name="Table 4 (loss-weight grid)")
 def table4(ctx: ReportContext) -> Table:
     """The loss-weight grid (lambda_av, lambda_a, lambda_v) of Eq. 6."""
-    ab = ablation(ctx.run, "loss_weights", "lambda-grid", lambda_label)
-    return _ablation_table(ctx, ab, "table4", "Table 4", "Loss weights",
-                           "(λ_av, λ_a, λ_v)",
-                           "F1-scores with different weights combining the three losses (Eq. 6):", None,
+    ab = ablation(ctx.run, "loss_weights", "lambda-grid")
+    return _ablation_table(ctx, ab, "table4", "Table 4", "Loss weights", "(λ_av, λ_a, λ_v)",
+                           "F1-scores with different weights combining the three losses (Eq. 6):",
                            stub_latex=r"$(\lambda_{av}, \lambda_{a}, \lambda_{v})$")
 
 
@@ -450,8 +427,7 @@ def table5(ctx: ReportContext) -> Table:
                            stats={"mean": float(p.mean()) if len(p) else math.nan,
                                   "sd": float(p.std(ddof=1)) if len(p) > 1 else math.nan,
                                   "n": int(len(p)), "ci95": math.nan}),
-                      Cell(_seconds(s["mean"]) + (" sec/epoch" if s["n"] else ""), None,
-                           stats={"mean": s["mean"], "sd": s["sd"], "n": s["n"], "ci95": s["ci"]})]
+                      Cell(_seconds(s["mean"]) + (" sec/epoch" if s["n"] else ""), None, stats=s)]
         if any(c.text != "–" for c in cells):
             rows.append(Row(table_label(m), cells, key={"model": m}))
     machines = run.unit_machines() or [m["machine"] for m in run.provenance().get("machines", [])]
@@ -490,7 +466,7 @@ def robustness_table(ctx: ReportContext) -> Table:
     One section per condition family (and training variant), models as rows, corpus x (AUC, rel.)
     as columns: narrow enough for one column however many families a run has.
     """
-    run, metric = ctx.run, ctx.metric
+    metric = ctx.metric
     auc, rel = f"auc_{metric}", f"relative_auc_{metric}"
     t = ctx.select(metric=[auc, rel])
     t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
@@ -530,7 +506,5 @@ def robustness_table(ctx: ReportContext) -> Table:
                f"{model_label(proposed, short=True)}'s AUC is "
                f"significantly higher than every other model's ({b.stats_sentence()}). Bold: best value of each "
                f"column and section.{shifted}{model_key_sentence(shown)}")
-    cols = ["AUC", "rel."] * len(corpora)
-    tab = Table("robustness", "Table R1", "Robustness summary", caption, "Architecture",
-                corpus_groups(run, corpora, (auc, rel)), cols, sections)
-    return b.finish(tab)
+    return b.finish("robustness", "Robustness summary", caption, "Architecture", corpora, sections,
+                    columns=("AUC", "rel."))
