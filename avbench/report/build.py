@@ -17,6 +17,7 @@ import datetime as _dt
 import gc
 import html
 import json
+import re
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -45,15 +46,6 @@ class Skipped:
 
 
 @dataclass
-class FigureFiles:
-    key: str
-    number: str
-    title: str
-    caption: str
-    files: list[Path]
-
-
-@dataclass
 class Report:
     """What :func:`build_report` wrote."""
 
@@ -62,7 +54,7 @@ class Report:
     config: StatsConfig
     metric: str
     tables: list[Table] = field(default_factory=list)
-    figures: list[FigureFiles] = field(default_factory=list)
+    figures: list[FigureResult] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -169,9 +161,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
             res: FigureResult | None = _attempt(a, ctx, report, strict)
             if res is None:
                 continue
-            files = style.save_figure(res.fig, out / "figures" / res.key)
-            report.files += files
-            report.figures.append(FigureFiles(res.key, res.number, res.title, res.caption, files))
+            res.files = style.save_figure(res.fig, out / "figures" / res.key)
+            report.files += res.files
+            report.figures.append(res)
             res.fig.clear()
 
     # statistics behind the marks
@@ -306,8 +298,6 @@ def _write_index(report: Report) -> Path:
 
 
 def _anchor(text: str) -> str:
-    import re
-
     return re.sub(r"[^a-z0-9 -]", "", text.lower()).strip().replace(" ", "-")
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -30,7 +31,7 @@ from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportC
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
 from avbench.report.rundata import RunData, summarize
-from avbench.report.tables import ablation, main_proposed
+from avbench.report.tables import TABLE_METRICS, ablation, main_proposed
 from avbench.results import select
 
 Summary = dict[str, float]
@@ -43,6 +44,7 @@ class FigureResult:
     title: str
     caption: str
     fig: Figure
+    files: list[Path] = field(default_factory=list)   # what the report wrote (PNG, PDF)
 
 
 def _synthetic(ctx: ReportContext, fig: Figure) -> str:
@@ -90,26 +92,34 @@ def _panel_title(run: RunData, i: int, corpus: str, corpora: list[str]) -> str:
     return f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{run.corpus(corpus).label}"
 
 
+def _corpus_panels(ctx: ReportContext, t: pd.DataFrame, extra_width: float,
+                   height: float) -> tuple[Figure, list[tuple[Any, str]]]:
+    """A panel per corpus of ``t``, side by side across the page (a lone panel one column plus
+    ``extra_width`` wide), each titled with its corpus; returns the figure and its (axes, corpus) pairs."""
+    corpora = sorted(t["corpus"].unique())
+    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + extra_width, height)
+    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
+    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
+        ax.set_title(_panel_title(ctx.run, i, corpus, corpora))
+    return fig, list(zip(axes, corpora))
+
+
 # ---------------------------------------------------------------------------- Fig. 3
 @artifact("fig3", kind="figure", needs="optimized", name="Fig. 3 (per-trial box plots)")
 def fig3(ctx: ReportContext) -> FigureResult:
     """Per-trial scores of each audiovisual model (optimized training, full AV) as box plots."""
-    run, metric = ctx.run, ctx.metric
+    metric = ctx.metric
     t = ctx.select(condition="full", variant="default", metric=metric)
     main = main_proposed(t["model"].unique().tolist())
     if "optimized" not in ctx.regimes(t, model=main):
         raise Skip(f"needs full-AV {metric} scores of {main} with optimized training")
     t = select(t, regime="optimized")
     models = _models(t)
-    corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.6,
-                           2.6 if len(corpora) > 1 else 2.7)
-    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
+    fig, panels = _corpus_panels(ctx, t, 0.6, 2.6 if t["corpus"].nunique() > 1 else 2.7)
     outliers = False
-    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
+    for ax, corpus in panels:
         outliers |= _trial_boxes(ax, select(t, corpus=corpus), models)
         ax.set_ylabel(f"{style.metric_label(metric)} (per trial)")
-        ax.set_title(_panel_title(run, i, corpus, corpora))
     legend = [Line2D([], [], color="black", linewidth=1.4, label="median"),
               Line2D([], [], marker="o", color="none", markerfacecolor="#BBBBBB", markeredgecolor="black",
                      label="mean"),
@@ -250,13 +260,12 @@ def fig4(ctx: ReportContext) -> FigureResult:
 
 
 # ---------------------------------------------------------------------------- curves (Fig. 5 and robustness)
-#: What the curve figures draw, for their captions: one display at any number of trials (a 95% band
-#: over 2-3 trials fills the axes, and overlapping bands blur into each other).
-TRIALS_TEXT = "lines: mean over {n} trials; dots: the individual trials of each solid line, side by side per model"
-
-
 def _trials_text(n: int) -> str:
-    return TRIALS_TEXT.format(n=n) if n > 1 else "lines: a single trial"
+    """What the curve figures draw, for their captions: one display at any number of trials (a 95% band
+    over 2-3 trials fills the axes, and overlapping bands blur into each other)."""
+    if n < 2:
+        return "lines: a single trial"
+    return f"lines: mean over {n} trials; dots: the individual trials of each solid line, side by side per model"
 
 
 def _curves(ax, t: pd.DataFrame, models: list[str], x: Callable[[np.ndarray], np.ndarray], linestyle: str = "-",
@@ -325,11 +334,9 @@ def _full_text(run: RunData, drawn: bool, what: str = "full audiovisual input") 
     return f"solid blue line: {model_label(_main(run), short=True)} with {what}" if drawn else ""
 
 
-def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: str | None = None,
-               variant: str = "default") -> bool:
-    """The full-AV score of ``model`` (default: the main proposed model) as a horizontal line."""
-    model = model or _main(run)
-    v = select(run.table, corpus=corpus, model=model, variant=variant, regime=regime, condition="full",
+def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str) -> bool:
+    """The main proposed model's full-AV score as a horizontal line."""
+    v = select(run.table, corpus=corpus, model=_main(run), variant="default", regime=regime, condition="full",
                metric=metric)["value"]
     if v.empty:
         return False
@@ -464,59 +471,48 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
 
 
 # ---------------------------------------------------------------------------- bars (Figs. 6-8)
-def _bar_panels(run: RunData, t: pd.DataFrame, series: list[dict[str, Any]],
-                metrics: list[str]) -> tuple[Figure, int]:
-    """One panel per corpus; x groups = metrics; one bar per series (a dict: label, filt, color, hatch)."""
-    corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.9, 2.7)
-    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
-    width = 0.8 / max(1, len(series))
-    n = 0
-    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
-        lows, highs = [], []
-        for g, metric in enumerate(metrics):
-            for k, s in enumerate(series):
-                vals = select(s.get("table", t), corpus=corpus, metric=metric, **s["filt"])["value"]
-                st = summarize(vals)
-                n = max(n, st["n"])
-                if not st["n"]:
-                    continue
-                x = g - 0.4 + width * (k + 0.5)
-                ax.bar(x, st["mean"], width * 0.9, color=s["color"], hatch=s.get("hatch", ""), edgecolor="black",
-                       linewidth=0.4, label=s["label"] if g == 0 else None)
-                low, high = _ci_bar(ax, x, st, capsize=1.5)
-                _value_label(ax, x, st["mean"], fontsize=5.2)
-                lows.append(low)
-                highs.append(high)
-        _zoom(ax, lows, highs)
-        ax.set_xticks(range(len(metrics)), [style.metric_label(m) for m in metrics])
-        ax.set_xlim(-0.5, len(metrics) - 0.5)
-        ax.set_ylabel("F1-score" if len(metrics) > 1 else style.metric_label(metrics[0]))
-        ax.set_title(_panel_title(run, i, corpus, corpora))
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(4 if len(corpora) > 1 else 2, len(labels)))
-    return fig, n
-
-
-def _palette(k: int) -> list[str]:
-    cols = style.RC["axes.prop_cycle"].by_key()["color"]
-    return [cols[i % len(cols)] for i in range(k)]
+def _bar(ax, x: float, st: Summary, width: float, fontsize: float, capsize: float = 1.5, hatch: str = "",
+         **kw: Any) -> tuple[float, float]:
+    """A bar at the mean of ``st``, its interval (:func:`_ci_bar`), and the mean written upright at its
+    foot, where no error bar reaches (see :func:`_zoom`); returns the interval's ends."""
+    ax.bar(x, st["mean"], width, hatch=hatch, edgecolor="black", linewidth=0.4, **kw)
+    ends = _ci_bar(ax, x, st, capsize=capsize)
+    ax.text(x, 0.02, f"{st['mean']:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", rotation=90,
+            fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.8,
+                                     "linewidth": 0})
+    return ends
 
 
 def _ablation_figure(ctx: ReportContext, key_option: str, protocol: str, key: str, number: str, title: str,
                      what: str) -> FigureResult:
-    run = ctx.run
-    ab = ablation(run, key_option, protocol)
+    """Micro- and macro-F1 of each variant of an ablation protocol (the paper's configuration first), a bar
+    per variant, a panel per corpus."""
+    ab = ablation(ctx.run, key_option, protocol)
     regime = ctx.regime(ab.table)
     rows = sorted(ab.rows, key=lambda r: not r["proposed"])
-    colors = _palette(len(rows))
-    series = [{"label": r["label"] + (" (paper)" if r["proposed"] else ""),
-               "filt": {"model": r["model"], "variant": r["variant"], "regime": regime, "condition": "full"},
-               "color": colors[i], "table": ab.table} for i, r in enumerate(rows)]
-    fig, n = _bar_panels(run, ab.table, series, ["micro_f1", "macro_f1"])
+    colors = style.RC["axes.prop_cycle"].by_key()["color"]
+    fig, panels = _corpus_panels(ctx, ab.table, 0.9, 2.7)
+    width = 0.8 / max(1, len(rows))
+    n = 0
+    for ax, corpus in panels:
+        ends = []
+        for g, metric in enumerate(TABLE_METRICS):
+            for k, r in enumerate(rows):
+                st = summarize(select(ab.table, corpus=corpus, metric=metric, model=r["model"], variant=r["variant"],
+                                      regime=regime, condition="full")["value"])
+                n = max(n, st["n"])
+                if st["n"]:
+                    label = r["label"] + (" (paper)" if r["proposed"] else "") if g == 0 else None
+                    ends.append(_bar(ax, g - 0.4 + width * (k + 0.5), st, width * 0.9, 5.2,
+                                     color=colors[k % len(colors)], label=label))
+        _zoom(ax, ends)
+        ax.set_xticks(range(len(TABLE_METRICS)), [style.metric_label(m) for m in TABLE_METRICS])
+        ax.set_xlim(-0.5, len(TABLE_METRICS) - 0.5)
+        ax.set_ylabel("F1-score")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(4 if len(panels) > 1 else 2, len(labels)))
     caption = _sentences(f"{what} AuxFormer, {regime} training, full audiovisual test: mean F1-scores over {n} "
-                         f"trials (protocol {ab.protocol}); {_ci_text(n)}",
-                         "" if _from_zero(fig.axes) else NOT_FROM_ZERO)
+                         f"trials (protocol {ab.protocol}); {_ci_text(n)}", _zoom_text(fig.axes))
     return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
 
 
@@ -551,12 +547,10 @@ def fig8(ctx: ReportContext) -> FigureResult:
     order = proposed_models(present) + [m for x in xl for m in (presentation(x).upscaled_from, x)]
     models = [m for m in dict.fromkeys(order) if m and not select(t, model=m).empty]
     params = select(run.table, condition="train", metric="params", variant="default")
-    corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.5, 2.6)
-    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
+    fig, panels = _corpus_panels(ctx, t, 0.5, 2.6)
     n = 0
-    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
-        lows, highs, labels = [], [], []
+    for ax, corpus in panels:
+        ends, labels = [], []
         for x, m in enumerate(models):
             st = summarize(select(t, corpus=corpus, model=m)["value"])
             p = params[(params["model"] == m) & (params["corpus"] == corpus)]["value"]
@@ -565,64 +559,45 @@ def fig8(ctx: ReportContext) -> FigureResult:
                 continue
             n = max(n, st["n"])
             upscaled = presentation(m).role == "upscaled"
-            ax.bar(x, st["mean"], 0.7, color=model_color(presentation(m).upscaled_from or m if upscaled else m),
-                   hatch="///" if upscaled else "", edgecolor="black", linewidth=0.4)
-            low, high = _ci_bar(ax, x, st)
-            _value_label(ax, x, st["mean"], fontsize=6)
-            lows.append(low)
-            highs.append(high)
-        _zoom(ax, lows, highs)
+            ends.append(_bar(ax, x, st, 0.7, 6, capsize=2.0, hatch="///" if upscaled else "",
+                             color=model_color(presentation(m).upscaled_from or m if upscaled else m)))
+        _zoom(ax, ends)
         ax.set_xticks(range(len(models)), labels)
         ax.set_ylabel(style.metric_label(metric))
-        ax.set_title(_panel_title(run, i, corpus, corpora))
     plain = [model_label(m) for m in models if presentation(m).role != "upscaled"]
     caption = _sentences(
         f"{style.metric_label(metric)} of {', '.join(plain)} beside the upscaled versions of the baselines (hatched, "
         f"after the model each widens), {regime} training, full audiovisual test, mean over {n} trials; "
         f"{_ci_text(n)}", "under each name: trainable parameters (millions)",
-        "" if _from_zero(axes) else NOT_FROM_ZERO)
+        _zoom_text(fig.axes))
     return FigureResult("fig8_upscaled", "Fig. 8", "Upscaled baselines", caption + _synthetic(ctx, fig), fig)
 
 
-#: Said in a bar chart's caption when its y axis does not start at 0.
-NOT_FROM_ZERO = "the y axis does not start at 0"
-
-
-def _from_zero(axes) -> bool:
-    return all(ax.get_ylim()[0] <= 0 for ax in np.ravel(axes))
-
-
-def _zoom(ax, lows: list[float], highs: list[float]) -> None:
-    """A y range inside [0, 1] that shows differences of a few points (bars then do not start at 0:
-    captions say so), with room at the bottom for the value labels."""
-    if not lows:
+def _zoom(ax, ends: list[tuple[float, float]]) -> None:
+    """A y range inside [0, 1] that shows differences of a few points between the bars' intervals
+    (``ends``; bars then do not start at 0: captions say so), with room at the bottom for the value labels."""
+    if not ends:
         return
-    lo, hi = max(0.0, min(lows)), min(1.0, max(highs))
+    lo, hi = max(0.0, min(low for low, _ in ends)), min(1.0, max(high for _, high in ends))
     span = max(hi - lo, 0.02)
     ax.set_ylim(max(0.0, lo - 0.6 * span), min(1.0, hi + 0.1 * span))
 
 
-def _value_label(ax, x: float, mean: float, fontsize: float) -> None:
-    """The mean written upright at the foot of its bar, where no error bar reaches (see :func:`_zoom`)."""
-    ax.text(x, 0.02, f"{mean:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", rotation=90,
-            fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.8,
-                                     "linewidth": 0})
-
-
-def kind_figures() -> list[tuple[ConditionKind, str]]:
-    """Every registered condition kind that has a robustness figure, with its figure number:
-    the number the kind declares, else the next free ``Fig. R<n>``."""
-    drawn = [k for k in kinds() if k.figure is not None and k.levels]
-    taken = {k.figure.number for k in drawn if k.figure.number}
-    free = (f"Fig. R{i}" for i in range(1, 1000) if f"Fig. R{i}" not in taken)
-    numbered = [(k, k.figure.number or next(free)) for k in drawn]
-    return sorted(numbered, key=lambda kn: int(kn[1].removeprefix("Fig. R")) if kn[1].startswith("Fig. R") else 0)
+def _zoom_text(axes) -> str:
+    """What a bar chart's caption says when :func:`_zoom` lifted a y axis off 0."""
+    return "" if all(ax.get_ylim()[0] <= 0 for ax in axes) else "the y axis does not start at 0"
 
 
 @artifact_family("kind-figures")
 def robustness_figures(ctx: ReportContext) -> list[Artifact]:
-    """A figure per registered condition kind that declares one (avbench.conditions)."""
+    """A figure per registered condition kind that declares one (avbench.conditions), numbered as the
+    kind declares, else with the next free ``Fig. R<n>``."""
+    drawn = [k for k in kinds() if k.figure is not None and k.levels]
+    taken = {k.figure.number for k in drawn if k.figure.number}
+    free = (f"Fig. R{i}" for i in range(1, 1000) if f"Fig. R{i}" not in taken)
+    numbered = sorted(((k, k.figure.number or next(free)) for k in drawn),
+                      key=lambda kn: int(kn[1].removeprefix("Fig. R")) if kn[1].startswith("Fig. R") else 0)
     return [Artifact(kind.name, "figure", kind.figure.protocol or kind.name,
                      f"{number} ({(kind.figure.title or kind.what or kind.name).lower()})",
                      lambda c, k=kind, n=number: kind_figure(c, k, n))
-            for kind, number in kind_figures()]
+            for kind, number in numbered]
