@@ -206,9 +206,8 @@ def artifact_family(key: str) -> Callable:
     return register
 
 
-def unregister(key: str) -> None:
-    """Removes the artifact (or family) registered under ``key``."""
-    ARTIFACTS.unregister(key)
+#: ``unregister(key)`` removes the artifact (or family) registered under ``key``.
+unregister = ARTIFACTS.unregister
 
 
 def planned(ctx: ReportContext) -> list[Artifact]:

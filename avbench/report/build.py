@@ -186,9 +186,9 @@ REPORT_FILES = ".avbench-report.json"  # what the last report wrote into its dir
 def _remove_stale(report: Report) -> None:
     """Deletes what an earlier report wrote into this directory and this one did not (a table or
     figure the run no longer supports, index.html after --no-html), so the directory shows only
-    this report.  Only files avbench writes are candidates: those the earlier report listed,
-    anything under ``tables/``, ``figures/`` and ``data/protocols/``, ``stats.csv`` and ``index.html``; the run's own
-    ``data/`` is never touched when the report is rebuilt from it."""
+    this report.  Only files avbench writes are candidates: those the earlier report listed, anything
+    under ``tables/``, ``figures/`` and ``data/protocols/``, ``stats.csv`` and ``index.html``; the run's
+    own ``data/`` is never touched when the report is rebuilt from it."""
     out = report.out
     listing = out / REPORT_FILES
     old: set[Path] = set()
@@ -276,12 +276,9 @@ def _write_index(report: Report) -> Path:
                   f"[CSV with sd, n, 95% CI](tables/{t.key}.csv)", ""]
     lines += ["## Figures", ""]
     for f in report.figures:
-        png = next((p for p in f.files if p.suffix == ".png"), f.files[0])
-        pdf = next((p for p in f.files if p.suffix == ".pdf"), None)
-        lines += [f"### {f.number}: {f.title}", "", f"![{md_escape(f.number)}]({_rel(report, png)})", "",
-                  f"**{md_escape(f.number)}.** {md_escape(f.caption)}", ""]
-        if pdf:
-            lines += [f"Files: [PNG]({_rel(report, png)}) · [PDF]({_rel(report, pdf)})", ""]
+        png, pdf = (_rel(report, p) for p in f.files)  # style.save_figure writes these two
+        lines += [f"### {f.number}: {f.title}", "", f"![{md_escape(f.number)}]({png})", "",
+                  f"**{md_escape(f.number)}.** {md_escape(f.caption)}", "", f"Files: [PNG]({png}) · [PDF]({pdf})", ""]
     if report.skipped:
         lines += ["## Skipped", "", "What this run does not contain (run the protocol to add it; rerunning "
                   "into the same --out reuses finished units):", "", "| Artifact | Why | Produced by protocol |",
@@ -334,10 +331,9 @@ def _write_html(report: Report) -> Path:
                      f"Markdown</a> · <a href=\"tables/{e(t.key)}.csv\">CSV</a></p>")
     parts.append("<h2>Figures</h2>")
     for f in report.figures:
-        png = next((p for p in f.files if p.suffix == ".png"), f.files[0])
         links = " · ".join(f"<a href=\"{e(_rel(report, p))}\">{p.suffix[1:].upper()}</a>" for p in f.files)
         parts.append(f"<figure id=\"{e(f.key)}\"><h3>{e(f.number)}: {e(f.title)}</h3>"
-                     f"<img src=\"{e(_rel(report, png))}\" alt=\"{e(f.number)}\">"
+                     f"<img src=\"{e(_rel(report, f.files[0]))}\" alt=\"{e(f.number)}\">"
                      f"<figcaption><b>{e(f.number)}.</b> {e(f.caption)} ({links})</figcaption></figure>")
     if report.skipped:
         parts.append("<h2>Skipped</h2><table class=\"skip\"><tr><th>Artifact</th><th>Why</th>"

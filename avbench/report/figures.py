@@ -11,6 +11,7 @@ curves) are seaborn's, drawn on the report's own Agg figures.  All drawing happe
 from __future__ import annotations
 
 import contextlib
+import itertools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,20 +88,17 @@ def _letter(i: int) -> str:
     return f"({chr(ord('a') + i)})"
 
 
-def _panel_title(run: RunData, i: int, corpus: str, corpora: list[str]) -> str:
-    """The corpus of a panel, lettered when the figure has several."""
-    return f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{run.corpus(corpus).label}"
-
-
-def _corpus_panels(ctx: ReportContext, t: pd.DataFrame, extra_width: float,
-                   height: float) -> tuple[Figure, list[tuple[Any, str]]]:
-    """A panel per corpus of ``t``, side by side across the page (a lone panel one column plus
-    ``extra_width`` wide), each titled with its corpus; returns the figure and its (axes, corpus) pairs."""
+def _corpus_panels(ctx: ReportContext, t: pd.DataFrame, extra_width: float, height: float,
+                   stacked: bool = False) -> tuple[Figure, list[tuple[Any, str]]]:
+    """A panel per corpus of ``t``, each titled with its corpus (lettered when there are several): side by
+    side across the page (a lone panel one column plus ``extra_width`` wide), or ``stacked`` full-width.
+    Returns the figure and its (axes, corpus) pairs."""
     corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + extra_width, height)
-    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
+    several = len(corpora) > 1
+    fig = style.new_figure(style.WIDTH_DOUBLE if several or stacked else style.WIDTH_SINGLE + extra_width, height)
+    axes = fig.subplots(*((len(corpora), 1) if stacked else (1, len(corpora))), squeeze=False).ravel()
     for i, (ax, corpus) in enumerate(zip(axes, corpora)):
-        ax.set_title(_panel_title(ctx.run, i, corpus, corpora))
+        ax.set_title(f"{_letter(i) + ' ' if several else ''}{ctx.run.corpus(corpus).label}")
     return fig, list(zip(axes, corpora))
 
 
@@ -180,7 +178,11 @@ def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
 
 
 # ---------------------------------------------------------------------------- Fig. 4
-SCENARIOS = (("full", "AV"), ("clip_audio", "V"), ("clip_visual", "A"))
+#: The test conditions of Fig. 4: condition, short name, legend entry.
+SCENARIOS = (("full", "AV", "AV (audiovisual)"), ("clip_audio", "V", "V (visual only)"),
+             ("clip_visual", "A", "A (acoustic only)"))
+#: Fig. 4's baseline-4 lines: modality, scenario of its colour, line style, name.
+BASELINE4_LINES = (("visual", "V", "--", "visual"), ("audio", "A", "-", "acoustic"))
 
 
 def _baseline4(ctx: ReportContext, modality: str, regime: str, corpus: str) -> Summary | None:
@@ -193,37 +195,29 @@ def _baseline4(ctx: ReportContext, modality: str, regime: str, corpus: str) -> S
 @artifact("fig4", kind="figure", needs="training-regimes", name="Fig. 4 (standard vs optimized, AV / V / A)")
 def fig4(ctx: ReportContext) -> FigureResult:
     """Grouped bars: AV / V / A scores of each model, standard vs optimized, baseline-4 lines."""
-    run, metric = ctx.run, ctx.metric
-    t = ctx.select(condition=[c for c, _ in SCENARIOS], variant="default", metric=metric)
-    t = _audiovisual(t)
+    metric = ctx.metric
+    t = _audiovisual(ctx.select(condition=[c for c, _, _ in SCENARIOS], variant="default", metric=metric))
     clipped = select(t, condition=["clip_audio", "clip_visual"])
     if clipped.empty:
         raise Skip("needs scores with one modality clipped (clip_audio / clip_visual)")
     regimes = ctx.regimes(clipped)
     models = _models(clipped)
-    corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE, 2.5 * len(corpora) + 0.5)
-    axes = fig.subplots(len(corpora), 1, squeeze=False)[:, 0]
-    nbar = len(SCENARIOS) * len(regimes)
-    width = 0.8 / nbar
+    fig, panels = _corpus_panels(ctx, t, 0, 2.5 * t["corpus"].nunique() + 0.5, stacked=True)
+    width = 0.8 / (len(SCENARIOS) * len(regimes))
     drawn_b4: set[str] = set()
     drawn: set[str] = set()
-    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
+    for ax, corpus in panels:
         for g, m in enumerate(models):
-            k = 0
-            for cond, scen in SCENARIOS:
-                for regime in regimes:
-                    s = summarize(select(t, corpus=corpus, model=m, condition=cond, regime=regime)["value"])
-                    x = g - 0.4 + width * (k + 0.5)
-                    k += 1
-                    if not s["n"]:
-                        continue
-                    ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen],
-                           alpha=style.REGIME_ALPHA[regime], hatch=style.REGIME_HATCH[regime],
-                           edgecolor="black", linewidth=0.4)
-                    drawn.add(scen)
-                    _ci_bar(ax, x, s, capsize=1.5)
-        for modality, scen, ls in (("visual", "V", "--"), ("audio", "A", "-")):
+            for k, ((cond, scen, _), regime) in enumerate(itertools.product(SCENARIOS, regimes)):
+                s = summarize(select(t, corpus=corpus, model=m, condition=cond, regime=regime)["value"])
+                if not s["n"]:
+                    continue
+                x = g - 0.4 + width * (k + 0.5)
+                ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen], alpha=style.REGIME_ALPHA[regime],
+                       hatch=style.REGIME_HATCH[regime], edgecolor="black", linewidth=0.4)
+                drawn.add(scen)
+                _ci_bar(ax, x, s, capsize=1.5)
+        for modality, scen, ls, _ in BASELINE4_LINES:
             ref = _baseline4(ctx, modality, "standard", corpus)  # both regimes shown: standard first
             if ref is not None:
                 drawn_b4.add(scen)
@@ -232,14 +226,12 @@ def fig4(ctx: ReportContext) -> FigureResult:
         ax.set_xlim(-0.5, len(models) - 0.5)
         ax.set_ylim(0, 1)
         ax.set_ylabel(style.metric_label(metric))
-        ax.set_title(_panel_title(run, i, corpus, corpora))
     scen = [Patch(facecolor=style.SCENARIO_COLORS[s], edgecolor="black", linewidth=0.4, label=lab)
-            for s, lab in (("AV", "AV (audiovisual)"), ("V", "V (visual only)"), ("A", "A (acoustic only)"))
-            if s in drawn]
+            for _, s, lab in SCENARIOS if s in drawn]
     # the hatch tells the regimes apart only when there are two (the caption names a single one)
     regs = [Patch(facecolor="white", edgecolor="black", hatch=style.REGIME_HATCH[r], linewidth=0.4,
                   label=style.REGIME_LABELS[r]) for r in regimes] if len(regimes) > 1 else []
-    b4 = [(s, ls, what) for s, ls, what in (("V", "--", "visual"), ("A", "-", "acoustic")) if s in drawn_b4]
+    b4 = [(s, ls, what) for _, s, ls, what in BASELINE4_LINES if s in drawn_b4]
     lines = [Line2D([], [], color=style.SCENARIO_COLORS[s], linestyle=ls, label=f"Baseline 4, {what} only")
              for s, ls, what in b4]
     handles = scen + regs + lines
