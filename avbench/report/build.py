@@ -227,7 +227,8 @@ def provenance_rows(report: Report) -> list[tuple[str, str]]:
     run, prov = report.run, report.run.provenance()
     rows = []
     for c in prov.get("corpora", []) or [{"name": "unknown", "checksum": None, "synthetic": None}]:
-        kind = "SYNTHETIC" if c.get("synthetic") else ("real" if c.get("synthetic") is False else "unknown (no manifest)")
+        synthetic = c.get("synthetic")
+        kind = "SYNTHETIC" if synthetic else ("real" if synthetic is False else "unknown (no manifest)")
         rows.append(("Corpus", f"{c['name']} — {kind}; checksum {c.get('checksum') or 'not recorded'}"))
     rows.append(("Profile", ", ".join(prov.get("profiles") or run.profiles) or "not recorded"))
     rows.append(("Trials (seeds)", str(prov.get("seeds", run.seeds))))

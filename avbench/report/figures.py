@@ -32,7 +32,7 @@ from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportC
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
 from avbench.report.rundata import RunData, summarize
-from avbench.report.tables import TABLE_METRICS, ablation, main_proposed
+from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, main_proposed
 from avbench.results import select
 
 Summary = dict[str, float]
@@ -78,10 +78,6 @@ def _ntrials(t: pd.DataFrame) -> int:
 def _models(t: pd.DataFrame) -> list[str]:
     """The audiovisual models of ``t`` in table order (upscaled and unimodal ones have figures of their own)."""
     return multimodal_models(t["model"].unique().tolist())
-
-
-def _audiovisual(t: pd.DataFrame) -> pd.DataFrame:
-    return t[t["model"].isin(_models(t))]
 
 
 def _letter(i: int) -> str:
@@ -196,7 +192,7 @@ def _baseline4(ctx: ReportContext, modality: str, regime: str, corpus: str) -> S
 def fig4(ctx: ReportContext) -> FigureResult:
     """Grouped bars: AV / V / A scores of each model, standard vs optimized, baseline-4 lines."""
     metric = ctx.metric
-    t = _audiovisual(ctx.select(condition=[c for c, _, _ in SCENARIOS], variant="default", metric=metric))
+    t = audiovisual(ctx.select(condition=[c for c, _, _ in SCENARIOS], variant="default", metric=metric))
     clipped = select(t, condition=["clip_audio", "clip_visual"])
     if clipped.empty:
         raise Skip("needs scores with one modality clipped (clip_audio / clip_visual)")
@@ -361,8 +357,7 @@ def _curve_panels(ctx: ReportContext, corpora: list[str], columns: list[str], re
 def fig5(ctx: ReportContext) -> FigureResult:
     """Score vs % of frames kept, one panel per masked modality (and corpus)."""
     run, metric = ctx.run, ctx.metric
-    t = ctx.select(condition=["mask_audio", "mask_visual"], metric=metric, variant="default")
-    t = _audiovisual(t)
+    t = audiovisual(ctx.select(condition=["mask_audio", "mask_visual"], metric=metric, variant="default"))
     if t.empty:
         raise Skip("needs frame-masking scores (mask_audio / mask_visual)")
     regime = ctx.regime(t)
@@ -412,7 +407,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     key = spec.key or f"fig{number.removeprefix('Fig. ')}_{ckind.name}"
     title = spec.title or what.capitalize()
     conds = [f"{k}_{m}" for k in kinds for m in ("audio", "visual")]
-    t = _audiovisual(ctx.select(condition=conds, metric=metric))
+    t = audiovisual(ctx.select(condition=conds, metric=metric))
     primary = select(t, condition=[f"{kinds[0]}_audio", f"{kinds[0]}_visual"])
     if primary.empty:
         raise Skip(f"needs {what} scores ({kinds[0]}_audio / {kinds[0]}_visual)")
@@ -475,11 +470,11 @@ def _bar(ax, x: float, st: Summary, width: float, fontsize: float, capsize: floa
     return ends
 
 
-def _ablation_figure(ctx: ReportContext, key_option: str, protocol: str, key: str, number: str, title: str,
+def _ablation_figure(ctx: ReportContext, fig_no: int, option: str, protocol: str, title: str,
                      what: str) -> FigureResult:
-    """Micro- and macro-F1 of each variant of an ablation protocol (the paper's configuration first), a bar
-    per variant, a panel per corpus."""
-    ab = ablation(ctx.run, key_option, protocol)
+    """Fig. ``fig_no``: micro- and macro-F1 of each variant of the protocol varying model ``option`` (the paper's
+    configuration first), a bar per variant, a panel per corpus."""
+    ab = ablation(ctx.run, option, protocol)
     regime = ctx.regime(ab.table)
     rows = sorted(ab.rows, key=lambda r: not r["proposed"])
     colors = style.RC["axes.prop_cycle"].by_key()["color"]
@@ -505,20 +500,21 @@ def _ablation_figure(ctx: ReportContext, key_option: str, protocol: str, key: st
     fig.legend(handles, labels, loc="outside upper center", ncols=min(4 if len(panels) > 1 else 2, len(labels)))
     caption = _sentences(f"{what} AuxFormer, {regime} training, full audiovisual test: mean F1-scores over {n} "
                          f"trials (protocol {ab.protocol}); {_ci_text(n)}", _zoom_text(fig.axes))
-    return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
+    return FigureResult(f"fig{fig_no}_{option}", f"Fig. {fig_no}", title, caption + _synthetic(ctx, fig), fig)
 
 
 @artifact("fig6", kind="figure", needs="self-attention", name="Fig. 6 (self-attention ablation)")
 def fig6(ctx: ReportContext) -> FigureResult:
-    return _ablation_figure(ctx, "self_attention", "self-attention", "fig6_self_attention", "Fig. 6",
-                            "Self-attention ablation",
-                            "Self-attention layers with learnable scaling kept, removed, or replaced by an LSTM or GRU:")
+    return _ablation_figure(ctx, 6, "self_attention", "self-attention", "Self-attention ablation",
+                            "Self-attention layers with learnable scaling kept, removed, or replaced by an LSTM or "
+                            "GRU:")
 
 
 @artifact("fig7", kind="figure", needs="token", name="Fig. 7 (classification token)")
 def fig7(ctx: ReportContext) -> FigureResult:
-    return _ablation_figure(ctx, "token", "token", "fig7_token", "Fig. 7", "Classification token",
-                            "Classification token: last time step (the paper's), prepended CLS token, or sequence mean:")
+    return _ablation_figure(ctx, 7, "token", "token", "Classification token",
+                            "Classification token: last time step (the paper's), prepended CLS token, or sequence "
+                            "mean:")
 
 
 @artifact("fig8", kind="figure", needs="upscaled", name="Fig. 8 (upscaled baselines)")

@@ -126,7 +126,8 @@ class Table:
         if self.groups:
             cells, rules, col = [""], [], 2
             for text, span in self.groups:
-                cells.append(f"\\multicolumn{{{span}}}{{c}}{{{latex_escape(text)}}}" if span > 1 else latex_escape(text))
+                head = latex_escape(text)
+                cells.append(f"\\multicolumn{{{span}}}{{c}}{{{head}}}" if span > 1 else head)
                 if text:
                     rules.append(f"\\cmidrule(lr){{{col}-{col + span - 1}}}")
                 col += span

@@ -50,6 +50,11 @@ def main_proposed(models) -> str:
     return found[0] if found else "(no proposed model)"
 
 
+def audiovisual(t: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``t`` whose model is audiovisual (upscaled and unimodal models have artifacts of their own)."""
+    return t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
+
+
 def fmt(x: float) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.3f}"
 
@@ -238,8 +243,7 @@ def other_proposed(ctx: ReportContext) -> list[Artifact]:
 @artifact("table2", kind="table", needs="clipping", name="Table 2 (missing modality: visual only / acoustic only)")
 def table2(ctx: ReportContext) -> Table:
     """Visual-only (audio clipped) and acoustic-only (visual clipped) scores with baseline 4."""
-    t = ctx.select(condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS))
-    t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
+    t = audiovisual(ctx.select(condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS)))
     main = main_proposed(t["model"].unique().tolist())
     if select(t, model=main).empty:
         raise Skip(f"needs {main} scored with one modality clipped (conditions clip_audio / clip_visual)")
@@ -437,14 +441,13 @@ def table5(ctx: ReportContext) -> Table:
               f" Profile {profiles}: models are scaled down, so the counts are not the paper's (avbench models "
               f"list --profile paper gives the paper-scale counts).")
     caption = (f"Number of trainable parameters and training time per epoch (training loop only; mean over the "
-               f"{trials_phrase(counts)} trained units of each model), measured on {where}.{trials_note(counts, 'units')}"
+               f"{trials_phrase(counts)} trained units of each model), measured on {where}."
+               f"{trials_note(counts, 'units')}"
                f"{scaled} Counts depend on the number of classes of the corpus (the paper's are for four)."
                f"{model_key_sentence(models)}{ctx.synthetic_note}")
     groups = [(run.corpus(c).label, 2) for c in corpora] if len(corpora) > 1 else []
-    tab = Table("table5", "Table 5", "Parameters and training time", caption, "", groups,
-                ["# Params.", "Train. Time"] * len(corpora), [Section(None, rows)], best=None,
-                wide=len(corpora) > 1)
-    return tab
+    return Table("table5", "Table 5", "Parameters and training time", caption, "", groups,
+                 ["# Params.", "Train. Time"] * len(corpora), [Section(None, rows)], best=None, wide=len(corpora) > 1)
 
 
 # ---------------------------------------------------------------------------- robustness summary
@@ -468,8 +471,7 @@ def robustness_table(ctx: ReportContext) -> Table:
     """
     metric = ctx.metric
     auc, rel = f"auc_{metric}", f"relative_auc_{metric}"
-    t = ctx.select(metric=[auc, rel])
-    t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
+    t = audiovisual(ctx.select(metric=[auc, rel]))
     if t.empty:
         raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them")
     order = [k.name for k in kinds()]
