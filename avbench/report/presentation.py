@@ -16,7 +16,8 @@ _SPARE_MARKERS = ("h", "p", "<", ">")
 _UNKNOWN = Presentation()
 
 
-def _meta(model: str):
+def model_meta(model: str):
+    """The model's registered metadata, or None when it is not installed where the report is built."""
     try:
         from avbench.models import get_model_meta
 
@@ -26,12 +27,12 @@ def _meta(model: str):
 
 
 def presentation(model: str) -> Presentation:
-    meta = _meta(model)
+    meta = model_meta(model)
     return meta.presentation if meta is not None else _UNKNOWN
 
 
 def modalities(model: str) -> tuple[str, ...]:
-    meta = _meta(model)
+    meta = model_meta(model)
     return tuple(meta.modalities) if meta is not None else ("audio", "visual")
 
 

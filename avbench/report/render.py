@@ -54,7 +54,6 @@ class Cell:
 class Row:
     label: str
     cells: list[Cell]
-    latex_label: str | None = None
     key: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,8 +143,7 @@ class Table:
                 title = latex_escape(section.title)
                 lines += [f"\\multicolumn{{{ncol}}}{{c}}{{\\textit{{{title}}}}} \\\\", "\\midrule"]
             for row in section.rows:
-                label = row.latex_label if row.latex_label is not None else latex_escape(row.label)
-                lines.append(" & ".join([label] + [_latex_cell(c) for c in row.cells]) + " \\\\")
+                lines.append(" & ".join([latex_escape(row.label)] + [_latex_cell(c) for c in row.cells]) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}"]
         lines += [f"% note: {n}" for n in self.notes]
         lines.append(f"\\end{{{env}}}")

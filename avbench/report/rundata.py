@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avbench.results import COLUMNS, load_results, read_json, shift_suffix
+from avbench.results import COLUMNS, load_results, read_json
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
@@ -249,15 +249,7 @@ def load_run(path: str | Path) -> RunData:
                    saved_provenance=saved, notes=notes)
 
 
-# ---------------------------------------------------------------------- selection helpers
-def variant_parts(table: pd.DataFrame, variant: str) -> tuple[str, float]:
-    """A ``variant`` of ``table`` as (name without its training shift, shift in ms), the shift read
-    from the ``train_shift_ms`` column, never parsed out of the name."""
-    shifts = table.loc[table["variant"] == variant, "train_shift_ms"]
-    shift = float(shifts.iloc[0]) if len(shifts) else 0.0
-    return str(variant).removesuffix(shift_suffix(shift)), shift
-
-
+# ---------------------------------------------------------------------- summaries
 def summarize(values: pd.Series | np.ndarray) -> dict[str, float]:
     """Mean, sample sd, n and ``ci95``, the half-width of the 95% t confidence interval of the mean."""
     from scipy import stats

@@ -22,8 +22,8 @@ from avbench import stats
 from avbench.conditions import get_kind, kinds
 from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, artifact, artifact_family
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
-                                         proposed_models, table_label, unimodal_reference)
+from avbench.report.presentation import (model_key_sentence, model_label, model_meta, model_sort_key,
+                                         multimodal_models, proposed_models, table_label, unimodal_reference)
 from avbench.report.rundata import RunData, summarize
 from avbench.report.style import REGIME_LABELS, metric_label
 from avbench.results import select
@@ -69,8 +69,6 @@ def trials_phrase(counts: dict[str, int]) -> str:
 
 def trials_note(counts: dict[str, int], what: str = "trials") -> str:
     """' Baseline 2 (MulT) has 18 trials.' for the rows that differ from the common count ('' if none)."""
-    if not counts:
-        return ""
     common = int(trials_phrase(counts))
     odd = [f"{k} has {v}" for k, v in counts.items() if v != common]
     return f" Rows with another number of {what}: {'; '.join(odd)}." if odd else ""
@@ -91,12 +89,11 @@ class Spec:
 
 @dataclass
 class Builder:
-    """Accumulates the cells, tests and notes of one table."""
+    """Accumulates the cells, tests and trial counts of one table."""
 
     ctx: ReportContext
     number: str
     comparisons: list[pd.DataFrame] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     few_trials: bool = False
     untested: dict[str, list[str]] = field(default_factory=dict)  # reason -> cells without a test
@@ -173,8 +170,8 @@ class Builder:
                columns: tuple[str, ...] = tuple(metric_label(m) for m in TABLE_METRICS), **kw: Any) -> Table:
         """The table: ``columns`` under each corpus, the caption completed (uncommon trial counts, untested
         cells, the synthetic note), the tests and notes attached, the best values in bold."""
-        for reason, cells in self.untested.items():
-            self.notes.append(f"No significance test in {len(cells)} cell(s) ({'; '.join(cells)}): {reason}.")
+        notes = [f"No significance test in {len(cells)} cell(s) ({'; '.join(cells)}): {reason}."
+                 for reason, cells in self.untested.items()]
         note = trials_note(self.counts)
         n_untested = sum(len(c) for c in self.untested.values())
         if n_untested:
@@ -182,7 +179,7 @@ class Builder:
             note += f" No test (hence no *) in {n_untested} cell(s): {reasons}; details in the report's notes."
         groups = [(self.ctx.run.corpus(c).label, len(columns)) for c in corpora]
         table = Table(key, self.number, title, caption + note + self.ctx.synthetic_note, stub, groups,
-                      list(columns) * len(corpora), sections, notes=list(dict.fromkeys(self.notes)), **kw)
+                      list(columns) * len(corpora), sections, notes=notes, **kw)
         table.comparisons = pd.concat(self.comparisons, ignore_index=True) if self.comparisons else pd.DataFrame()
         table.mark_best()
         return table
@@ -288,18 +285,14 @@ def table2(ctx: ReportContext) -> Table:
 # ---------------------------------------------------------------------------- ablations (Tables 3, 4)
 def is_default_config(model: str, config: dict[str, Any]) -> bool:
     """True if ``config`` leaves the model as the paper defines it (``ModelMeta.is_default``, the
-    rule the runner plans units by; a model not installed here counts as not default)."""
-    try:
-        from avbench.models import get_model_meta
-
-        return get_model_meta(model).is_default(config)
-    except Exception:
-        return not config
+    rule the runner plans units by; for a model not installed here, only an empty ``config``)."""
+    meta = model_meta(model)
+    return meta.is_default(config) if meta is not None else not config
 
 
 @dataclass
 class Ablation:
-    """The rows of one variant-ablation protocol: (model, variant name, config, label, proposed)."""
+    """The rows of one variant-ablation protocol: (model, variant name, label, proposed)."""
 
     protocol: str
     regimes: list[str]
@@ -340,7 +333,7 @@ def ablation(run: RunData, key: str, preferred: str) -> Ablation:
             text = option_text(key, config, vname)
             if len(models) > 1:
                 text = f"{model_label(model, short=True)}: {text}"
-            rows.append({"model": model, "variant": vname, "config": config, "label": text, "proposed": proposed})
+            rows.append({"model": model, "variant": vname, "label": text, "proposed": proposed})
     if not rows:
         raise Skip(f"protocol {name} has no scored variants yet", name)
     table = pd.concat([sub] + extra, ignore_index=True) if extra else sub
