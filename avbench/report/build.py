@@ -266,8 +266,7 @@ def _write_index(report: Report) -> Path:
     if run.notes:
         lines += ["", "Warnings while reading the run:", ""] + [f"- {md_escape(n)}" for n in run.notes]
     lines += ["", "## Contents", ""]
-    lines += [f"- [{t.number}: {t.title}](#{_anchor(t.number + ' ' + t.title)})" for t in report.tables]
-    lines += [f"- [{f.number}: {f.title}](#{_anchor(f.number + ' ' + f.title)})" for f in report.figures]
+    lines += [f"- [{a.number}: {a.title}](#{_anchor(f'{a.number} {a.title}')})" for a in report.tables + report.figures]
     if report.skipped:
         lines.append("- [Skipped](#skipped)")
     lines += ["", "## Tables", ""]

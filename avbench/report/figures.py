@@ -281,15 +281,15 @@ def _curves(ax, t: pd.DataFrame, models: list[str], x: Callable[[np.ndarray], np
 def _fit_ylim(axes: np.ndarray) -> None:
     """One y range for all panels, fitted to everything drawn (lines and trial dots) and kept inside
     [0, 1], where every F1 lies."""
-    ys = [np.asarray(line.get_ydata(), dtype=float) for ax in np.ravel(axes) for line in ax.get_lines()
+    ys = [np.ravel(np.asarray(line.get_ydata(), dtype=float)) for ax in np.ravel(axes) for line in ax.get_lines()
           if line.get_gid() != "no-ylim"]
     ys += [np.asarray(c.get_offsets(), dtype=float)[:, 1] for ax in np.ravel(axes) for c in ax.collections
            if len(c.get_offsets())]
-    ys = [y[np.isfinite(y)] for y in ys if np.size(y)]
-    ys = [y for y in ys if y.size]
-    if not ys:
+    y = np.concatenate([np.empty(0)] + ys)
+    y = y[np.isfinite(y)]
+    if not y.size:
         return
-    lo, hi = min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)
+    lo, hi = float(y.min()), float(y.max())
     pad = 0.08 * max(hi - lo, 0.05)
     for ax in np.ravel(axes):
         ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))

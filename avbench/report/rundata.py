@@ -102,10 +102,8 @@ class RunData:
         return sorted(named | set(self.raw["protocol"].dropna().astype(str)))
 
     def definition(self, protocol: str) -> dict[str, Any] | None:
-        for stem, m in self.manifests.items():
-            if _protocol_name(stem, m) == protocol and m.get("definition"):
-                return m["definition"]
-        return None
+        return next((m["definition"] for stem, m in self.manifests.items()
+                     if _protocol_name(stem, m) == protocol and m.get("definition")), None)
 
     def find_protocols(self, config_key: str) -> list[str]:
         """Protocols of this run whose variants set ``config_key`` (e.g. ``pos_enc``)."""
