@@ -208,13 +208,8 @@ class Table:
 
 def _latex_cell(c: Cell) -> str:
     body = c.latex if c.latex is not None else latex_escape(c.text)
-    if c.bold:
-        body = f"\\textbf{{{body}}}"
-    return body + latex_escape(c.mark)
+    return (f"\\textbf{{{body}}}" if c.bold else body) + latex_escape(c.mark)
 
 
 def _md_cell(c: Cell) -> str:
-    body = md_escape(c.text)
-    if c.bold:
-        body = f"**{body}**"
-    return body + md_escape(c.mark)
+    return (f"**{md_escape(c.text)}**" if c.bold else md_escape(c.text)) + md_escape(c.mark)

@@ -10,6 +10,7 @@ registered with :func:`avbench.report.artifacts.artifact`.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -102,24 +103,20 @@ class Builder:
                 metrics=TABLE_METRICS, tested=None) -> Section:
         """Means per (corpus, metric) for each spec, plus the mark on the proposed row (for the
         ``tested`` metrics; default all)."""
-        rows = []
-        marks: dict[tuple[str, str], str] = {}
         proposed = next((s for s in specs if s.proposed), None)
-        for corpus in corpora:
-            for metric in (metrics if tested is None else tested):
-                if proposed is not None:
-                    marks[(corpus, metric)] = self.test(title, corpus, metric, proposed,
-                                                        [s for s in specs if s is not proposed])
+        others = [s for s in specs if s is not proposed]
+        marks = {(corpus, metric): self.test(title, corpus, metric, proposed, others)
+                 for corpus, metric in itertools.product(corpora, tested or metrics)} if proposed else {}
+        rows = []
         for spec in specs:
             cells = []
-            for corpus in corpora:
-                for metric in metrics:
-                    s = summarize(spec.rows(self.ctx, corpus, metric)["value"])
-                    if s["n"]:
-                        self.counts[spec.label] = max(self.counts.get(spec.label, 0), s["n"])
-                    text = fmt(s["mean"])
-                    cells.append(Cell(text=text, value=float(text) if s["n"] else None, stats=s,
-                                      mark=marks.get((corpus, metric), "") if spec.proposed else ""))
+            for corpus, metric in itertools.product(corpora, metrics):
+                s = summarize(spec.rows(self.ctx, corpus, metric)["value"])
+                if s["n"]:
+                    self.counts[spec.label] = max(self.counts.get(spec.label, 0), s["n"])
+                text = fmt(s["mean"])
+                cells.append(Cell(text=text, value=float(text) if s["n"] else None, stats=s,
+                                  mark=marks.get((corpus, metric), "") if spec.proposed else ""))
             rows.append(Row(spec.label, cells, key={k: v for k, v in spec.filt.items() if k != "level"}))
         return Section(title, rows)
 
@@ -129,7 +126,6 @@ class Builder:
         arms = [(spec, rows) for spec, rows in arms if not rows.empty]
         if len(arms) < 2 or arms[0][0] is not proposed:
             return ""
-        have = [spec for spec, _ in arms[1:]]
         # the tests need one table holding both sides: stack the rows each spec selects, tagged by spec
         stacked = pd.concat([rows[["seed", "metric", "value"]].assign(arm=i) for i, (_, rows) in enumerate(arms)],
                             ignore_index=True)
@@ -145,7 +141,7 @@ class Builder:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 res = stats.compare(stacked, metric, {"arm": 0},
-                                    {spec.label: {"arm": i + 1} for i, spec in enumerate(have)},
+                                    {spec.label: {"arm": i} for i, (spec, _) in enumerate(arms[1:], 1)},
                                     test=self.ctx.config.test, alpha=self.ctx.config.alpha,
                                     correction=self.ctx.config.correction)
             if any(issubclass(w.category, stats.TooFewTrialsWarning) for w in caught):
