@@ -332,12 +332,13 @@ def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str) -> bool:
     return True
 
 
-def _curve_panels(ctx: ReportContext, corpora: list[str], columns: list[str], regime: str,
+def _curve_panels(ctx: ReportContext, t: pd.DataFrame, columns: list[str], regime: str,
                   draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, np.ndarray, bool]:
-    """The grid of a curve figure: a row per corpus, a panel per column (a modality).  ``draw(ax, corpus,
-    column, letter)`` draws a panel's own lines, title and x axis; each panel then gets the main proposed
-    model's full-AV line and the metric on its y axis.  Returns the figure, its axes and whether a full-AV
-    line was drawn."""
+    """The grid of a curve figure: a row per corpus of ``t``, a panel per column (a modality).  ``draw(ax,
+    corpus, column, letter)`` draws a panel's own lines, title and x axis; each panel then gets the main
+    proposed model's full-AV line and the metric on its y axis.  Returns the figure, its axes and whether a
+    full-AV line was drawn."""
+    corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(columns) > 1 else style.WIDTH_SINGLE + 0.5,
                            2.35 * len(corpora) + 0.55)
     axes = fig.subplots(len(corpora), len(columns), squeeze=False, sharey="row")
@@ -362,7 +363,6 @@ def fig5(ctx: ReportContext) -> FigureResult:
         raise Skip("needs frame-masking scores (mask_audio / mask_visual)")
     regime = ctx.regime(t)
     t = select(t, regime=regime)
-    corpora = sorted(t["corpus"].unique())
     conds = [c for c in ("mask_audio", "mask_visual") if c in set(t["condition"])]
     models = _models(t)
     b4: list[bool] = []
@@ -377,10 +377,9 @@ def fig5(ctx: ReportContext) -> FigureResult:
         ax.set_xlabel(f"Frames kept of the masked {'audio' if cond == 'mask_audio' else 'visual'} stream (%)")
         ax.set_xticks(range(10, 100, 10))
 
-    fig, axes, has_full = _curve_panels(ctx, corpora, conds, regime, draw)
-    has_b4 = bool(b4)
+    fig, axes, has_full = _curve_panels(ctx, t, conds, regime, draw)
     handles = _model_handles(models) + _full_handle(run, has_full)
-    if has_b4:
+    if b4:
         handles.append(Line2D([], [], color=style.BASELINE4_COLOR, linestyle="--", label="Baseline 4, intact modality"))
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
@@ -388,7 +387,7 @@ def fig5(ctx: ReportContext) -> FigureResult:
         f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality (the "
         f"others zeroed at random; the other modality intact), {regime} training",
         _trials_text(_ntrials(t)), _full_text(run, has_full),
-        "dashed red line: baseline 4 on the intact modality" if has_b4 else "")
+        "dashed red line: baseline 4 on the intact modality" if b4 else "")
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(ctx, fig), fig)
 
 
@@ -413,7 +412,6 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         raise Skip(f"needs {what} scores ({kinds[0]}_audio / {kinds[0]}_visual)")
     regime = ctx.regime(primary)
     t = select(t, regime=regime)
-    corpora = sorted(t["corpus"].unique())
     mods = [m for m in ("audio", "visual") if not select(primary, condition=f"{kinds[0]}_{m}").empty]
     models = _models(t)
     variants = sorted(t["variant"].unique(), key=lambda v: (v != "default", v))
@@ -435,7 +433,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         ax.set_title(f"{letter} {mod.capitalize()} {what} / {run.corpus(corpus).label}")
         ax.set_xlabel(spec.xlabel.format(mod=mod))
 
-    fig, axes, has_full = _curve_panels(ctx, corpora, mods, regime, draw)
+    fig, axes, has_full = _curve_panels(ctx, t, mods, regime, draw)
     handles = _model_handles(models)
     drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
     styles_text = ""
