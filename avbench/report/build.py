@@ -102,7 +102,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
             Tables always show micro- and macro-F1, as the paper's do.
         correction: Multiple-comparison correction behind the ``*`` marks: ``holm`` (default), ``none``
             (the paper's; valid for the "better than every baseline" claim, see
-            :data:`avbench.report.tables.DEFAULT_CORRECTION`) or any :data:`avbench.stats.CORRECTIONS` method.
+            :data:`avbench.report.artifacts.DEFAULT_CORRECTION`) or any :data:`avbench.stats.CORRECTIONS` method.
         alpha: Significance level (0.05 in the paper).
         test: ``t`` (paired t-test, the paper) or ``wilcoxon``.
         html_page: Also write ``index.html``.

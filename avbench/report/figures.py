@@ -1,9 +1,9 @@
 """Figures 3-8 of the paper plus the robustness figures avbench adds (misalignment, occlusion, noise).
 
-Each builder takes the run and the figure metric, returns a :class:`FigureResult` (an Agg figure
-and its caption) or raises :class:`~avbench.report.tables.Skip`.  Error bars are 95% t-intervals
-of the mean over trials, cut to [0, 1] (none with a single trial); curves show their mean with every
-trial as a dot, which stays readable with 2 trials as with 20.  The statistical plots (box, strip,
+Each builder takes a :class:`~avbench.report.artifacts.ReportContext` and returns a :class:`FigureResult`
+(an Agg figure and its caption) or raises :class:`~avbench.report.artifacts.Skip`.  Error bars are 95%
+t-intervals of the mean over trials, cut to [0, 1] (none with a single trial); curves show their mean with
+every trial as a dot, which stays readable with 2 trials as with 20.  The statistical plots (box, strip,
 curves) are seaborn's, drawn on the report's own Agg figures.  All drawing happens inside
 :func:`avbench.report.style.styled`, so every figure shares one look.
 """
