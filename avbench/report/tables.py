@@ -272,8 +272,7 @@ def table2(ctx: ReportContext) -> Table:
                f"tested with only the visual features (audio clipped) or only the acoustic features (visual "
                f"clipped), against the unimodal baseline 4. Mean F1-scores over {trials_phrase(b.counts)} trials."
                f"{b4_text} *: {model_label(main, short=True)} is significantly better than every other model of the "
-               f"section, baseline 4 "
-               f"included ({b.stats_sentence()}). Bold: best value of each column and section."
+               f"section, baseline 4 included ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(shown)}")
     return b.finish("table2", "Missing modality (clipping)", caption, "Architecture", corpora, sections)
 
