@@ -83,12 +83,8 @@ def mplstyle_text() -> str:
         if key == "axes.prop_cycle":
             colors = ", ".join(f"'{c.lstrip('#')}'" for c in value.by_key()["color"])
             lines.append(f"axes.prop_cycle: cycler('color', [{colors}])")
-        elif isinstance(value, bool):
-            lines.append(f"{key}: {str(value)}")
-        elif isinstance(value, str) and value.startswith("#"):
-            lines.append(f"{key}: {value.lstrip('#')}")
-        else:
-            lines.append(f"{key}: {value}")
+        else:  # style files write colours without their '#'
+            lines.append(f"{key}: {str(value).lstrip('#')}")
     return "\n".join(lines) + "\n"
 
 
