@@ -15,6 +15,6 @@ from avbench.report.figures import FigureResult
 from avbench.report.render import Cell, Row, Section, Table, latex_escape
 from avbench.report.rundata import RunData, load_run
 
-__all__ = ["ARTIFACTS", "DEFAULT_CORRECTION", "Artifact", "Cell", "FigureResult", "Report", "ReportContext", "Row", "RunData",
-           "Section", "Skip", "Skipped", "StatsConfig", "Table", "artifact", "artifact_family", "build_report",
-           "latex_escape", "load_run", "unregister"]
+__all__ = ["ARTIFACTS", "DEFAULT_CORRECTION", "Artifact", "Cell", "FigureResult", "Report", "ReportContext",
+           "Row", "RunData", "Section", "Skip", "Skipped", "StatsConfig", "Table", "artifact", "artifact_family",
+           "build_report", "latex_escape", "load_run", "unregister"]

@@ -27,8 +27,8 @@ import pandas as pd
 
 from avbench.registry import Registry, RegistryError
 from avbench.report.presentation import unimodal_reference
-from avbench.report.rundata import RunData, variant_parts
-from avbench.results import select
+from avbench.report.rundata import RunData
+from avbench.results import select, shift_suffix
 
 #: The training regimes, in the order tables and figures show them.
 REGIMES = ("standard", "optimized")
@@ -131,7 +131,9 @@ class ReportContext:
     def variant_label(self, table: pd.DataFrame, variant: str, short: bool = False) -> str:
         """How a training variant reads: in a legend (``trained with random shifts (±500 ms)``), or
         ``short`` in a table section (``shift-trained (±500 ms)``)."""
-        name, shift = variant_parts(table, variant)
+        shifts = table.loc[table["variant"] == variant, "train_shift_ms"]  # never parsed out of the name
+        shift = float(shifts.iloc[0]) if len(shifts) else 0.0
+        name = str(variant).removesuffix(shift_suffix(shift))
         if shift:
             head = f"shift-trained (±{shift:g} ms)" if short else f"trained with random shifts (±{shift:g} ms)"
             return head + ("" if name == "default" else f", {name}")
@@ -206,9 +208,8 @@ def artifact_family(key: str) -> Callable:
     return register
 
 
-def unregister(key: str) -> None:
-    """Removes the artifact (or family) registered under ``key``."""
-    ARTIFACTS.unregister(key)
+#: ``unregister(key)`` removes the artifact (or family) registered under ``key``.
+unregister = ARTIFACTS.unregister
 
 
 def planned(ctx: ReportContext) -> list[Artifact]:

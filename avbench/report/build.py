@@ -17,6 +17,7 @@ import datetime as _dt
 import gc
 import html
 import json
+import re
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -45,15 +46,6 @@ class Skipped:
 
 
 @dataclass
-class FigureFiles:
-    key: str
-    number: str
-    title: str
-    caption: str
-    files: list[Path]
-
-
-@dataclass
 class Report:
     """What :func:`build_report` wrote."""
 
@@ -62,7 +54,7 @@ class Report:
     config: StatsConfig
     metric: str
     tables: list[Table] = field(default_factory=list)
-    figures: list[FigureFiles] = field(default_factory=list)
+    figures: list[FigureResult] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -110,7 +102,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
             Tables always show micro- and macro-F1, as the paper's do.
         correction: Multiple-comparison correction behind the ``*`` marks: ``holm`` (default), ``none``
             (the paper's; valid for the "better than every baseline" claim, see
-            :data:`avbench.report.tables.DEFAULT_CORRECTION`) or any :data:`avbench.stats.CORRECTIONS` method.
+            :data:`avbench.report.artifacts.DEFAULT_CORRECTION`) or any :data:`avbench.stats.CORRECTIONS` method.
         alpha: Significance level (0.05 in the paper).
         test: ``t`` (paired t-test, the paper) or ``wilcoxon``.
         html_page: Also write ``index.html``.
@@ -169,9 +161,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
             res: FigureResult | None = _attempt(a, ctx, report, strict)
             if res is None:
                 continue
-            files = style.save_figure(res.fig, out / "figures" / res.key)
-            report.files += files
-            report.figures.append(FigureFiles(res.key, res.number, res.title, res.caption, files))
+            res.files = style.save_figure(res.fig, out / "figures" / res.key)
+            report.files += res.files
+            report.figures.append(res)
             res.fig.clear()
 
     # statistics behind the marks
@@ -194,9 +186,9 @@ REPORT_FILES = ".avbench-report.json"  # what the last report wrote into its dir
 def _remove_stale(report: Report) -> None:
     """Deletes what an earlier report wrote into this directory and this one did not (a table or
     figure the run no longer supports, index.html after --no-html), so the directory shows only
-    this report.  Only files avbench writes are candidates: those the earlier report listed,
-    anything under ``tables/``, ``figures/`` and ``data/protocols/``, ``stats.csv`` and ``index.html``; the run's own
-    ``data/`` is never touched when the report is rebuilt from it."""
+    this report.  Only files avbench writes are candidates: those the earlier report listed, anything
+    under ``tables/``, ``figures/`` and ``data/protocols/``, ``stats.csv`` and ``index.html``; the run's
+    own ``data/`` is never touched when the report is rebuilt from it."""
     out = report.out
     listing = out / REPORT_FILES
     old: set[Path] = set()
@@ -235,7 +227,8 @@ def provenance_rows(report: Report) -> list[tuple[str, str]]:
     run, prov = report.run, report.run.provenance()
     rows = []
     for c in prov.get("corpora", []) or [{"name": "unknown", "checksum": None, "synthetic": None}]:
-        kind = "SYNTHETIC" if c.get("synthetic") else ("real" if c.get("synthetic") is False else "unknown (no manifest)")
+        synthetic = c.get("synthetic")
+        kind = "SYNTHETIC" if synthetic else ("real" if synthetic is False else "unknown (no manifest)")
         rows.append(("Corpus", f"{c['name']} — {kind}; checksum {c.get('checksum') or 'not recorded'}"))
     rows.append(("Profile", ", ".join(prov.get("profiles") or run.profiles) or "not recorded"))
     rows.append(("Trials (seeds)", str(prov.get("seeds", run.seeds))))
@@ -273,8 +266,7 @@ def _write_index(report: Report) -> Path:
     if run.notes:
         lines += ["", "Warnings while reading the run:", ""] + [f"- {md_escape(n)}" for n in run.notes]
     lines += ["", "## Contents", ""]
-    lines += [f"- [{t.number}: {t.title}](#{_anchor(t.number + ' ' + t.title)})" for t in report.tables]
-    lines += [f"- [{f.number}: {f.title}](#{_anchor(f.number + ' ' + f.title)})" for f in report.figures]
+    lines += [f"- [{a.number}: {a.title}](#{_anchor(f'{a.number} {a.title}')})" for a in report.tables + report.figures]
     if report.skipped:
         lines.append("- [Skipped](#skipped)")
     lines += ["", "## Tables", ""]
@@ -284,12 +276,9 @@ def _write_index(report: Report) -> Path:
                   f"[CSV with sd, n, 95% CI](tables/{t.key}.csv)", ""]
     lines += ["## Figures", ""]
     for f in report.figures:
-        png = next((p for p in f.files if p.suffix == ".png"), f.files[0])
-        pdf = next((p for p in f.files if p.suffix == ".pdf"), None)
-        lines += [f"### {f.number}: {f.title}", "", f"![{md_escape(f.number)}]({_rel(report, png)})", "",
-                  f"**{md_escape(f.number)}.** {md_escape(f.caption)}", ""]
-        if pdf:
-            lines += [f"Files: [PNG]({_rel(report, png)}) · [PDF]({_rel(report, pdf)})", ""]
+        png, pdf = (_rel(report, p) for p in f.files)  # style.save_figure writes these two
+        lines += [f"### {f.number}: {f.title}", "", f"![{md_escape(f.number)}]({png})", "",
+                  f"**{md_escape(f.number)}.** {md_escape(f.caption)}", "", f"Files: [PNG]({png}) · [PDF]({pdf})", ""]
     if report.skipped:
         lines += ["## Skipped", "", "What this run does not contain (run the protocol to add it; rerunning "
                   "into the same --out reuses finished units):", "", "| Artifact | Why | Produced by protocol |",
@@ -306,8 +295,6 @@ def _write_index(report: Report) -> Path:
 
 
 def _anchor(text: str) -> str:
-    import re
-
     return re.sub(r"[^a-z0-9 -]", "", text.lower()).strip().replace(" ", "-")
 
 
@@ -344,10 +331,9 @@ def _write_html(report: Report) -> Path:
                      f"Markdown</a> · <a href=\"tables/{e(t.key)}.csv\">CSV</a></p>")
     parts.append("<h2>Figures</h2>")
     for f in report.figures:
-        png = next((p for p in f.files if p.suffix == ".png"), f.files[0])
         links = " · ".join(f"<a href=\"{e(_rel(report, p))}\">{p.suffix[1:].upper()}</a>" for p in f.files)
         parts.append(f"<figure id=\"{e(f.key)}\"><h3>{e(f.number)}: {e(f.title)}</h3>"
-                     f"<img src=\"{e(_rel(report, png))}\" alt=\"{e(f.number)}\">"
+                     f"<img src=\"{e(_rel(report, f.files[0]))}\" alt=\"{e(f.number)}\">"
                      f"<figcaption><b>{e(f.number)}.</b> {e(f.caption)} ({links})</figcaption></figure>")
     if report.skipped:
         parts.append("<h2>Skipped</h2><table class=\"skip\"><tr><th>Artifact</th><th>Why</th>"

@@ -1,9 +1,9 @@
 """Figures 3-8 of the paper plus the robustness figures avbench adds (misalignment, occlusion, noise).
 
-Each builder takes the run and the figure metric, returns a :class:`FigureResult` (an Agg figure
-and its caption) or raises :class:`~avbench.report.tables.Skip`.  Error bars are 95% t-intervals
-of the mean over trials, cut to [0, 1] (none with a single trial); curves show their mean with every
-trial as a dot, which stays readable with 2 trials as with 20.  The statistical plots (box, strip,
+Each builder takes a :class:`~avbench.report.artifacts.ReportContext` and returns a :class:`FigureResult`
+(an Agg figure and its caption) or raises :class:`~avbench.report.artifacts.Skip`.  Error bars are 95%
+t-intervals of the mean over trials, cut to [0, 1] (none with a single trial); curves show their mean with
+every trial as a dot, which stays readable with 2 trials as with 20.  The statistical plots (box, strip,
 curves) are seaborn's, drawn on the report's own Agg figures.  All drawing happens inside
 :func:`avbench.report.style.styled`, so every figure shares one look.
 """
@@ -11,8 +11,10 @@ curves) are seaborn's, drawn on the report's own Agg figures.  All drawing happe
 from __future__ import annotations
 
 import contextlib
+import itertools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -30,7 +32,7 @@ from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportC
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
 from avbench.report.rundata import RunData, summarize
-from avbench.report.tables import ablation, main_proposed, option_label
+from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, main_proposed
 from avbench.results import select
 
 Summary = dict[str, float]
@@ -43,6 +45,7 @@ class FigureResult:
     title: str
     caption: str
     fig: Figure
+    files: list[Path] = field(default_factory=list)   # what the report wrote (PNG, PDF)
 
 
 def _synthetic(ctx: ReportContext, fig: Figure) -> str:
@@ -60,9 +63,9 @@ def _ci_text(n: int) -> str:
 def _ci_bar(ax, x: float, s: Summary, capsize: float = 2.0) -> tuple[float, float]:
     """The 95% interval of ``s`` as an error bar, cut to [0, 1] (a t-interval over 2-3 trials can pass
     the limits of an F1); returns its ends (the mean alone without an interval)."""
-    if not np.isfinite(s["ci"]):
+    if not np.isfinite(s["ci95"]):
         return s["mean"], s["mean"]
-    low, high = max(0.0, s["mean"] - s["ci"]), min(1.0, s["mean"] + s["ci"])
+    low, high = max(0.0, s["mean"] - s["ci95"]), min(1.0, s["mean"] + s["ci95"])
     ax.errorbar(x, s["mean"], yerr=[[s["mean"] - low], [high - s["mean"]]], color="black", linewidth=0.7,
                 capsize=capsize)
     return low, high
@@ -77,39 +80,40 @@ def _models(t: pd.DataFrame) -> list[str]:
     return multimodal_models(t["model"].unique().tolist())
 
 
-def _audiovisual(t: pd.DataFrame) -> pd.DataFrame:
-    return t[t["model"].isin(_models(t))]
-
-
 def _letter(i: int) -> str:
     return f"({chr(ord('a') + i)})"
 
 
-def _panel_title(run: RunData, i: int, corpus: str, corpora: list[str]) -> str:
-    """The corpus of a panel, lettered when the figure has several."""
-    return f"{_letter(i) + ' ' if len(corpora) > 1 else ''}{run.corpus(corpus).label}"
+def _corpus_panels(ctx: ReportContext, t: pd.DataFrame, extra_width: float, height: float,
+                   stacked: bool = False) -> tuple[Figure, list[tuple[Any, str]]]:
+    """A panel per corpus of ``t``, each titled with its corpus (lettered when there are several): side by
+    side across the page (a lone panel one column plus ``extra_width`` wide), or ``stacked`` full-width.
+    Returns the figure and its (axes, corpus) pairs."""
+    corpora = sorted(t["corpus"].unique())
+    several = len(corpora) > 1
+    fig = style.new_figure(style.WIDTH_DOUBLE if several or stacked else style.WIDTH_SINGLE + extra_width, height)
+    axes = fig.subplots(*((len(corpora), 1) if stacked else (1, len(corpora))), squeeze=False).ravel()
+    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
+        ax.set_title(f"{_letter(i) + ' ' if several else ''}{ctx.run.corpus(corpus).label}")
+    return fig, list(zip(axes, corpora))
 
 
 # ---------------------------------------------------------------------------- Fig. 3
 @artifact("fig3", kind="figure", needs="optimized", name="Fig. 3 (per-trial box plots)")
 def fig3(ctx: ReportContext) -> FigureResult:
     """Per-trial scores of each audiovisual model (optimized training, full AV) as box plots."""
-    run, metric = ctx.run, ctx.metric
+    metric = ctx.metric
     t = ctx.select(condition="full", variant="default", metric=metric)
     main = main_proposed(t["model"].unique().tolist())
     if "optimized" not in ctx.regimes(t, model=main):
         raise Skip(f"needs full-AV {metric} scores of {main} with optimized training")
     t = select(t, regime="optimized")
     models = _models(t)
-    corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.6,
-                           2.6 if len(corpora) > 1 else 2.7)
-    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
+    fig, panels = _corpus_panels(ctx, t, 0.6, 2.6 if t["corpus"].nunique() > 1 else 2.7)
     outliers = False
-    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
+    for ax, corpus in panels:
         outliers |= _trial_boxes(ax, select(t, corpus=corpus), models)
         ax.set_ylabel(f"{style.metric_label(metric)} (per trial)")
-        ax.set_title(_panel_title(run, i, corpus, corpora))
     legend = [Line2D([], [], color="black", linewidth=1.4, label="median"),
               Line2D([], [], marker="o", color="none", markerfacecolor="#BBBBBB", markeredgecolor="black",
                      label="mean"),
@@ -170,7 +174,11 @@ def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
 
 
 # ---------------------------------------------------------------------------- Fig. 4
-SCENARIOS = (("full", "AV"), ("clip_audio", "V"), ("clip_visual", "A"))
+#: The test conditions of Fig. 4: condition, short name, legend entry.
+SCENARIOS = (("full", "AV", "AV (audiovisual)"), ("clip_audio", "V", "V (visual only)"),
+             ("clip_visual", "A", "A (acoustic only)"))
+#: Fig. 4's baseline-4 lines: modality, scenario of its colour, line style, name.
+BASELINE4_LINES = (("visual", "V", "--", "visual"), ("audio", "A", "-", "acoustic"))
 
 
 def _baseline4(ctx: ReportContext, modality: str, regime: str, corpus: str) -> Summary | None:
@@ -183,37 +191,29 @@ def _baseline4(ctx: ReportContext, modality: str, regime: str, corpus: str) -> S
 @artifact("fig4", kind="figure", needs="training-regimes", name="Fig. 4 (standard vs optimized, AV / V / A)")
 def fig4(ctx: ReportContext) -> FigureResult:
     """Grouped bars: AV / V / A scores of each model, standard vs optimized, baseline-4 lines."""
-    run, metric = ctx.run, ctx.metric
-    t = ctx.select(condition=[c for c, _ in SCENARIOS], variant="default", metric=metric)
-    t = _audiovisual(t)
+    metric = ctx.metric
+    t = audiovisual(ctx.select(condition=[c for c, _, _ in SCENARIOS], variant="default", metric=metric))
     clipped = select(t, condition=["clip_audio", "clip_visual"])
     if clipped.empty:
         raise Skip("needs scores with one modality clipped (clip_audio / clip_visual)")
     regimes = ctx.regimes(clipped)
     models = _models(clipped)
-    corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE, 2.5 * len(corpora) + 0.5)
-    axes = fig.subplots(len(corpora), 1, squeeze=False)[:, 0]
-    nbar = len(SCENARIOS) * len(regimes)
-    width = 0.8 / nbar
+    fig, panels = _corpus_panels(ctx, t, 0, 2.5 * t["corpus"].nunique() + 0.5, stacked=True)
+    width = 0.8 / (len(SCENARIOS) * len(regimes))
     drawn_b4: set[str] = set()
     drawn: set[str] = set()
-    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
+    for ax, corpus in panels:
         for g, m in enumerate(models):
-            k = 0
-            for cond, scen in SCENARIOS:
-                for regime in regimes:
-                    s = summarize(select(t, corpus=corpus, model=m, condition=cond, regime=regime)["value"])
-                    x = g - 0.4 + width * (k + 0.5)
-                    k += 1
-                    if not s["n"]:
-                        continue
-                    ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen],
-                           alpha=style.REGIME_ALPHA[regime], hatch=style.REGIME_HATCH[regime],
-                           edgecolor="black", linewidth=0.4)
-                    drawn.add(scen)
-                    _ci_bar(ax, x, s, capsize=1.5)
-        for modality, scen, ls in (("visual", "V", "--"), ("audio", "A", "-")):
+            for k, ((cond, scen, _), regime) in enumerate(itertools.product(SCENARIOS, regimes)):
+                s = summarize(select(t, corpus=corpus, model=m, condition=cond, regime=regime)["value"])
+                if not s["n"]:
+                    continue
+                x = g - 0.4 + width * (k + 0.5)
+                ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen], alpha=style.REGIME_ALPHA[regime],
+                       hatch=style.REGIME_HATCH[regime], edgecolor="black", linewidth=0.4)
+                drawn.add(scen)
+                _ci_bar(ax, x, s, capsize=1.5)
+        for modality, scen, ls, _ in BASELINE4_LINES:
             ref = _baseline4(ctx, modality, "standard", corpus)  # both regimes shown: standard first
             if ref is not None:
                 drawn_b4.add(scen)
@@ -222,14 +222,12 @@ def fig4(ctx: ReportContext) -> FigureResult:
         ax.set_xlim(-0.5, len(models) - 0.5)
         ax.set_ylim(0, 1)
         ax.set_ylabel(style.metric_label(metric))
-        ax.set_title(_panel_title(run, i, corpus, corpora))
     scen = [Patch(facecolor=style.SCENARIO_COLORS[s], edgecolor="black", linewidth=0.4, label=lab)
-            for s, lab in (("AV", "AV (audiovisual)"), ("V", "V (visual only)"), ("A", "A (acoustic only)"))
-            if s in drawn]
+            for _, s, lab in SCENARIOS if s in drawn]
     # the hatch tells the regimes apart only when there are two (the caption names a single one)
     regs = [Patch(facecolor="white", edgecolor="black", hatch=style.REGIME_HATCH[r], linewidth=0.4,
                   label=style.REGIME_LABELS[r]) for r in regimes] if len(regimes) > 1 else []
-    b4 = [(s, ls, what) for s, ls, what in (("V", "--", "visual"), ("A", "-", "acoustic")) if s in drawn_b4]
+    b4 = [(s, ls, what) for _, s, ls, what in BASELINE4_LINES if s in drawn_b4]
     lines = [Line2D([], [], color=style.SCENARIO_COLORS[s], linestyle=ls, label=f"Baseline 4, {what} only")
              for s, ls, what in b4]
     handles = scen + regs + lines
@@ -250,13 +248,12 @@ def fig4(ctx: ReportContext) -> FigureResult:
 
 
 # ---------------------------------------------------------------------------- curves (Fig. 5 and robustness)
-#: What the curve figures draw, for their captions: one display at any number of trials (a 95% band
-#: over 2-3 trials fills the axes, and overlapping bands blur into each other).
-TRIALS_TEXT = "lines: mean over {n} trials; dots: the individual trials of each solid line, side by side per model"
-
-
 def _trials_text(n: int) -> str:
-    return TRIALS_TEXT.format(n=n) if n > 1 else "lines: a single trial"
+    """What the curve figures draw, for their captions: one display at any number of trials (a 95% band
+    over 2-3 trials fills the axes, and overlapping bands blur into each other)."""
+    if n < 2:
+        return "lines: a single trial"
+    return f"lines: mean over {n} trials; dots: the individual trials of each solid line, side by side per model"
 
 
 def _curves(ax, t: pd.DataFrame, models: list[str], x: Callable[[np.ndarray], np.ndarray], linestyle: str = "-",
@@ -284,15 +281,15 @@ def _curves(ax, t: pd.DataFrame, models: list[str], x: Callable[[np.ndarray], np
 def _fit_ylim(axes: np.ndarray) -> None:
     """One y range for all panels, fitted to everything drawn (lines and trial dots) and kept inside
     [0, 1], where every F1 lies."""
-    ys = [np.asarray(line.get_ydata(), dtype=float) for ax in np.ravel(axes) for line in ax.get_lines()
+    ys = [np.ravel(np.asarray(line.get_ydata(), dtype=float)) for ax in np.ravel(axes) for line in ax.get_lines()
           if line.get_gid() != "no-ylim"]
     ys += [np.asarray(c.get_offsets(), dtype=float)[:, 1] for ax in np.ravel(axes) for c in ax.collections
            if len(c.get_offsets())]
-    ys = [y[np.isfinite(y)] for y in ys if np.size(y)]
-    ys = [y for y in ys if y.size]
-    if not ys:
+    y = np.concatenate([np.empty(0)] + ys)
+    y = y[np.isfinite(y)]
+    if not y.size:
         return
-    lo, hi = min(float(y.min()) for y in ys), max(float(y.max()) for y in ys)
+    lo, hi = float(y.min()), float(y.max())
     pad = 0.08 * max(hi - lo, 0.05)
     for ax in np.ravel(axes):
         ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
@@ -325,11 +322,9 @@ def _full_text(run: RunData, drawn: bool, what: str = "full audiovisual input") 
     return f"solid blue line: {model_label(_main(run), short=True)} with {what}" if drawn else ""
 
 
-def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: str | None = None,
-               variant: str = "default") -> bool:
-    """The full-AV score of ``model`` (default: the main proposed model) as a horizontal line."""
-    model = model or _main(run)
-    v = select(run.table, corpus=corpus, model=model, variant=variant, regime=regime, condition="full",
+def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str) -> bool:
+    """The main proposed model's full-AV score as a horizontal line."""
+    v = select(run.table, corpus=corpus, model=_main(run), variant="default", regime=regime, condition="full",
                metric=metric)["value"]
     if v.empty:
         return False
@@ -337,12 +332,13 @@ def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str, model: s
     return True
 
 
-def _curve_panels(ctx: ReportContext, corpora: list[str], columns: list[str], regime: str,
+def _curve_panels(ctx: ReportContext, t: pd.DataFrame, columns: list[str], regime: str,
                   draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, np.ndarray, bool]:
-    """The grid of a curve figure: a row per corpus, a panel per column (a modality).  ``draw(ax, corpus,
-    column, letter)`` draws a panel's own lines, title and x axis; each panel then gets the main proposed
-    model's full-AV line and the metric on its y axis.  Returns the figure, its axes and whether a full-AV
-    line was drawn."""
+    """The grid of a curve figure: a row per corpus of ``t``, a panel per column (a modality).  ``draw(ax,
+    corpus, column, letter)`` draws a panel's own lines, title and x axis; each panel then gets the main
+    proposed model's full-AV line and the metric on its y axis.  Returns the figure, its axes and whether a
+    full-AV line was drawn."""
+    corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(columns) > 1 else style.WIDTH_SINGLE + 0.5,
                            2.35 * len(corpora) + 0.55)
     axes = fig.subplots(len(corpora), len(columns), squeeze=False, sharey="row")
@@ -362,13 +358,11 @@ def _curve_panels(ctx: ReportContext, corpora: list[str], columns: list[str], re
 def fig5(ctx: ReportContext) -> FigureResult:
     """Score vs % of frames kept, one panel per masked modality (and corpus)."""
     run, metric = ctx.run, ctx.metric
-    t = ctx.select(condition=["mask_audio", "mask_visual"], metric=metric, variant="default")
-    t = _audiovisual(t)
+    t = audiovisual(ctx.select(condition=["mask_audio", "mask_visual"], metric=metric, variant="default"))
     if t.empty:
         raise Skip("needs frame-masking scores (mask_audio / mask_visual)")
     regime = ctx.regime(t)
     t = select(t, regime=regime)
-    corpora = sorted(t["corpus"].unique())
     conds = [c for c in ("mask_audio", "mask_visual") if c in set(t["condition"])]
     models = _models(t)
     b4: list[bool] = []
@@ -383,10 +377,9 @@ def fig5(ctx: ReportContext) -> FigureResult:
         ax.set_xlabel(f"Frames kept of the masked {'audio' if cond == 'mask_audio' else 'visual'} stream (%)")
         ax.set_xticks(range(10, 100, 10))
 
-    fig, axes, has_full = _curve_panels(ctx, corpora, conds, regime, draw)
-    has_b4 = bool(b4)
+    fig, axes, has_full = _curve_panels(ctx, t, conds, regime, draw)
     handles = _model_handles(models) + _full_handle(run, has_full)
-    if has_b4:
+    if b4:
         handles.append(Line2D([], [], color=style.BASELINE4_COLOR, linestyle="--", label="Baseline 4, intact modality"))
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
@@ -394,7 +387,7 @@ def fig5(ctx: ReportContext) -> FigureResult:
         f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality (the "
         f"others zeroed at random; the other modality intact), {regime} training",
         _trials_text(_ntrials(t)), _full_text(run, has_full),
-        "dashed red line: baseline 4 on the intact modality" if has_b4 else "")
+        "dashed red line: baseline 4 on the intact modality" if b4 else "")
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(ctx, fig), fig)
 
 
@@ -413,13 +406,12 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     key = spec.key or f"fig{number.removeprefix('Fig. ')}_{ckind.name}"
     title = spec.title or what.capitalize()
     conds = [f"{k}_{m}" for k in kinds for m in ("audio", "visual")]
-    t = _audiovisual(ctx.select(condition=conds, metric=metric))
+    t = audiovisual(ctx.select(condition=conds, metric=metric))
     primary = select(t, condition=[f"{kinds[0]}_audio", f"{kinds[0]}_visual"])
     if primary.empty:
         raise Skip(f"needs {what} scores ({kinds[0]}_audio / {kinds[0]}_visual)")
     regime = ctx.regime(primary)
     t = select(t, regime=regime)
-    corpora = sorted(t["corpus"].unique())
     mods = [m for m in ("audio", "visual") if not select(primary, condition=f"{kinds[0]}_{m}").empty]
     models = _models(t)
     variants = sorted(t["variant"].unique(), key=lambda v: (v != "default", v))
@@ -441,7 +433,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         ax.set_title(f"{letter} {mod.capitalize()} {what} / {run.corpus(corpus).label}")
         ax.set_xlabel(spec.xlabel.format(mod=mod))
 
-    fig, axes, has_full = _curve_panels(ctx, corpora, mods, regime, draw)
+    fig, axes, has_full = _curve_panels(ctx, t, mods, regime, draw)
     handles = _model_handles(models)
     drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
     styles_text = ""
@@ -464,73 +456,63 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
 
 
 # ---------------------------------------------------------------------------- bars (Figs. 6-8)
-def _bar_panels(run: RunData, t: pd.DataFrame, series: list[dict[str, Any]],
-                metrics: list[str]) -> tuple[Figure, int]:
-    """One panel per corpus; x groups = metrics; one bar per series (a dict: label, filt, color, hatch)."""
-    corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.9, 2.7)
-    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
-    width = 0.8 / max(1, len(series))
-    n = 0
-    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
-        lows, highs = [], []
-        for g, metric in enumerate(metrics):
-            for k, s in enumerate(series):
-                vals = select(s.get("table", t), corpus=corpus, metric=metric, **s["filt"])["value"]
-                st = summarize(vals)
-                n = max(n, st["n"])
-                if not st["n"]:
-                    continue
-                x = g - 0.4 + width * (k + 0.5)
-                ax.bar(x, st["mean"], width * 0.9, color=s["color"], hatch=s.get("hatch", ""), edgecolor="black",
-                       linewidth=0.4, label=s["label"] if g == 0 else None)
-                low, high = _ci_bar(ax, x, st, capsize=1.5)
-                _value_label(ax, x, st["mean"], fontsize=5.2)
-                lows.append(low)
-                highs.append(high)
-        _zoom(ax, lows, highs)
-        ax.set_xticks(range(len(metrics)), [style.metric_label(m) for m in metrics])
-        ax.set_xlim(-0.5, len(metrics) - 0.5)
-        ax.set_ylabel("F1-score" if len(metrics) > 1 else style.metric_label(metrics[0]))
-        ax.set_title(_panel_title(run, i, corpus, corpora))
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(4 if len(corpora) > 1 else 2, len(labels)))
-    return fig, n
+def _bar(ax, x: float, st: Summary, width: float, fontsize: float, capsize: float = 1.5, hatch: str = "",
+         **kw: Any) -> tuple[float, float]:
+    """A bar at the mean of ``st``, its interval (:func:`_ci_bar`), and the mean written upright at its
+    foot, where no error bar reaches (see :func:`_zoom`); returns the interval's ends."""
+    ax.bar(x, st["mean"], width, hatch=hatch, edgecolor="black", linewidth=0.4, **kw)
+    ends = _ci_bar(ax, x, st, capsize=capsize)
+    ax.text(x, 0.02, f"{st['mean']:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", rotation=90,
+            fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.8,
+                                     "linewidth": 0})
+    return ends
 
 
-def _palette(k: int) -> list[str]:
-    cols = style.RC["axes.prop_cycle"].by_key()["color"]
-    return [cols[i % len(cols)] for i in range(k)]
-
-
-def _ablation_figure(ctx: ReportContext, key_option: str, protocol: str, key: str, number: str, title: str,
+def _ablation_figure(ctx: ReportContext, fig_no: int, option: str, protocol: str, title: str,
                      what: str) -> FigureResult:
-    run = ctx.run
-    ab = ablation(run, key_option, protocol, option_label(key_option))
+    """Fig. ``fig_no``: micro- and macro-F1 of each variant of the protocol varying model ``option`` (the paper's
+    configuration first), a bar per variant, a panel per corpus."""
+    ab = ablation(ctx.run, option, protocol)
     regime = ctx.regime(ab.table)
     rows = sorted(ab.rows, key=lambda r: not r["proposed"])
-    colors = _palette(len(rows))
-    series = [{"label": r["label"] + (" (paper)" if r["proposed"] else ""),
-               "filt": {"model": r["model"], "variant": r["variant"], "regime": regime, "condition": "full"},
-               "color": colors[i], "table": ab.table} for i, r in enumerate(rows)]
-    fig, n = _bar_panels(run, ab.table, series, ["micro_f1", "macro_f1"])
+    colors = style.RC["axes.prop_cycle"].by_key()["color"]
+    fig, panels = _corpus_panels(ctx, ab.table, 0.9, 2.7)
+    width = 0.8 / max(1, len(rows))
+    n = 0
+    for ax, corpus in panels:
+        ends = []
+        for g, metric in enumerate(TABLE_METRICS):
+            for k, r in enumerate(rows):
+                st = summarize(select(ab.table, corpus=corpus, metric=metric, model=r["model"], variant=r["variant"],
+                                      regime=regime, condition="full")["value"])
+                n = max(n, st["n"])
+                if st["n"]:
+                    label = r["label"] + (" (paper)" if r["proposed"] else "") if g == 0 else None
+                    ends.append(_bar(ax, g - 0.4 + width * (k + 0.5), st, width * 0.9, 5.2,
+                                     color=colors[k % len(colors)], label=label))
+        _zoom(ax, ends)
+        ax.set_xticks(range(len(TABLE_METRICS)), [style.metric_label(m) for m in TABLE_METRICS])
+        ax.set_xlim(-0.5, len(TABLE_METRICS) - 0.5)
+        ax.set_ylabel("F1-score")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(4 if len(panels) > 1 else 2, len(labels)))
     caption = _sentences(f"{what} AuxFormer, {regime} training, full audiovisual test: mean F1-scores over {n} "
-                         f"trials (protocol {ab.protocol}); {_ci_text(n)}",
-                         "" if _from_zero(fig.axes) else NOT_FROM_ZERO)
-    return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
+                         f"trials (protocol {ab.protocol}); {_ci_text(n)}", _zoom_text(fig.axes))
+    return FigureResult(f"fig{fig_no}_{option}", f"Fig. {fig_no}", title, caption + _synthetic(ctx, fig), fig)
 
 
 @artifact("fig6", kind="figure", needs="self-attention", name="Fig. 6 (self-attention ablation)")
 def fig6(ctx: ReportContext) -> FigureResult:
-    return _ablation_figure(ctx, "self_attention", "self-attention", "fig6_self_attention", "Fig. 6",
-                            "Self-attention ablation",
-                            "Self-attention layers with learnable scaling kept, removed, or replaced by an LSTM or GRU:")
+    return _ablation_figure(ctx, 6, "self_attention", "self-attention", "Self-attention ablation",
+                            "Self-attention layers with learnable scaling kept, removed, or replaced by an LSTM or "
+                            "GRU:")
 
 
 @artifact("fig7", kind="figure", needs="token", name="Fig. 7 (classification token)")
 def fig7(ctx: ReportContext) -> FigureResult:
-    return _ablation_figure(ctx, "token", "token", "fig7_token", "Fig. 7", "Classification token",
-                            "Classification token: last time step (the paper's), prepended CLS token, or sequence mean:")
+    return _ablation_figure(ctx, 7, "token", "token", "Classification token",
+                            "Classification token: last time step (the paper's), prepended CLS token, or sequence "
+                            "mean:")
 
 
 @artifact("fig8", kind="figure", needs="upscaled", name="Fig. 8 (upscaled baselines)")
@@ -551,12 +533,10 @@ def fig8(ctx: ReportContext) -> FigureResult:
     order = proposed_models(present) + [m for x in xl for m in (presentation(x).upscaled_from, x)]
     models = [m for m in dict.fromkeys(order) if m and not select(t, model=m).empty]
     params = select(run.table, condition="train", metric="params", variant="default")
-    corpora = sorted(t["corpus"].unique())
-    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.5, 2.6)
-    axes = fig.subplots(1, len(corpora), squeeze=False)[0]
+    fig, panels = _corpus_panels(ctx, t, 0.5, 2.6)
     n = 0
-    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
-        lows, highs, labels = [], [], []
+    for ax, corpus in panels:
+        ends, labels = [], []
         for x, m in enumerate(models):
             st = summarize(select(t, corpus=corpus, model=m)["value"])
             p = params[(params["model"] == m) & (params["corpus"] == corpus)]["value"]
@@ -565,64 +545,45 @@ def fig8(ctx: ReportContext) -> FigureResult:
                 continue
             n = max(n, st["n"])
             upscaled = presentation(m).role == "upscaled"
-            ax.bar(x, st["mean"], 0.7, color=model_color(presentation(m).upscaled_from or m if upscaled else m),
-                   hatch="///" if upscaled else "", edgecolor="black", linewidth=0.4)
-            low, high = _ci_bar(ax, x, st)
-            _value_label(ax, x, st["mean"], fontsize=6)
-            lows.append(low)
-            highs.append(high)
-        _zoom(ax, lows, highs)
+            ends.append(_bar(ax, x, st, 0.7, 6, capsize=2.0, hatch="///" if upscaled else "",
+                             color=model_color(presentation(m).upscaled_from or m if upscaled else m)))
+        _zoom(ax, ends)
         ax.set_xticks(range(len(models)), labels)
         ax.set_ylabel(style.metric_label(metric))
-        ax.set_title(_panel_title(run, i, corpus, corpora))
     plain = [model_label(m) for m in models if presentation(m).role != "upscaled"]
     caption = _sentences(
         f"{style.metric_label(metric)} of {', '.join(plain)} beside the upscaled versions of the baselines (hatched, "
         f"after the model each widens), {regime} training, full audiovisual test, mean over {n} trials; "
         f"{_ci_text(n)}", "under each name: trainable parameters (millions)",
-        "" if _from_zero(axes) else NOT_FROM_ZERO)
+        _zoom_text(fig.axes))
     return FigureResult("fig8_upscaled", "Fig. 8", "Upscaled baselines", caption + _synthetic(ctx, fig), fig)
 
 
-#: Said in a bar chart's caption when its y axis does not start at 0.
-NOT_FROM_ZERO = "the y axis does not start at 0"
-
-
-def _from_zero(axes) -> bool:
-    return all(ax.get_ylim()[0] <= 0 for ax in np.ravel(axes))
-
-
-def _zoom(ax, lows: list[float], highs: list[float]) -> None:
-    """A y range inside [0, 1] that shows differences of a few points (bars then do not start at 0:
-    captions say so), with room at the bottom for the value labels."""
-    if not lows:
+def _zoom(ax, ends: list[tuple[float, float]]) -> None:
+    """A y range inside [0, 1] that shows differences of a few points between the bars' intervals
+    (``ends``; bars then do not start at 0: captions say so), with room at the bottom for the value labels."""
+    if not ends:
         return
-    lo, hi = max(0.0, min(lows)), min(1.0, max(highs))
+    lo, hi = max(0.0, min(low for low, _ in ends)), min(1.0, max(high for _, high in ends))
     span = max(hi - lo, 0.02)
     ax.set_ylim(max(0.0, lo - 0.6 * span), min(1.0, hi + 0.1 * span))
 
 
-def _value_label(ax, x: float, mean: float, fontsize: float) -> None:
-    """The mean written upright at the foot of its bar, where no error bar reaches (see :func:`_zoom`)."""
-    ax.text(x, 0.02, f"{mean:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", rotation=90,
-            fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.8,
-                                     "linewidth": 0})
-
-
-def kind_figures() -> list[tuple[ConditionKind, str]]:
-    """Every registered condition kind that has a robustness figure, with its figure number:
-    the number the kind declares, else the next free ``Fig. R<n>``."""
-    drawn = [k for k in kinds() if k.figure is not None and k.levels]
-    taken = {k.figure.number for k in drawn if k.figure.number}
-    free = (f"Fig. R{i}" for i in range(1, 1000) if f"Fig. R{i}" not in taken)
-    numbered = [(k, k.figure.number or next(free)) for k in drawn]
-    return sorted(numbered, key=lambda kn: int(kn[1].removeprefix("Fig. R")) if kn[1].startswith("Fig. R") else 0)
+def _zoom_text(axes) -> str:
+    """What a bar chart's caption says when :func:`_zoom` lifted a y axis off 0."""
+    return "" if all(ax.get_ylim()[0] <= 0 for ax in axes) else "the y axis does not start at 0"
 
 
 @artifact_family("kind-figures")
 def robustness_figures(ctx: ReportContext) -> list[Artifact]:
-    """A figure per registered condition kind that declares one (avbench.conditions)."""
+    """A figure per registered condition kind that declares one (avbench.conditions), numbered as the
+    kind declares, else with the next free ``Fig. R<n>``."""
+    drawn = [k for k in kinds() if k.figure is not None and k.levels]
+    taken = {k.figure.number for k in drawn if k.figure.number}
+    free = (f"Fig. R{i}" for i in range(1, 1000) if f"Fig. R{i}" not in taken)
+    numbered = sorted(((k, k.figure.number or next(free)) for k in drawn),
+                      key=lambda kn: int(kn[1].removeprefix("Fig. R")) if kn[1].startswith("Fig. R") else 0)
     return [Artifact(kind.name, "figure", kind.figure.protocol or kind.name,
                      f"{number} ({(kind.figure.title or kind.what or kind.name).lower()})",
                      lambda c, k=kind, n=number: kind_figure(c, k, n))
-            for kind, number in kind_figures()]
+            for kind, number in numbered]

@@ -16,7 +16,8 @@ _SPARE_MARKERS = ("h", "p", "<", ">")
 _UNKNOWN = Presentation()
 
 
-def _meta(model: str):
+def model_meta(model: str):
+    """The model's registered metadata, or None when it is not installed where the report is built."""
     try:
         from avbench.models import get_model_meta
 
@@ -26,12 +27,12 @@ def _meta(model: str):
 
 
 def presentation(model: str) -> Presentation:
-    meta = _meta(model)
+    meta = model_meta(model)
     return meta.presentation if meta is not None else _UNKNOWN
 
 
 def modalities(model: str) -> tuple[str, ...]:
-    meta = _meta(model)
+    meta = model_meta(model)
     return tuple(meta.modalities) if meta is not None else ("audio", "visual")
 
 
@@ -71,27 +72,21 @@ def model_marker(model: str) -> str:
     return presentation(model).marker or _SPARE_MARKERS[sum(map(ord, model)) % len(_SPARE_MARKERS)]
 
 
-def role(model: str) -> str:
-    return presentation(model).role
-
-
 def proposed_models(models) -> list[str]:
     """The models of ``models`` whose role is ``proposed``, in table order."""
-    return sorted((m for m in models if role(m) == "proposed"), key=model_sort_key)
+    return sorted((m for m in models if presentation(m).role == "proposed"), key=model_sort_key)
 
 
 def multimodal_models(models) -> list[str]:
     """The audiovisual models of Table 1 (upscaled ones go to Fig. 8), in table order."""
-    keep = [m for m in models if role(m) != "upscaled" and len(modalities(m)) > 1]
+    keep = [m for m in models if presentation(m).role != "upscaled" and len(modalities(m)) > 1]
     return sorted(keep, key=model_sort_key)
 
 
-def unimodal_reference(modality: str, models=None) -> str:
-    """Baseline 4 of ``modality``: the first baseline (of ``models``, default every installed
-    model) that reads that modality alone."""
-    if models is None:
-        from avbench.registry import MODELS
+def unimodal_reference(modality: str) -> str:
+    """Baseline 4 of ``modality``: the first installed baseline that reads that modality alone."""
+    from avbench.registry import MODELS
 
-        models = MODELS.names()
-    found = sorted((m for m in models if role(m) == "baseline" and modalities(m) == (modality,)), key=model_sort_key)
+    found = sorted((m for m in MODELS.names() if presentation(m).role == "baseline" and modalities(m) == (modality,)),
+                   key=model_sort_key)
     return found[0] if found else f"(no unimodal {modality} baseline)"

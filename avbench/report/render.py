@@ -54,7 +54,6 @@ class Cell:
 class Row:
     label: str
     cells: list[Cell]
-    latex_label: str | None = None
     key: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,7 +125,8 @@ class Table:
         if self.groups:
             cells, rules, col = [""], [], 2
             for text, span in self.groups:
-                cells.append(f"\\multicolumn{{{span}}}{{c}}{{{latex_escape(text)}}}" if span > 1 else latex_escape(text))
+                head = latex_escape(text)
+                cells.append(f"\\multicolumn{{{span}}}{{c}}{{{head}}}" if span > 1 else head)
                 if text:
                     rules.append(f"\\cmidrule(lr){{{col}-{col + span - 1}}}")
                 col += span
@@ -137,16 +137,13 @@ class Table:
         lines.append(" & ".join([stub] + [latex_escape(c) for c in self.columns]) + " \\\\")
         lines.append("\\midrule")
         for i, section in enumerate(self.sections):
+            if i:
+                lines.append("\\midrule")
             if section.title:
-                if i:
-                    lines.append("\\midrule")
-                lines.append(f"\\multicolumn{{{ncol}}}{{c}}{{\\textit{{{latex_escape(section.title)}}}}} \\\\")
-                lines.append("\\midrule")
-            elif i:
-                lines.append("\\midrule")
+                title = latex_escape(section.title)
+                lines += [f"\\multicolumn{{{ncol}}}{{c}}{{\\textit{{{title}}}}} \\\\", "\\midrule"]
             for row in section.rows:
-                label = row.latex_label if row.latex_label is not None else latex_escape(row.label)
-                lines.append(" & ".join([label] + [_latex_cell(c) for c in row.cells]) + " \\\\")
+                lines.append(" & ".join([latex_escape(row.label)] + [_latex_cell(c) for c in row.cells]) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}"]
         lines += [f"% note: {n}" for n in self.notes]
         lines.append(f"\\end{{{env}}}")
@@ -154,19 +151,12 @@ class Table:
 
     # ------------------------------------------------------------------ Markdown
     def header_cells(self) -> list[str]:
-        heads, k = [], 0
-        for text, span in self.groups:
-            for _ in range(span):
-                c = self.columns[k]
-                heads.append(f"{text} {c}".strip())
-                k += 1
-        heads += self.columns[k:]
-        return [self.stub] + heads
+        """The stub, then each column under its group's name (``CREMA-D Micro-F1``)."""
+        groups = [text for text, span in self.groups for _ in range(span)]
+        return [self.stub] + [f"{g} {c}".strip() for g, c in zip(groups, self.columns)] + self.columns[len(groups):]
 
-    def to_markdown(self, caption: bool = True) -> str:
-        out = []
-        if caption:
-            out += [f"**{md_escape(self.number)}.** {md_escape(self.caption)}", ""]
+    def to_markdown(self) -> str:
+        out = [f"**{md_escape(self.number)}.** {md_escape(self.caption)}", ""]
         heads = self.header_cells()
         out.append("| " + " | ".join(md_escape(h) for h in heads) + " |")
         out.append("| " + " | ".join([":---"] + ["---:"] * (len(heads) - 1)) + " |")
@@ -218,13 +208,8 @@ class Table:
 
 def _latex_cell(c: Cell) -> str:
     body = c.latex if c.latex is not None else latex_escape(c.text)
-    if c.bold:
-        body = f"\\textbf{{{body}}}"
-    return body + latex_escape(c.mark)
+    return (f"\\textbf{{{body}}}" if c.bold else body) + latex_escape(c.mark)
 
 
 def _md_cell(c: Cell) -> str:
-    body = md_escape(c.text)
-    if c.bold:
-        body = f"**{body}**"
-    return body + md_escape(c.mark)
+    return (f"**{md_escape(c.text)}**" if c.bold else md_escape(c.text)) + md_escape(c.mark)

@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avbench.results import COLUMNS, load_results, read_json, shift_suffix
+from avbench.results import COLUMNS, load_results, read_json
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
-TRAIN_METRICS = ("seconds_per_epoch", "train_seconds", "epochs", "best_epoch", "params")
 #: How the corpus names of the data layer read in a paper.
 CORPUS_LABELS = {"crema-d": "CREMA-D", "cremad": "CREMA-D", "msp-improv": "MSP-IMPROV", "mspimprov": "MSP-IMPROV"}
 
@@ -90,10 +89,7 @@ class RunData:
         return [c for c in seen.values() if c.id in present] or list(seen.values())
 
     def corpus(self, cid: str) -> Corpus:
-        for c in self.corpora:
-            if c.id == cid:
-                return c
-        return Corpus(cid, cid, None, None)
+        return next((c for c in self.corpora if c.id == cid), Corpus(cid, cid, None, None))
 
     @property
     def synthetic(self) -> bool:
@@ -106,10 +102,8 @@ class RunData:
         return sorted(named | set(self.raw["protocol"].dropna().astype(str)))
 
     def definition(self, protocol: str) -> dict[str, Any] | None:
-        for stem, m in self.manifests.items():
-            if _protocol_name(stem, m) == protocol and m.get("definition"):
-                return m["definition"]
-        return None
+        return next((m["definition"] for stem, m in self.manifests.items()
+                     if _protocol_name(stem, m) == protocol and m.get("definition")), None)
 
     def find_protocols(self, config_key: str) -> list[str]:
         """Protocols of this run whose variants set ``config_key`` (e.g. ``pos_enc``)."""
@@ -145,7 +139,7 @@ class RunData:
             return sorted({str(r.get(key)) for r in records if r.get(key) is not None})
 
         machines = Counter(describe_machine(r.get("machine") or {}) for r in records)
-        out = {
+        return {
             "corpora": [{"id": c.id, "name": c.name, "checksum": c.checksum, "synthetic": c.synthetic}
                         for c in self.corpora],
             "profiles": self.profiles,
@@ -158,12 +152,10 @@ class RunData:
             "machines": [{"machine": k, "units": v} for k, v in machines.most_common()],
             "units_read": len(self.units),
         }
-        return out
 
-    def unit_machines(self, model: str | None = None) -> list[str]:
-        """The machines (described) that trained the units of ``model`` (all models if None)."""
-        got = Counter(describe_machine((u.get("provenance") or {}).get("machine") or {})
-                      for u in self.units if model is None or u.get("model") == model)
+    def unit_machines(self) -> list[str]:
+        """The machines (described) that trained the units, most units first."""
+        got = Counter(describe_machine((u.get("provenance") or {}).get("machine") or {}) for u in self.units)
         return [k for k, _ in got.most_common()]
 
 
@@ -255,24 +247,16 @@ def load_run(path: str | Path) -> RunData:
                    saved_provenance=saved, notes=notes)
 
 
-# ---------------------------------------------------------------------- selection helpers
-def variant_parts(table: pd.DataFrame, variant: str) -> tuple[str, float]:
-    """A ``variant`` of ``table`` as (name without its training shift, shift in ms), the shift read
-    from the ``train_shift_ms`` column, never parsed out of the name."""
-    shifts = table.loc[table["variant"] == variant, "train_shift_ms"]
-    shift = float(shifts.iloc[0]) if len(shifts) else 0.0
-    return str(variant).removesuffix(shift_suffix(shift)), shift
-
-
-def summarize(values: pd.Series | np.ndarray, confidence: float = 0.95) -> dict[str, float]:
-    """Mean, sample sd, n and the half-width of the t confidence interval of the mean."""
+# ---------------------------------------------------------------------- summaries
+def summarize(values: pd.Series | np.ndarray) -> dict[str, float]:
+    """Mean, sample sd, n and ``ci95``, the half-width of the 95% t confidence interval of the mean."""
     from scipy import stats
 
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     n = v.size
     if n == 0:
-        return {"mean": math.nan, "sd": math.nan, "n": 0, "ci": math.nan}
+        return {"mean": math.nan, "sd": math.nan, "n": 0, "ci95": math.nan}
     sd = float(v.std(ddof=1)) if n > 1 else math.nan
-    ci = float(stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-    return {"mean": float(v.mean()), "sd": sd, "n": int(n), "ci": ci}
+    ci = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": float(v.mean()), "sd": sd, "n": int(n), "ci95": ci}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -37,10 +36,8 @@ REGIME_HATCH = {"standard": "///", "optimized": ""}
 REGIME_ALPHA = {"standard": 0.45, "optimized": 1.0}
 REGIME_LABELS = {"standard": "Standard training", "optimized": "Optimized training"}
 METRIC_LABELS = {"micro_f1": "Micro-F1", "macro_f1": "Macro-F1", "accuracy": "Accuracy"}
-MODALITY_LABELS = {"audio": "acoustic", "visual": "visual"}
 
 DPI = 200
-FORMATS = ("png", "pdf")
 WIDTH_SINGLE = 3.5   # inches: one IEEE column
 WIDTH_DOUBLE = 7.16  # inches: full IEEE page width
 
@@ -86,20 +83,14 @@ def mplstyle_text() -> str:
         if key == "axes.prop_cycle":
             colors = ", ".join(f"'{c.lstrip('#')}'" for c in value.by_key()["color"])
             lines.append(f"axes.prop_cycle: cycler('color', [{colors}])")
-        elif isinstance(value, bool):
-            lines.append(f"{key}: {str(value)}")
-        elif isinstance(value, str) and value.startswith("#"):
-            lines.append(f"{key}: {value.lstrip('#')}")
-        else:
-            lines.append(f"{key}: {value}")
+        else:  # style files write colours without their '#'
+            lines.append(f"{key}: {str(value).lstrip('#')}")
     return "\n".join(lines) + "\n"
 
 
-@contextlib.contextmanager
-def styled() -> Iterator[None]:
-    """Applies :data:`RC` for the duration of a block, restoring the caller's settings after."""
-    with matplotlib.rc_context(RC):
-        yield
+def styled() -> contextlib.AbstractContextManager:
+    """Applies :data:`RC` for the duration of a ``with`` block, restoring the caller's settings after."""
+    return matplotlib.rc_context(RC)
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -114,12 +105,10 @@ def add_footnote(fig: Figure, text: str) -> None:
     fig.supxlabel(text, fontsize=6.5, color=OKABE_ITO["vermillion"], x=0.0, ha="left", style="italic")
 
 
-def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Writes ``stem.png`` (``DPI``) and ``stem.pdf``; returns the paths written."""
+def save_figure(fig: Figure, stem: Path) -> list[Path]:
+    """Writes ``stem.png`` (``DPI``) and ``stem.pdf`` (without a creation date, so a rebuild writes the same
+    bytes); returns the paths written."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=DPI, metadata={"CreationDate": None} if fmt == "pdf" else None)
-        paths.append(path)
-    return paths
+    fig.savefig(stem.with_suffix(".png"), dpi=DPI)
+    fig.savefig(stem.with_suffix(".pdf"), dpi=DPI, metadata={"CreationDate": None})
+    return [stem.with_suffix(".png"), stem.with_suffix(".pdf")]

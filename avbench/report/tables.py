@@ -10,10 +10,11 @@ registered with :func:`avbench.report.artifacts.artifact`.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,8 @@ from avbench import stats
 from avbench.conditions import get_kind, kinds
 from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, artifact, artifact_family
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
-                                         proposed_models, table_label, unimodal_reference)
+from avbench.report.presentation import (model_key_sentence, model_label, model_meta, model_sort_key,
+                                         multimodal_models, proposed_models, table_label, unimodal_reference)
 from avbench.report.rundata import RunData, summarize
 from avbench.report.style import REGIME_LABELS, metric_label
 from avbench.results import select
@@ -50,8 +51,13 @@ def main_proposed(models) -> str:
     return found[0] if found else "(no proposed model)"
 
 
-def fmt(x: float, digits: int = 3) -> str:
-    return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+def audiovisual(t: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``t`` whose model is audiovisual (upscaled and unimodal models have artifacts of their own)."""
+    return t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
+
+
+def fmt(x: float) -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{x:.3f}"
 
 
 def trials_phrase(counts: dict[str, int]) -> str:
@@ -64,8 +70,6 @@ def trials_phrase(counts: dict[str, int]) -> str:
 
 def trials_note(counts: dict[str, int], what: str = "trials") -> str:
     """' Baseline 2 (MulT) has 18 trials.' for the rows that differ from the common count ('' if none)."""
-    if not counts:
-        return ""
     common = int(trials_phrase(counts))
     odd = [f"{k} has {v}" for k, v in counts.items() if v != common]
     return f" Rows with another number of {what}: {'; '.join(odd)}." if odd else ""
@@ -79,79 +83,67 @@ class Spec:
     filt: dict[str, Any]
     proposed: bool = False
     table: pd.DataFrame | None = None   # rows to read (default: the deduplicated table)
-    latex_label: str | None = None
+
+    def rows(self, ctx: ReportContext, corpus: str, metric: str) -> pd.DataFrame:
+        return ctx.select(self.table, corpus=corpus, metric=metric, **self.filt)
 
 
 @dataclass
 class Builder:
-    """Accumulates the cells, tests and notes of one table."""
+    """Accumulates the cells, tests and trial counts of one table."""
 
     ctx: ReportContext
     number: str
     comparisons: list[pd.DataFrame] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     few_trials: bool = False
     untested: dict[str, list[str]] = field(default_factory=dict)  # reason -> cells without a test
 
     def section(self, title: str | None, specs: list[Spec], corpora: list[str],
-                metrics=TABLE_METRICS, digits: int = 3, tested=None) -> Section:
+                metrics=TABLE_METRICS, tested=None) -> Section:
         """Means per (corpus, metric) for each spec, plus the mark on the proposed row (for the
         ``tested`` metrics; default all)."""
-        rows = []
-        marks: dict[tuple[str, str], str] = {}
         proposed = next((s for s in specs if s.proposed), None)
-        for corpus in corpora:
-            for metric in (metrics if tested is None else tested):
-                if proposed is not None:
-                    marks[(corpus, metric)] = self.test(title, corpus, metric, proposed,
-                                                        [s for s in specs if s is not proposed])
+        others = [s for s in specs if s is not proposed]
+        marks = {(corpus, metric): self.test(title, corpus, metric, proposed, others)
+                 for corpus, metric in itertools.product(corpora, tested or metrics)} if proposed else {}
+        rows = []
         for spec in specs:
             cells = []
-            for corpus in corpora:
-                for metric in metrics:
-                    src = self.ctx.run.table if spec.table is None else spec.table
-                    vals = select(src, corpus=corpus, metric=metric, **spec.filt)["value"]
-                    s = summarize(vals)
-                    if s["n"]:
-                        self.counts[spec.label] = max(self.counts.get(spec.label, 0), s["n"])
-                    text = fmt(s["mean"], digits)
-                    cells.append(Cell(text=text, value=float(text) if s["n"] else None,
-                                      mark=marks.get((corpus, metric), "") if spec.proposed else "",
-                                      stats={"mean": s["mean"], "sd": s["sd"], "n": s["n"], "ci95": s["ci"]}))
-            rows.append(Row(spec.label, cells, latex_label=spec.latex_label,
-                            key={k: v for k, v in spec.filt.items() if k != "level"}))
+            for corpus, metric in itertools.product(corpora, metrics):
+                s = summarize(spec.rows(self.ctx, corpus, metric)["value"])
+                if s["n"]:
+                    self.counts[spec.label] = max(self.counts.get(spec.label, 0), s["n"])
+                text = fmt(s["mean"])
+                cells.append(Cell(text=text, value=float(text) if s["n"] else None, stats=s,
+                                  mark=marks.get((corpus, metric), "") if spec.proposed else ""))
+            rows.append(Row(spec.label, cells, key={k: v for k, v in spec.filt.items() if k != "level"}))
         return Section(title, rows)
 
     def test(self, section: str | None, corpus: str, metric: str, proposed: Spec, others: list[Spec]) -> str:
         """Runs stats.compare for one cell and returns the mark ('' when not significant or untestable)."""
-        src = self.ctx.run.table if proposed.table is None else proposed.table
-        have = [o for o in others if not select(o.table if o.table is not None else self.ctx.run.table,
-                                                corpus=corpus, metric=metric, **o.filt).empty]
-        if not have or select(src, corpus=corpus, metric=metric, **proposed.filt).empty:
+        arms = [(spec, spec.rows(self.ctx, corpus, metric)) for spec in [proposed] + others]
+        arms = [(spec, rows) for spec, rows in arms if not rows.empty]
+        if len(arms) < 2 or arms[0][0] is not proposed:
             return ""
         # the tests need one table holding both sides: stack the rows each spec selects, tagged by spec
-        parts = []
-        for i, spec in enumerate([proposed] + have):
-            t = spec.table if spec.table is not None else self.ctx.run.table
-            rows = select(t, corpus=corpus, metric=metric, **spec.filt)[["seed", "metric", "value"]].copy()
-            rows["arm"] = i
-            parts.append(rows)
-        stacked = pd.concat(parts, ignore_index=True)
+        stacked = pd.concat([rows[["seed", "metric", "value"]].assign(arm=i) for i, (_, rows) in enumerate(arms)],
+                            ignore_index=True)
         cell = f"{self.ctx.run.corpus(corpus).label}, {metric_label(metric)}{', ' + section if section else ''}"
-        seeds = [set(p["seed"]) for p in parts]
+        seeds = [set(rows["seed"]) for _, rows in arms]
         every = set().union(*seeds)
         if any(s != every for s in seeds):
             lacking = "; ".join(f"{spec.label} lacks trial(s) {sorted(every - s)}"
-                                for spec, s in zip([proposed] + have, seeds) if s != every)
+                                for (spec, _), s in zip(arms, seeds) if s != every)
             self.untested.setdefault(f"trials are not paired across rows ({lacking})", []).append(cell)
             return ""
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 res = stats.compare(stacked, metric, {"arm": 0},
-                                    {spec.label: {"arm": i + 1} for i, spec in enumerate(have)},
-                                    test=self.ctx.config.test, alpha=self.ctx.config.alpha, correction=self.ctx.config.correction)
+                                    {spec.label: {"arm": i} for i, (spec, _) in enumerate(arms[1:], 1)},
+                                    test=self.ctx.config.test, alpha=self.ctx.config.alpha,
+                                    correction=self.ctx.config.correction)
             if any(issubclass(w.category, stats.TooFewTrialsWarning) for w in caught):
                 self.few_trials = True
         except ValidationError as exc:
@@ -170,23 +162,23 @@ class Builder:
             out += f"; with fewer than {stats.MIN_TRIALS} trials the tests rest on very little evidence"
         return out
 
-    def finish(self, table: Table) -> Table:
-        table.comparisons = pd.concat(self.comparisons, ignore_index=True) if self.comparisons else pd.DataFrame()
-        for reason, cells in self.untested.items():
-            self.notes.append(f"No significance test in {len(cells)} cell(s) ({'; '.join(cells)}): {reason}.")
-        table.notes = list(dict.fromkeys(table.notes + self.notes))
+    def finish(self, key: str, title: str, caption: str, stub: str, corpora: list[str], sections: list[Section],
+               columns: tuple[str, ...] = tuple(metric_label(m) for m in TABLE_METRICS), **kw: Any) -> Table:
+        """The table: ``columns`` under each corpus, the caption completed (uncommon trial counts, untested
+        cells, the synthetic note), the tests and notes attached, the best values in bold."""
+        notes = [f"No significance test in {len(cells)} cell(s) ({'; '.join(cells)}): {reason}."
+                 for reason, cells in self.untested.items()]
         note = trials_note(self.counts)
         n_untested = sum(len(c) for c in self.untested.values())
         if n_untested:
-            note += (f" No test (hence no *) in {n_untested} cell(s): "
-                     f"{'; '.join(dict.fromkeys(r.split(' (')[0] for r in self.untested))}; details in the report's notes.")
-        table.caption += note + self.ctx.synthetic_note
+            reasons = "; ".join(dict.fromkeys(r.split(" (")[0] for r in self.untested))
+            note += f" No test (hence no *) in {n_untested} cell(s): {reasons}; details in the report's notes."
+        groups = [(self.ctx.run.corpus(c).label, len(columns)) for c in corpora]
+        table = Table(key, self.number, title, caption + note + self.ctx.synthetic_note, stub, groups,
+                      list(columns) * len(corpora), sections, notes=notes, **kw)
+        table.comparisons = pd.concat(self.comparisons, ignore_index=True) if self.comparisons else pd.DataFrame()
         table.mark_best()
         return table
-
-
-def corpus_groups(run: RunData, corpora: list[str], metrics=TABLE_METRICS) -> list[tuple[str, int]]:
-    return [(run.corpus(c).label, len(metrics)) for c in corpora]
 
 
 def _corpora(t: pd.DataFrame) -> list[str]:
@@ -202,7 +194,6 @@ def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
     One table per proposed model of the run (``proposed``; default: the first): that model against
     every audiovisual baseline; other proposed models are left to their own table.
     """
-    run = ctx.run
     t = ctx.select(condition="full", variant="default", metric=list(TABLE_METRICS))
     found = multimodal_models(t["model"].unique().tolist())
     main = proposed or main_proposed(found)
@@ -228,10 +219,8 @@ def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
                f"model of the section ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(models)}{extra}")
     key = "table1" if main == main_proposed(found) else f"table1-{main}"
-    tab = Table(key, "Table 1", "Comparison with the audiovisual baselines" + (
-        "" if key == "table1" else f" ({name})"), caption, "Architecture",
-                corpus_groups(run, corpora), [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections)
-    return b.finish(tab)
+    title = "Comparison with the audiovisual baselines" + ("" if key == "table1" else f" ({name})")
+    return b.finish(key, title, caption, "Architecture", corpora, sections)
 
 
 @artifact_family("table1-others")
@@ -247,9 +236,7 @@ def other_proposed(ctx: ReportContext) -> list[Artifact]:
 @artifact("table2", kind="table", needs="clipping", name="Table 2 (missing modality: visual only / acoustic only)")
 def table2(ctx: ReportContext) -> Table:
     """Visual-only (audio clipped) and acoustic-only (visual clipped) scores with baseline 4."""
-    run = ctx.run
-    t = ctx.select(condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS))
-    t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
+    t = audiovisual(ctx.select(condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS)))
     main = main_proposed(t["model"].unique().tolist())
     if select(t, model=main).empty:
         raise Skip(f"needs {main} scored with one modality clipped (conditions clip_audio / clip_visual)")
@@ -285,29 +272,22 @@ def table2(ctx: ReportContext) -> Table:
                f"tested with only the visual features (audio clipped) or only the acoustic features (visual "
                f"clipped), against the unimodal baseline 4. Mean F1-scores over {trials_phrase(b.counts)} trials."
                f"{b4_text} *: {model_label(main, short=True)} is significantly better than every other model of the "
-               f"section, baseline 4 "
-               f"included ({b.stats_sentence()}). Bold: best value of each column and section."
+               f"section, baseline 4 included ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(shown)}")
-    tab = Table("table2", "Table 2", "Missing modality (clipping)", caption, "Architecture",
-                corpus_groups(run, corpora), [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections)
-    return b.finish(tab)
+    return b.finish("table2", "Missing modality (clipping)", caption, "Architecture", corpora, sections)
 
 
 # ---------------------------------------------------------------------------- ablations (Tables 3, 4)
 def is_default_config(model: str, config: dict[str, Any]) -> bool:
     """True if ``config`` leaves the model as the paper defines it (``ModelMeta.is_default``, the
-    rule the runner plans units by; a model not installed here counts as not default)."""
-    try:
-        from avbench.models import get_model_meta
-
-        return get_model_meta(model).is_default(config)
-    except Exception:
-        return not config
+    rule the runner plans units by; for a model not installed here, only an empty ``config``)."""
+    meta = model_meta(model)
+    return meta.is_default(config) if meta is not None else not config
 
 
 @dataclass
 class Ablation:
-    """The rows of one variant-ablation protocol: (model, variant name, config, label, proposed)."""
+    """The rows of one variant-ablation protocol: (model, variant name, label, proposed)."""
 
     protocol: str
     regimes: list[str]
@@ -315,8 +295,8 @@ class Ablation:
     table: pd.DataFrame   # the rows to read (the protocol's own, plus fallbacks)
 
 
-def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, Any], str], str]) -> Ablation:
-    """Finds the protocol that varies model option ``key`` and the rows it produced."""
+def ablation(run: RunData, key: str, preferred: str) -> Ablation:
+    """Finds the protocol that varies model option ``key`` (``preferred`` if several do) and the rows it produced."""
     names = run.find_protocols(key)
     if not names:
         raise Skip(f"no protocol of this run varies the model option {key!r}", preferred)
@@ -345,10 +325,10 @@ def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, 
                     have = True
             if not have:
                 continue
-            text = label(config, vname)
+            text = option_text(key, config, vname)
             if len(models) > 1:
                 text = f"{model_label(model, short=True)}: {text}"
-            rows.append({"model": model, "variant": vname, "config": config, "label": text, "proposed": proposed})
+            rows.append({"model": model, "variant": vname, "label": text, "proposed": proposed})
     if not rows:
         raise Skip(f"protocol {name} has no scored variants yet", name)
     table = pd.concat([sub] + extra, ignore_index=True) if extra else sub
@@ -357,62 +337,51 @@ def ablation(run: RunData, key: str, preferred: str, label: Callable[[dict[str, 
     return Ablation(name, regimes, rows, table)
 
 
-def option_label(key: str) -> Callable[[dict[str, Any], str], str]:
-    def label(config: dict[str, Any], name: str) -> str:
-        if key in config:
-            value = config[key]
-            return OPTION_LABELS.get(key, {}).get(value, f"{key} = {value}")
-        return name
-    return label
+def option_text(key: str, config: dict[str, Any], name: str) -> str:
+    """How a row names the variant ``name`` that sets model option ``key`` in ``config``: the paper's name
+    for the setting, the loss weights as a tuple, else the variant's name."""
+    value = config.get(key)
+    if key == "loss_weights":
+        return f"({', '.join(f'{float(x):.2f}' for x in value)})" if isinstance(value, (list, tuple)) else name
+    return OPTION_LABELS.get(key, {}).get(value, f"{key} = {value}") if key in config else name
 
 
-def lambda_label(config: dict[str, Any], name: str) -> str:
-    w = config.get("loss_weights")
-    return f"({', '.join(f'{float(x):.2f}' for x in w)})" if isinstance(w, (list, tuple)) else name
-
-
-def _ablation_table(ctx: ReportContext, ab: Ablation, key: str, number: str, title: str,
-                    stub: str, caption_head: str, order: Callable[[list[dict]], list[dict]] | None = None,
-                    stub_latex: str | None = None) -> Table:
-    run = ctx.run
+def _ablation_table(ctx: ReportContext, ab: Ablation, key: str, number: str, title: str, stub: str,
+                    caption_head: str, stub_latex: str | None = None) -> Table:
     b = Builder(ctx, number)
     corpora = _corpora(ab.table)
-    rows = order(ab.rows) if order else ab.rows
     sections = []
     for regime in ab.regimes:
         specs = [Spec(r["label"], {"model": r["model"], "variant": r["variant"], "regime": regime,
                                    "condition": "full", "level": None}, proposed=r["proposed"], table=ab.table)
-                 for r in rows if not select(ab.table, model=r["model"], variant=r["variant"], regime=regime).empty]
+                 for r in ab.rows if not select(ab.table, model=r["model"], variant=r["variant"], regime=regime).empty]
         title_r = REGIME_SECTION[regime] if len(ab.regimes) > 1 else None
         sections.append(b.section(title_r, specs, corpora))
     regime_text = " and ".join(ab.regimes)
-    has_proposed = any(r["proposed"] for r in rows)
+    has_proposed = any(r["proposed"] for r in ab.rows)
     mark = (" *: the paper's configuration is significantly better than every other row"
             f" ({b.stats_sentence()})." if has_proposed else f" ({b.stats_sentence()}; no row is the paper's "
                                                                f"configuration, so no * is tested.)")
     caption = (f"{caption_head} AuxFormer, {regime_text} training, full audiovisual test; mean F1-scores over "
                f"{trials_phrase(b.counts)} trials (protocol {ab.protocol}).{mark} Bold: best value of each column.")
-    tab = Table(key, number, title, caption, stub, corpus_groups(run, corpora),
-                [metric_label(m) for m in TABLE_METRICS] * len(corpora), sections, stub_latex=stub_latex)
-    return b.finish(tab)
+    return b.finish(key, title, caption, stub, corpora, sections, stub_latex=stub_latex)
 
 
 @artifact("table3", kind="table", needs="posenc", name="Table 3 (positional encoding)")
 def table3(ctx: ReportContext) -> Table:
     """Positional encoding on/off (the paper lists 'No Pos. Encoding' first)."""
-    ab = ablation(ctx.run, "pos_enc", "posenc", option_label("pos_enc"))
-    order = lambda rows: sorted(rows, key=lambda r: r["proposed"])  # noqa: E731 -- ablated row first
-    return _ablation_table(ctx, ab, "table3", "Table 3", "Positional encoding",
-                           "Pos. Encoding Type", "The role of the positional encoding:", order)
+    ab = ablation(ctx.run, "pos_enc", "posenc")
+    ab.rows.sort(key=lambda r: r["proposed"])  # the ablated row first
+    return _ablation_table(ctx, ab, "table3", "Table 3", "Positional encoding", "Pos. Encoding Type",
+                           "The role of the positional encoding:")
 
 
 @artifact("table4", kind="table", needs="lambda-grid", name="Table 4 (loss-weight grid)")
 def table4(ctx: ReportContext) -> Table:
     """The loss-weight grid (lambda_av, lambda_a, lambda_v) of Eq. 6."""
-    ab = ablation(ctx.run, "loss_weights", "lambda-grid", lambda_label)
-    return _ablation_table(ctx, ab, "table4", "Table 4", "Loss weights",
-                           "(λ_av, λ_a, λ_v)",
-                           "F1-scores with different weights combining the three losses (Eq. 6):", None,
+    ab = ablation(ctx.run, "loss_weights", "lambda-grid")
+    return _ablation_table(ctx, ab, "table4", "Table 4", "Loss weights", "(λ_av, λ_a, λ_v)",
+                           "F1-scores with different weights combining the three losses (Eq. 6):",
                            stub_latex=r"$(\lambda_{av}, \lambda_{a}, \lambda_{v})$")
 
 
@@ -450,8 +419,7 @@ def table5(ctx: ReportContext) -> Table:
                            stats={"mean": float(p.mean()) if len(p) else math.nan,
                                   "sd": float(p.std(ddof=1)) if len(p) > 1 else math.nan,
                                   "n": int(len(p)), "ci95": math.nan}),
-                      Cell(_seconds(s["mean"]) + (" sec/epoch" if s["n"] else ""), None,
-                           stats={"mean": s["mean"], "sd": s["sd"], "n": s["n"], "ci95": s["ci"]})]
+                      Cell(_seconds(s["mean"]) + (" sec/epoch" if s["n"] else ""), None, stats=s)]
         if any(c.text != "–" for c in cells):
             rows.append(Row(table_label(m), cells, key={"model": m}))
     machines = run.unit_machines() or [m["machine"] for m in run.provenance().get("machines", [])]
@@ -461,14 +429,13 @@ def table5(ctx: ReportContext) -> Table:
               f" Profile {profiles}: models are scaled down, so the counts are not the paper's (avbench models "
               f"list --profile paper gives the paper-scale counts).")
     caption = (f"Number of trainable parameters and training time per epoch (training loop only; mean over the "
-               f"{trials_phrase(counts)} trained units of each model), measured on {where}.{trials_note(counts, 'units')}"
+               f"{trials_phrase(counts)} trained units of each model), measured on {where}."
+               f"{trials_note(counts, 'units')}"
                f"{scaled} Counts depend on the number of classes of the corpus (the paper's are for four)."
                f"{model_key_sentence(models)}{ctx.synthetic_note}")
     groups = [(run.corpus(c).label, 2) for c in corpora] if len(corpora) > 1 else []
-    tab = Table("table5", "Table 5", "Parameters and training time", caption, "", groups,
-                ["# Params.", "Train. Time"] * len(corpora), [Section(None, rows)], best=None,
-                wide=len(corpora) > 1)
-    return tab
+    return Table("table5", "Table 5", "Parameters and training time", caption, "", groups,
+                 ["# Params.", "Train. Time"] * len(corpora), [Section(None, rows)], best=None, wide=len(corpora) > 1)
 
 
 # ---------------------------------------------------------------------------- robustness summary
@@ -490,10 +457,9 @@ def robustness_table(ctx: ReportContext) -> Table:
     One section per condition family (and training variant), models as rows, corpus x (AUC, rel.)
     as columns: narrow enough for one column however many families a run has.
     """
-    run, metric = ctx.run, ctx.metric
+    metric = ctx.metric
     auc, rel = f"auc_{metric}", f"relative_auc_{metric}"
-    t = ctx.select(metric=[auc, rel])
-    t = t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
+    t = audiovisual(ctx.select(metric=[auc, rel]))
     if t.empty:
         raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them")
     order = [k.name for k in kinds()]
@@ -530,7 +496,5 @@ def robustness_table(ctx: ReportContext) -> Table:
                f"{model_label(proposed, short=True)}'s AUC is "
                f"significantly higher than every other model's ({b.stats_sentence()}). Bold: best value of each "
                f"column and section.{shifted}{model_key_sentence(shown)}")
-    cols = ["AUC", "rel."] * len(corpora)
-    tab = Table("robustness", "Table R1", "Robustness summary", caption, "Architecture",
-                corpus_groups(run, corpora, (auc, rel)), cols, sections)
-    return b.finish(tab)
+    return b.finish("robustness", "Robustness summary", caption, "Architecture", corpora, sections,
+                    columns=("AUC", "rel."))
