@@ -60,17 +60,6 @@ def _ci_text(n: int) -> str:
             if n > 1 else "a single trial (no error bars)")
 
 
-def _ci_bar(ax, x: float, s: Summary, capsize: float = 2.0) -> tuple[float, float]:
-    """The 95% interval of ``s`` as an error bar, cut to [0, 1] (a t-interval over 2-3 trials can pass
-    the limits of an F1); returns its ends (the mean alone without an interval)."""
-    if not np.isfinite(s["ci95"]):
-        return s["mean"], s["mean"]
-    low, high = max(0.0, s["mean"] - s["ci95"]), min(1.0, s["mean"] + s["ci95"])
-    ax.errorbar(x, s["mean"], yerr=[[s["mean"] - low], [high - s["mean"]]], color="black", linewidth=0.7,
-                capsize=capsize)
-    return low, high
-
-
 def _ntrials(t: pd.DataFrame) -> int:
     return int(t["seed"].nunique()) if len(t) else 0
 
@@ -209,10 +198,9 @@ def fig4(ctx: ReportContext) -> FigureResult:
                 if not s["n"]:
                     continue
                 x = g - 0.4 + width * (k + 0.5)
-                ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen], alpha=style.REGIME_ALPHA[regime],
-                       hatch=style.REGIME_HATCH[regime], edgecolor="black", linewidth=0.4)
+                _bar(ax, x, s, width * 0.92, color=style.SCENARIO_COLORS[scen], alpha=style.REGIME_ALPHA[regime],
+                     hatch=style.REGIME_HATCH[regime])
                 drawn.add(scen)
-                _ci_bar(ax, x, s, capsize=1.5)
         for modality, scen, ls, _ in BASELINE4_LINES:
             ref = _baseline4(ctx, modality, "standard", corpus)  # both regimes shown: standard first
             if ref is not None:
@@ -456,16 +444,22 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
 
 
 # ---------------------------------------------------------------------------- bars (Figs. 6-8)
-def _bar(ax, x: float, st: Summary, width: float, fontsize: float, capsize: float = 1.5, hatch: str = "",
-         **kw: Any) -> tuple[float, float]:
-    """A bar at the mean of ``st``, its interval (:func:`_ci_bar`), and the mean written upright at its
-    foot, where no error bar reaches (see :func:`_zoom`); returns the interval's ends."""
+def _bar(ax, x: float, st: Summary, width: float, fontsize: float | None = None, capsize: float = 1.5,
+         hatch: str = "", **kw: Any) -> tuple[float, float]:
+    """A bar at the mean of ``st`` with its 95% interval cut to [0, 1] (a t-interval over 2-3 trials can pass
+    the limits of an F1), and with ``fontsize`` the mean written upright at its foot, where no error bar
+    reaches (see :func:`_zoom`); returns the interval's ends (the mean alone without an interval)."""
     ax.bar(x, st["mean"], width, hatch=hatch, edgecolor="black", linewidth=0.4, **kw)
-    ends = _ci_bar(ax, x, st, capsize=capsize)
-    ax.text(x, 0.02, f"{st['mean']:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", rotation=90,
-            fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.8,
-                                     "linewidth": 0})
-    return ends
+    low, high = st["mean"], st["mean"]
+    if np.isfinite(st["ci95"]):
+        low, high = max(0.0, st["mean"] - st["ci95"]), min(1.0, st["mean"] + st["ci95"])
+        ax.errorbar(x, st["mean"], yerr=[[st["mean"] - low], [high - st["mean"]]], color="black", linewidth=0.7,
+                    capsize=capsize)
+    if fontsize:
+        ax.text(x, 0.02, f"{st['mean']:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                rotation=90, fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white",
+                                                      "alpha": 0.8, "linewidth": 0})
+    return low, high
 
 
 def _ablation_figure(ctx: ReportContext, fig_no: int, option: str, protocol: str, title: str,

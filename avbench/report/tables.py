@@ -416,14 +416,11 @@ def table5(ctx: ReportContext) -> Table:
                 lo, hi = int(p.min()), int(p.max())
                 ptext = f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
             cells += [Cell(ptext, None, latex=ptext.replace(",", "{,}").replace("–", "--"),
-                           stats={"mean": float(p.mean()) if len(p) else math.nan,
-                                  "sd": float(p.std(ddof=1)) if len(p) > 1 else math.nan,
-                                  "n": int(len(p)), "ci95": math.nan}),
+                           stats={**summarize(p), "ci95": math.nan}),
                       Cell(_seconds(s["mean"]) + (" sec/epoch" if s["n"] else ""), None, stats=s)]
         if any(c.text != "–" for c in cells):
             rows.append(Row(table_label(m), cells, key={"model": m}))
-    machines = run.unit_machines() or [m["machine"] for m in run.provenance().get("machines", [])]
-    where = "; ".join(machines) if machines else "an unrecorded machine"
+    where = "; ".join(m["machine"] for m in run.provenance().get("machines", [])) or "an unrecorded machine"
     profiles = ", ".join(run.profiles) or "unknown"
     scaled = ("" if run.profiles == ["paper"] else
               f" Profile {profiles}: models are scaled down, so the counts are not the paper's (avbench models "
