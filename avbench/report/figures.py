@@ -10,12 +10,11 @@ curves) are seaborn's, drawn on the report's own Agg figures.  All drawing happe
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,7 @@ from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportC
                                       artifact_family)
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
-from avbench.report.rundata import RunData, summarize
+from avbench.report.rundata import summarize
 from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, main_proposed
 from avbench.results import select
 
@@ -126,18 +125,6 @@ def _tint(color: str, share: float = 0.3) -> tuple[float, float, float]:
     return tuple(share * rgb + (1 - share) * np.ones(3))
 
 
-@contextlib.contextmanager
-def _fixed_jitter() -> Iterator[None]:
-    """seaborn jitters strip plots with numpy's global generator: seed it for the block (the same
-    figure every build) and restore the caller's state after."""
-    state = np.random.get_state()
-    np.random.seed(0)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
 def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
     """Per-trial scores of each model: seaborn box plot (Tukey whiskers), each trial as a grey dot
     (strip) and the mean as the model's marker.  Returns whether an outlier was drawn."""
@@ -150,8 +137,12 @@ def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
                     linecolor="black", linewidth=0.8, legend=False,
                     medianprops={"color": "black", "linewidth": 1.4}, whiskerprops={"linestyle": "--"},
                     flierprops={"marker": "+", "markeredgecolor": style.OUTLIER_COLOR, "markersize": 5})
-    with _fixed_jitter():
+    state = np.random.get_state()  # seaborn jitters with numpy's global generator: the same dots every build
+    np.random.seed(0)
+    try:
         sns.stripplot(**common, color="#555555", size=2.2, jitter=0.12, linewidth=0, zorder=3)
+    finally:
+        np.random.set_state(state)
     for x, m in enumerate(models):
         values = d.loc[d["model"] == m, "value"]
         if len(values):
@@ -296,24 +287,19 @@ def _model_handles(models: list[str]) -> list[Line2D]:
             for m in models]
 
 
-def _main(run: RunData) -> str:
-    return main_proposed(run.table["model"].unique().tolist())
+def _full_handle(full: str) -> list[Line2D]:
+    """The legend entry of :func:`_full_line` (``full``: its model's name, '' when none was drawn)."""
+    return [Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label=f"{full}, full AV")] if full else []
 
 
-def _full_handle(run: RunData, drawn: bool) -> list[Line2D]:
-    """The legend entry of :func:`_full_line`, when it was drawn."""
-    label = f"{model_label(_main(run), short=True)}, full AV"
-    return [Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label=label)] if drawn else []
+def _full_text(full: str, what: str = "full audiovisual input") -> str:
+    return f"solid blue line: {full} with {what}" if full else ""
 
 
-def _full_text(run: RunData, drawn: bool, what: str = "full audiovisual input") -> str:
-    return f"solid blue line: {model_label(_main(run), short=True)} with {what}" if drawn else ""
-
-
-def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str) -> bool:
-    """The main proposed model's full-AV score as a horizontal line."""
-    v = select(run.table, corpus=corpus, model=_main(run), variant="default", regime=regime, condition="full",
-               metric=metric)["value"]
+def _full_line(ax, ctx: ReportContext, corpus: str, model: str, regime: str) -> bool:
+    """``model``'s full-AV score as a horizontal line."""
+    v = ctx.select(corpus=corpus, model=model, variant="default", regime=regime, condition="full",
+                   metric=ctx.metric)["value"]
     if v.empty:
         return False
     ax.axhline(float(v.mean()), color=style.FULL_AV_COLOR, linestyle="-", linewidth=1.0, alpha=0.8, zorder=1)
@@ -321,25 +307,25 @@ def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str) -> bool:
 
 
 def _curve_panels(ctx: ReportContext, t: pd.DataFrame, columns: list[str], regime: str,
-                  draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, np.ndarray, bool]:
+                  draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, np.ndarray, str]:
     """The grid of a curve figure: a row per corpus of ``t``, a panel per column (a modality).  ``draw(ax,
     corpus, column, letter)`` draws a panel's own lines, title and x axis; each panel then gets the main
-    proposed model's full-AV line and the metric on its y axis.  Returns the figure, its axes and whether a
-    full-AV line was drawn."""
+    proposed model's full-AV line and the metric on its y axis.  Returns the figure, its axes and the name of
+    the model whose full-AV line was drawn ('' if none was)."""
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(columns) > 1 else style.WIDTH_SINGLE + 0.5,
                            2.35 * len(corpora) + 0.55)
     axes = fig.subplots(len(corpora), len(columns), squeeze=False, sharey="row")
-    has_full = False
+    main, has_full = main_proposed(ctx.run.table["model"].unique().tolist()), False
     for r, corpus in enumerate(corpora):
         for c, column in enumerate(columns):
             ax = axes[r, c]
             draw(ax, corpus, column, _letter(r * len(columns) + c))
-            has_full |= _full_line(ax, ctx.run, corpus, ctx.metric, regime)
+            has_full |= _full_line(ax, ctx, corpus, main, regime)
             if c == 0:
                 ax.set_ylabel(style.metric_label(ctx.metric))
             ax.tick_params(labelleft=True)
-    return fig, axes, has_full
+    return fig, axes, model_label(main, short=True) if has_full else ""
 
 
 @artifact("fig5", kind="figure", needs="masking", name="Fig. 5 (random frame masking)")
@@ -365,8 +351,8 @@ def fig5(ctx: ReportContext) -> FigureResult:
         ax.set_xlabel(f"Frames kept of the masked {'audio' if cond == 'mask_audio' else 'visual'} stream (%)")
         ax.set_xticks(range(10, 100, 10))
 
-    fig, axes, has_full = _curve_panels(ctx, t, conds, regime, draw)
-    handles = _model_handles(models) + _full_handle(run, has_full)
+    fig, axes, full = _curve_panels(ctx, t, conds, regime, draw)
+    handles = _model_handles(models) + _full_handle(full)
     if b4:
         handles.append(Line2D([], [], color=style.BASELINE4_COLOR, linestyle="--", label="Baseline 4, intact modality"))
     _fit_ylim(axes)
@@ -374,7 +360,7 @@ def fig5(ctx: ReportContext) -> FigureResult:
     caption = _sentences(
         f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality (the "
         f"others zeroed at random; the other modality intact), {regime} training",
-        _trials_text(_ntrials(t)), _full_text(run, has_full),
+        _trials_text(_ntrials(t)), _full_text(full),
         "dashed red line: baseline 4 on the intact modality" if b4 else "")
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(ctx, fig), fig)
 
@@ -421,7 +407,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         ax.set_title(f"{letter} {mod.capitalize()} {what} / {run.corpus(corpus).label}")
         ax.set_xlabel(spec.xlabel.format(mod=mod))
 
-    fig, axes, has_full = _curve_panels(ctx, t, mods, regime, draw)
+    fig, axes, full = _curve_panels(ctx, t, mods, regime, draw)
     handles = _model_handles(models)
     drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
     styles_text = ""
@@ -434,12 +420,12 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
                     for v in drawn_variants]
         styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {ctx.variant_label(t, v)}"
                                                   for v in drawn_variants)
-    handles += _full_handle(run, has_full)
+    handles += _full_handle(full)
     _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     caption = _sentences(f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} "
                          f"training", spec.note, styles_text, _trials_text(_ntrials(t)),
-                         _full_text(run, has_full, "intact input"))
+                         _full_text(full, "intact input"))
     return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
 
 
