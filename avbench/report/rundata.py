@@ -145,10 +145,7 @@ class RunData:
             "profiles": self.profiles,
             "seeds": self.seeds,
             "protocols": self.protocols,
-            "avbench": values("avbench"),
-            "git_revision": values("git_revision"),
-            "torch": values("torch"),
-            "python": values("python"),
+            **{key: values(key) for key in ("avbench", "git_revision", "torch", "python")},
             "machines": [{"machine": k, "units": v} for k, v in machines.most_common()],
             "units_read": len(self.units),
         }
