@@ -48,9 +48,11 @@ class FigureResult:
 
 
 def _synthetic(ctx: ReportContext, fig: Figure) -> str:
-    """The synthetic-corpus note, under the figure and for the end of its caption ('' for a real corpus)."""
+    """The synthetic-corpus note, in small red italics under the figure and for the end of its caption ('' for
+    a real corpus)."""
     if ctx.run.synthetic:
-        style.add_footnote(fig, SYNTHETIC_NOTE)
+        fig.supxlabel(SYNTHETIC_NOTE, fontsize=6.5, color=style.OKABE_ITO["vermillion"], x=0.0, ha="left",
+                      style="italic")
     return ctx.synthetic_note
 
 
@@ -119,18 +121,13 @@ def fig3(ctx: ReportContext) -> FigureResult:
                         caption + _synthetic(ctx, fig), fig)
 
 
-def _tint(color: str, share: float = 0.3) -> tuple[float, float, float]:
-    """``color`` at ``share`` strength over white (an opaque box fill that prints like a translucent one)."""
-    rgb = np.asarray(to_rgb(color))
-    return tuple(share * rgb + (1 - share) * np.ones(3))
-
-
 def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
     """Per-trial scores of each model: seaborn box plot (Tukey whiskers), each trial as a grey dot
     (strip) and the mean as the model's marker.  Returns whether an outlier was drawn."""
     d = t[t["model"].isin(models)].assign(model=lambda f: f["model"].astype(str))
     common = {"data": d, "x": "model", "y": "value", "order": models, "ax": ax}
-    fills = {m: _tint(model_color(m, models)) for m in models}
+    # each model's colour at 30% over white: an opaque box fill that prints like a translucent one
+    fills = {m: tuple(0.3 * np.asarray(to_rgb(model_color(m, models))) + 0.7) for m in models}
     with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated vert= to bxp
         warnings.filterwarnings("ignore", "vert: bool", category=DeprecationWarning)
         sns.boxplot(**common, hue="model", hue_order=models, palette=fills, width=0.55, whis=1.5,
@@ -307,11 +304,11 @@ def _full_line(ax, ctx: ReportContext, corpus: str, model: str, regime: str) -> 
 
 
 def _curve_panels(ctx: ReportContext, t: pd.DataFrame, columns: list[str], regime: str,
-                  draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, np.ndarray, str]:
+                  draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, str]:
     """The grid of a curve figure: a row per corpus of ``t``, a panel per column (a modality).  ``draw(ax,
     corpus, column, letter)`` draws a panel's own lines, title and x axis; each panel then gets the main
-    proposed model's full-AV line and the metric on its y axis.  Returns the figure, its axes and the name of
-    the model whose full-AV line was drawn ('' if none was)."""
+    proposed model's full-AV line and the metric on its y axis, and all panels one y range (:func:`_fit_ylim`).
+    Returns the figure and the name of the model whose full-AV line was drawn ('' if none was)."""
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(columns) > 1 else style.WIDTH_SINGLE + 0.5,
                            2.35 * len(corpora) + 0.55)
@@ -325,7 +322,8 @@ def _curve_panels(ctx: ReportContext, t: pd.DataFrame, columns: list[str], regim
             if c == 0:
                 ax.set_ylabel(style.metric_label(ctx.metric))
             ax.tick_params(labelleft=True)
-    return fig, axes, model_label(main, short=True) if has_full else ""
+    _fit_ylim(axes)
+    return fig, model_label(main, short=True) if has_full else ""
 
 
 @artifact("fig5", kind="figure", needs="masking", name="Fig. 5 (random frame masking)")
@@ -351,11 +349,10 @@ def fig5(ctx: ReportContext) -> FigureResult:
         ax.set_xlabel(f"Frames kept of the masked {'audio' if cond == 'mask_audio' else 'visual'} stream (%)")
         ax.set_xticks(range(10, 100, 10))
 
-    fig, axes, full = _curve_panels(ctx, t, conds, regime, draw)
+    fig, full = _curve_panels(ctx, t, conds, regime, draw)
     handles = _model_handles(models) + _full_handle(full)
     if b4:
         handles.append(Line2D([], [], color=style.BASELINE4_COLOR, linestyle="--", label="Baseline 4, intact modality"))
-    _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     caption = _sentences(
         f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality (the "
@@ -407,7 +404,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         ax.set_title(f"{letter} {mod.capitalize()} {what} / {run.corpus(corpus).label}")
         ax.set_xlabel(spec.xlabel.format(mod=mod))
 
-    fig, axes, full = _curve_panels(ctx, t, mods, regime, draw)
+    fig, full = _curve_panels(ctx, t, mods, regime, draw)
     handles = _model_handles(models)
     drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
     styles_text = ""
@@ -421,7 +418,6 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {ctx.variant_label(t, v)}"
                                                   for v in drawn_variants)
     handles += _full_handle(full)
-    _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     caption = _sentences(f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} "
                          f"training", spec.note, styles_text, _trials_text(_ntrials(t)),
