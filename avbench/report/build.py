@@ -141,12 +141,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     report.tables = [t for t in built if t is not None]
     for tab in report.tables:
         base = out / "tables" / tab.key
-        base.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, text in ((".tex", tab.to_latex()), (".md", tab.to_markdown())):
-            base.with_suffix(suffix).write_text(text)
-            report.files.append(base.with_suffix(suffix))
-        write_table(base.with_suffix(".csv"), tab.to_frame())
-        report.files.append(base.with_suffix(".csv"))
+        write_table(base.with_suffix(".csv"), tab.to_frame())  # creates tables/ (as every avbench write does)
+        base.with_suffix(".tex").write_text(tab.to_latex())
+        base.with_suffix(".md").write_text(tab.to_markdown())
+        report.files += [base.with_suffix(suffix) for suffix in (".tex", ".md", ".csv")]
     with style.styled():
         for a in (a for a in arts if a.kind == "figure"):
             res: FigureResult | None = _attempt(a, ctx, report, strict)
@@ -316,10 +314,9 @@ def _write_html(report: Report) -> Path:
         parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in run.notes) + "</ul>")
     parts.append("<h2>Tables</h2>")
     for t in report.tables:
-        parts.append(f"<h3 id=\"{e(t.key)}\">{e(t.number)}: {e(t.title)}</h3>")
-        parts.append(t.to_html())
-        parts.append(f"<p>Files: <a href=\"tables/{e(t.key)}.tex\">LaTeX</a> · <a href=\"tables/{e(t.key)}.md\">"
-                     f"Markdown</a> · <a href=\"tables/{e(t.key)}.csv\">CSV</a></p>")
+        parts += [f"<h3 id=\"{e(t.key)}\">{e(t.number)}: {e(t.title)}</h3>", t.to_html(),
+                  f"<p>Files: <a href=\"tables/{e(t.key)}.tex\">LaTeX</a> · <a href=\"tables/{e(t.key)}.md\">"
+                  f"Markdown</a> · <a href=\"tables/{e(t.key)}.csv\">CSV</a></p>"]
     parts.append("<h2>Figures</h2>")
     for f in report.figures:
         links = " · ".join(f"<a href=\"{e(_rel(report, p))}\">{p.suffix[1:].upper()}</a>" for p in f.files)
