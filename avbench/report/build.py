@@ -12,7 +12,6 @@ Layout of a report directory::
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import gc
 import html
@@ -35,7 +34,7 @@ from avbench.report.figures import FigureResult
 from avbench.report.render import Table, md_escape
 from avbench.report.rundata import PERFORMANCE_METRICS, RunData, load_run
 from avbench.results import write_json, write_table
-from avbench.validation import ValidationError, check_choice, check_float
+from avbench.validation import check_choice, check_float
 
 @dataclass
 class Skipped:
@@ -76,18 +75,6 @@ def _attempt(art: Artifact, ctx: ReportContext, report: Report, strict: bool) ->
                       stacklevel=2)
         report.skipped.append(Skipped(art.name, f"failed: {type(exc).__name__}: {first}", art.needs, error=True))
     return None
-
-
-@contextlib.contextmanager
-def _frozen_gc():
-    """statsmodels' Holm correction calls gc.collect() on every call (statsmodels 0.14, multitest.py);
-    with torch and pandas loaded each collection takes ~0.2 s and a report makes hundreds of tests.
-    Freezing the objects that exist now keeps those collections short; they are unfrozen after."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: str = "micro_f1",
@@ -131,9 +118,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
         >>> tmp.cleanup()
     """
     run = load_run(run_dir)
-    if metric not in PERFORMANCE_METRICS:
-        raise ValidationError(f"The 'metric' parameter of avbench report must be one of "
-                              f"{', '.join(PERFORMANCE_METRICS)}. Got {metric!r} instead.")
+    check_choice(metric, "metric", "avbench report", PERFORMANCE_METRICS)
     correction = check_choice(str(correction).lower(), "correction", "avbench report", stats.CORRECTIONS)
     alpha = check_float(alpha, "alpha", "avbench report", low=0, high=1, low_open=True, high_open=True)
     check_choice(test, "test", "avbench report", stats.TESTS)
@@ -145,17 +130,21 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
 
     ctx = ReportContext(run, cfg, metric)
     arts = [a for a in planned(ctx) if figures or a.kind != "figure"]
-    with _frozen_gc():
+    # statsmodels' Holm correction calls gc.collect() on every call (statsmodels 0.14, multitest.py); with torch
+    # and pandas loaded each collection takes ~0.2 s and a report makes hundreds of tests.  Freezing the objects
+    # that exist now keeps those collections short.
+    gc.freeze()
+    try:
         built = [_attempt(a, ctx, report, strict) for a in arts if a.kind == "table"]
+    finally:
+        gc.unfreeze()
     report.tables = [t for t in built if t is not None]
     for tab in report.tables:
         base = out / "tables" / tab.key
-        base.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, text in ((".tex", tab.to_latex()), (".md", tab.to_markdown())):
-            base.with_suffix(suffix).write_text(text)
-            report.files.append(base.with_suffix(suffix))
-        write_table(base.with_suffix(".csv"), tab.to_frame())
-        report.files.append(base.with_suffix(".csv"))
+        write_table(base.with_suffix(".csv"), tab.to_frame())  # creates tables/ (as every avbench write does)
+        base.with_suffix(".tex").write_text(tab.to_latex())
+        base.with_suffix(".md").write_text(tab.to_markdown())
+        report.files += [base.with_suffix(suffix) for suffix in (".tex", ".md", ".csv")]
     with style.styled():
         for a in (a for a in arts if a.kind == "figure"):
             res: FigureResult | None = _attempt(a, ctx, report, strict)
@@ -325,10 +314,9 @@ def _write_html(report: Report) -> Path:
         parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in run.notes) + "</ul>")
     parts.append("<h2>Tables</h2>")
     for t in report.tables:
-        parts.append(f"<h3 id=\"{e(t.key)}\">{e(t.number)}: {e(t.title)}</h3>")
-        parts.append(t.to_html())
-        parts.append(f"<p>Files: <a href=\"tables/{e(t.key)}.tex\">LaTeX</a> · <a href=\"tables/{e(t.key)}.md\">"
-                     f"Markdown</a> · <a href=\"tables/{e(t.key)}.csv\">CSV</a></p>")
+        parts += [f"<h3 id=\"{e(t.key)}\">{e(t.number)}: {e(t.title)}</h3>", t.to_html(),
+                  f"<p>Files: <a href=\"tables/{e(t.key)}.tex\">LaTeX</a> · <a href=\"tables/{e(t.key)}.md\">"
+                  f"Markdown</a> · <a href=\"tables/{e(t.key)}.csv\">CSV</a></p>"]
     parts.append("<h2>Figures</h2>")
     for f in report.figures:
         links = " · ".join(f"<a href=\"{e(_rel(report, p))}\">{p.suffix[1:].upper()}</a>" for p in f.files)

@@ -10,12 +10,11 @@ curves) are seaborn's, drawn on the report's own Agg figures.  All drawing happe
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,7 @@ from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportC
                                       artifact_family)
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
-from avbench.report.rundata import RunData, summarize
+from avbench.report.rundata import summarize
 from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, main_proposed
 from avbench.results import select
 
@@ -49,26 +48,17 @@ class FigureResult:
 
 
 def _synthetic(ctx: ReportContext, fig: Figure) -> str:
-    """The synthetic-corpus note, under the figure and for the end of its caption ('' for a real corpus)."""
+    """The synthetic-corpus note, in small red italics under the figure and for the end of its caption ('' for
+    a real corpus)."""
     if ctx.run.synthetic:
-        style.add_footnote(fig, SYNTHETIC_NOTE)
+        fig.supxlabel(SYNTHETIC_NOTE, fontsize=6.5, color=style.OKABE_ITO["vermillion"], x=0.0, ha="left",
+                      style="italic")
     return ctx.synthetic_note
 
 
 def _ci_text(n: int) -> str:
     return (f"error bars: 95% t-intervals of the mean over {n} trials, cut at the limits of the score (0 and 1)"
             if n > 1 else "a single trial (no error bars)")
-
-
-def _ci_bar(ax, x: float, s: Summary, capsize: float = 2.0) -> tuple[float, float]:
-    """The 95% interval of ``s`` as an error bar, cut to [0, 1] (a t-interval over 2-3 trials can pass
-    the limits of an F1); returns its ends (the mean alone without an interval)."""
-    if not np.isfinite(s["ci95"]):
-        return s["mean"], s["mean"]
-    low, high = max(0.0, s["mean"] - s["ci95"]), min(1.0, s["mean"] + s["ci95"])
-    ax.errorbar(x, s["mean"], yerr=[[s["mean"] - low], [high - s["mean"]]], color="black", linewidth=0.7,
-                capsize=capsize)
-    return low, high
 
 
 def _ntrials(t: pd.DataFrame) -> int:
@@ -131,38 +121,25 @@ def fig3(ctx: ReportContext) -> FigureResult:
                         caption + _synthetic(ctx, fig), fig)
 
 
-def _tint(color: str, share: float = 0.3) -> tuple[float, float, float]:
-    """``color`` at ``share`` strength over white (an opaque box fill that prints like a translucent one)."""
-    rgb = np.asarray(to_rgb(color))
-    return tuple(share * rgb + (1 - share) * np.ones(3))
-
-
-@contextlib.contextmanager
-def _fixed_jitter() -> Iterator[None]:
-    """seaborn jitters strip plots with numpy's global generator: seed it for the block (the same
-    figure every build) and restore the caller's state after."""
-    state = np.random.get_state()
-    np.random.seed(0)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
 def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
     """Per-trial scores of each model: seaborn box plot (Tukey whiskers), each trial as a grey dot
     (strip) and the mean as the model's marker.  Returns whether an outlier was drawn."""
     d = t[t["model"].isin(models)].assign(model=lambda f: f["model"].astype(str))
     common = {"data": d, "x": "model", "y": "value", "order": models, "ax": ax}
-    fills = {m: _tint(model_color(m, models)) for m in models}
+    # each model's colour at 30% over white: an opaque box fill that prints like a translucent one
+    fills = {m: tuple(0.3 * np.asarray(to_rgb(model_color(m, models))) + 0.7) for m in models}
     with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated vert= to bxp
         warnings.filterwarnings("ignore", "vert: bool", category=DeprecationWarning)
         sns.boxplot(**common, hue="model", hue_order=models, palette=fills, width=0.55, whis=1.5,
                     linecolor="black", linewidth=0.8, legend=False,
                     medianprops={"color": "black", "linewidth": 1.4}, whiskerprops={"linestyle": "--"},
                     flierprops={"marker": "+", "markeredgecolor": style.OUTLIER_COLOR, "markersize": 5})
-    with _fixed_jitter():
+    state = np.random.get_state()  # seaborn jitters with numpy's global generator: the same dots every build
+    np.random.seed(0)
+    try:
         sns.stripplot(**common, color="#555555", size=2.2, jitter=0.12, linewidth=0, zorder=3)
+    finally:
+        np.random.set_state(state)
     for x, m in enumerate(models):
         values = d.loc[d["model"] == m, "value"]
         if len(values):
@@ -209,10 +186,9 @@ def fig4(ctx: ReportContext) -> FigureResult:
                 if not s["n"]:
                     continue
                 x = g - 0.4 + width * (k + 0.5)
-                ax.bar(x, s["mean"], width * 0.92, color=style.SCENARIO_COLORS[scen], alpha=style.REGIME_ALPHA[regime],
-                       hatch=style.REGIME_HATCH[regime], edgecolor="black", linewidth=0.4)
+                _bar(ax, x, s, width * 0.92, color=style.SCENARIO_COLORS[scen], alpha=style.REGIME_ALPHA[regime],
+                     hatch=style.REGIME_HATCH[regime])
                 drawn.add(scen)
-                _ci_bar(ax, x, s, capsize=1.5)
         for modality, scen, ls, _ in BASELINE4_LINES:
             ref = _baseline4(ctx, modality, "standard", corpus)  # both regimes shown: standard first
             if ref is not None:
@@ -308,24 +284,19 @@ def _model_handles(models: list[str]) -> list[Line2D]:
             for m in models]
 
 
-def _main(run: RunData) -> str:
-    return main_proposed(run.table["model"].unique().tolist())
+def _full_handle(full: str) -> list[Line2D]:
+    """The legend entry of :func:`_full_line` (``full``: its model's name, '' when none was drawn)."""
+    return [Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label=f"{full}, full AV")] if full else []
 
 
-def _full_handle(run: RunData, drawn: bool) -> list[Line2D]:
-    """The legend entry of :func:`_full_line`, when it was drawn."""
-    label = f"{model_label(_main(run), short=True)}, full AV"
-    return [Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label=label)] if drawn else []
+def _full_text(full: str, what: str = "full audiovisual input") -> str:
+    return f"solid blue line: {full} with {what}" if full else ""
 
 
-def _full_text(run: RunData, drawn: bool, what: str = "full audiovisual input") -> str:
-    return f"solid blue line: {model_label(_main(run), short=True)} with {what}" if drawn else ""
-
-
-def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str) -> bool:
-    """The main proposed model's full-AV score as a horizontal line."""
-    v = select(run.table, corpus=corpus, model=_main(run), variant="default", regime=regime, condition="full",
-               metric=metric)["value"]
+def _full_line(ax, ctx: ReportContext, corpus: str, model: str, regime: str) -> bool:
+    """``model``'s full-AV score as a horizontal line."""
+    v = ctx.select(corpus=corpus, model=model, variant="default", regime=regime, condition="full",
+                   metric=ctx.metric)["value"]
     if v.empty:
         return False
     ax.axhline(float(v.mean()), color=style.FULL_AV_COLOR, linestyle="-", linewidth=1.0, alpha=0.8, zorder=1)
@@ -333,25 +304,26 @@ def _full_line(ax, run: RunData, corpus: str, metric: str, regime: str) -> bool:
 
 
 def _curve_panels(ctx: ReportContext, t: pd.DataFrame, columns: list[str], regime: str,
-                  draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, np.ndarray, bool]:
+                  draw: Callable[[Any, str, str, str], None]) -> tuple[Figure, str]:
     """The grid of a curve figure: a row per corpus of ``t``, a panel per column (a modality).  ``draw(ax,
     corpus, column, letter)`` draws a panel's own lines, title and x axis; each panel then gets the main
-    proposed model's full-AV line and the metric on its y axis.  Returns the figure, its axes and whether a
-    full-AV line was drawn."""
+    proposed model's full-AV line and the metric on its y axis, and all panels one y range (:func:`_fit_ylim`).
+    Returns the figure and the name of the model whose full-AV line was drawn ('' if none was)."""
     corpora = sorted(t["corpus"].unique())
     fig = style.new_figure(style.WIDTH_DOUBLE if len(columns) > 1 else style.WIDTH_SINGLE + 0.5,
                            2.35 * len(corpora) + 0.55)
     axes = fig.subplots(len(corpora), len(columns), squeeze=False, sharey="row")
-    has_full = False
+    main, has_full = main_proposed(ctx.run.table["model"].unique().tolist()), False
     for r, corpus in enumerate(corpora):
         for c, column in enumerate(columns):
             ax = axes[r, c]
             draw(ax, corpus, column, _letter(r * len(columns) + c))
-            has_full |= _full_line(ax, ctx.run, corpus, ctx.metric, regime)
+            has_full |= _full_line(ax, ctx, corpus, main, regime)
             if c == 0:
                 ax.set_ylabel(style.metric_label(ctx.metric))
             ax.tick_params(labelleft=True)
-    return fig, axes, has_full
+    _fit_ylim(axes)
+    return fig, model_label(main, short=True) if has_full else ""
 
 
 @artifact("fig5", kind="figure", needs="masking", name="Fig. 5 (random frame masking)")
@@ -377,16 +349,15 @@ def fig5(ctx: ReportContext) -> FigureResult:
         ax.set_xlabel(f"Frames kept of the masked {'audio' if cond == 'mask_audio' else 'visual'} stream (%)")
         ax.set_xticks(range(10, 100, 10))
 
-    fig, axes, has_full = _curve_panels(ctx, t, conds, regime, draw)
-    handles = _model_handles(models) + _full_handle(run, has_full)
+    fig, full = _curve_panels(ctx, t, conds, regime, draw)
+    handles = _model_handles(models) + _full_handle(full)
     if b4:
         handles.append(Line2D([], [], color=style.BASELINE4_COLOR, linestyle="--", label="Baseline 4, intact modality"))
-    _fit_ylim(axes)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     caption = _sentences(
         f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality (the "
         f"others zeroed at random; the other modality intact), {regime} training",
-        _trials_text(_ntrials(t)), _full_text(run, has_full),
+        _trials_text(_ntrials(t)), _full_text(full),
         "dashed red line: baseline 4 on the intact modality" if b4 else "")
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(ctx, fig), fig)
 
@@ -433,7 +404,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         ax.set_title(f"{letter} {mod.capitalize()} {what} / {run.corpus(corpus).label}")
         ax.set_xlabel(spec.xlabel.format(mod=mod))
 
-    fig, axes, has_full = _curve_panels(ctx, t, mods, regime, draw)
+    fig, full = _curve_panels(ctx, t, mods, regime, draw)
     handles = _model_handles(models)
     drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
     styles_text = ""
@@ -446,26 +417,31 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
                     for v in drawn_variants]
         styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {ctx.variant_label(t, v)}"
                                                   for v in drawn_variants)
-    handles += _full_handle(run, has_full)
-    _fit_ylim(axes)
+    handles += _full_handle(full)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     caption = _sentences(f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} "
                          f"training", spec.note, styles_text, _trials_text(_ntrials(t)),
-                         _full_text(run, has_full, "intact input"))
+                         _full_text(full, "intact input"))
     return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
 
 
 # ---------------------------------------------------------------------------- bars (Figs. 6-8)
-def _bar(ax, x: float, st: Summary, width: float, fontsize: float, capsize: float = 1.5, hatch: str = "",
-         **kw: Any) -> tuple[float, float]:
-    """A bar at the mean of ``st``, its interval (:func:`_ci_bar`), and the mean written upright at its
-    foot, where no error bar reaches (see :func:`_zoom`); returns the interval's ends."""
+def _bar(ax, x: float, st: Summary, width: float, fontsize: float | None = None, capsize: float = 1.5,
+         hatch: str = "", **kw: Any) -> tuple[float, float]:
+    """A bar at the mean of ``st`` with its 95% interval cut to [0, 1] (a t-interval over 2-3 trials can pass
+    the limits of an F1), and with ``fontsize`` the mean written upright at its foot, where no error bar
+    reaches (see :func:`_zoom`); returns the interval's ends (the mean alone without an interval)."""
     ax.bar(x, st["mean"], width, hatch=hatch, edgecolor="black", linewidth=0.4, **kw)
-    ends = _ci_bar(ax, x, st, capsize=capsize)
-    ax.text(x, 0.02, f"{st['mean']:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom", rotation=90,
-            fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.8,
-                                     "linewidth": 0})
-    return ends
+    low, high = st["mean"], st["mean"]
+    if np.isfinite(st["ci95"]):
+        low, high = max(0.0, st["mean"] - st["ci95"]), min(1.0, st["mean"] + st["ci95"])
+        ax.errorbar(x, st["mean"], yerr=[[st["mean"] - low], [high - st["mean"]]], color="black", linewidth=0.7,
+                    capsize=capsize)
+    if fontsize:
+        ax.text(x, 0.02, f"{st['mean']:.3f}", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                rotation=90, fontsize=fontsize, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white",
+                                                      "alpha": 0.8, "linewidth": 0})
+    return low, high
 
 
 def _ablation_figure(ctx: ReportContext, fig_no: int, option: str, protocol: str, title: str,

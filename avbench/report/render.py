@@ -120,8 +120,7 @@ class Table:
                  f"\\label{{tab:avbench-{self.key}}}"]
         if self.wide or len(self.columns) > 6:
             lines += ["\\small", "\\setlength{\\tabcolsep}{3.5pt}"]
-        lines.append(f"\\begin{{tabular}}{{@{{}}l{'c' * len(self.columns)}@{{}}}}")
-        lines.append("\\toprule")
+        lines += [f"\\begin{{tabular}}{{@{{}}l{'c' * len(self.columns)}@{{}}}}", "\\toprule"]
         if self.groups:
             cells, rules, col = [""], [], 2
             for text, span in self.groups:
@@ -134,8 +133,7 @@ class Table:
             if rules:
                 lines.append("".join(rules))
         stub = self.stub_latex if self.stub_latex is not None else latex_escape(self.stub)
-        lines.append(" & ".join([stub] + [latex_escape(c) for c in self.columns]) + " \\\\")
-        lines.append("\\midrule")
+        lines += [" & ".join([stub] + [latex_escape(c) for c in self.columns]) + " \\\\", "\\midrule"]
         for i, section in enumerate(self.sections):
             if i:
                 lines.append("\\midrule")
@@ -144,9 +142,7 @@ class Table:
                 lines += [f"\\multicolumn{{{ncol}}}{{c}}{{\\textit{{{title}}}}} \\\\", "\\midrule"]
             for row in section.rows:
                 lines.append(" & ".join([latex_escape(row.label)] + [_latex_cell(c) for c in row.cells]) + " \\\\")
-        lines += ["\\bottomrule", "\\end{tabular}"]
-        lines += [f"% note: {n}" for n in self.notes]
-        lines.append(f"\\end{{{env}}}")
+        lines += ["\\bottomrule", "\\end{tabular}"] + [f"% note: {n}" for n in self.notes] + [f"\\end{{{env}}}"]
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ Markdown

@@ -145,18 +145,10 @@ class RunData:
             "profiles": self.profiles,
             "seeds": self.seeds,
             "protocols": self.protocols,
-            "avbench": values("avbench"),
-            "git_revision": values("git_revision"),
-            "torch": values("torch"),
-            "python": values("python"),
+            **{key: values(key) for key in ("avbench", "git_revision", "torch", "python")},
             "machines": [{"machine": k, "units": v} for k, v in machines.most_common()],
             "units_read": len(self.units),
         }
-
-    def unit_machines(self) -> list[str]:
-        """The machines (described) that trained the units, most units first."""
-        got = Counter(describe_machine((u.get("provenance") or {}).get("machine") or {}) for u in self.units)
-        return [k for k, _ in got.most_common()]
 
 
 def _protocol_name(stem: str, manifest: dict[str, Any]) -> str:
@@ -205,11 +197,8 @@ def load_run(path: str | Path) -> RunData:
     path = Path(path)
     notes: list[str] = []
     raw = load_results(path)
-    raw["seed"] = raw["seed"].astype(int)
-    raw["level"] = pd.to_numeric(raw["level"], errors="coerce")
     for col in ("corpus", "model", "variant", "regime", "protocol", "condition", "metric"):
         raw[col] = raw[col].astype(str).astype("category")  # categorical: fast repeated selections
-    raw["value"] = pd.to_numeric(raw["value"], errors="coerce")
     root = path if path.is_dir() else path.parent
     manifests: dict[str, dict[str, Any]] = {}
     units: list[dict[str, Any]] = []

@@ -100,11 +100,6 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def add_footnote(fig: Figure, text: str) -> None:
-    """A small note under the axes (e.g. that the corpus is synthetic)."""
-    fig.supxlabel(text, fontsize=6.5, color=OKABE_ITO["vermillion"], x=0.0, ha="left", style="italic")
-
-
 def save_figure(fig: Figure, stem: Path) -> list[Path]:
     """Writes ``stem.png`` (``DPI``) and ``stem.pdf`` (without a creation date, so a rebuild writes the same
     bytes); returns the paths written."""

@@ -23,11 +23,11 @@ from avbench import stats
 from avbench.conditions import get_kind, kinds
 from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, artifact, artifact_family
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.presentation import (model_key_sentence, model_label, model_meta, model_sort_key,
+from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key,
                                          multimodal_models, proposed_models, table_label, unimodal_reference)
 from avbench.report.rundata import RunData, summarize
 from avbench.report.style import REGIME_LABELS, metric_label
-from avbench.results import select
+from avbench.results import select, unit_facts
 from avbench.validation import ValidationError
 
 TABLE_METRICS = ("micro_f1", "macro_f1")
@@ -278,13 +278,6 @@ def table2(ctx: ReportContext) -> Table:
 
 
 # ---------------------------------------------------------------------------- ablations (Tables 3, 4)
-def is_default_config(model: str, config: dict[str, Any]) -> bool:
-    """True if ``config`` leaves the model as the paper defines it (``ModelMeta.is_default``, the
-    rule the runner plans units by; for a model not installed here, only an empty ``config``)."""
-    meta = model_meta(model)
-    return meta.is_default(config) if meta is not None else not config
-
-
 @dataclass
 class Ablation:
     """The rows of one variant-ablation protocol: (model, variant name, label, proposed)."""
@@ -307,15 +300,14 @@ def ablation(run: RunData, key: str, preferred: str) -> Ablation:
         raise Skip(f"protocol {name} is in the run but has no full-AV scores yet", name)
     models = [m for m in (definition.get("models") or [main_proposed(sub["model"].unique())])
               if not select(sub, model=m).empty]
-    rows = []
-    extra = []
+    rows, extra = [], []
     for model in sorted(models, key=model_sort_key):
         for v in definition.get("variants") or []:
             vname, config = str(v["name"]), dict(v.get("config") or {})
             here = select(sub, model=model, variant=vname)
             have = not here.empty
-            # recorded with the rows when the run planned the unit; decided by the same rule otherwise
-            proposed = bool(here["is_default"].any()) if have else is_default_config(model, config)
+            # recorded with the rows when the run planned the unit; else decided as for rows recorded without it
+            proposed = bool(here["is_default"].any()) if have else unit_facts(vname, model, definition)["is_default"]
             if not have and proposed:
                 # the default model under another name: read it from any protocol's default unit
                 fallback = select(run.table, model=model, variant="default", condition="full",
@@ -416,14 +408,11 @@ def table5(ctx: ReportContext) -> Table:
                 lo, hi = int(p.min()), int(p.max())
                 ptext = f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
             cells += [Cell(ptext, None, latex=ptext.replace(",", "{,}").replace("–", "--"),
-                           stats={"mean": float(p.mean()) if len(p) else math.nan,
-                                  "sd": float(p.std(ddof=1)) if len(p) > 1 else math.nan,
-                                  "n": int(len(p)), "ci95": math.nan}),
+                           stats={**summarize(p), "ci95": math.nan}),
                       Cell(_seconds(s["mean"]) + (" sec/epoch" if s["n"] else ""), None, stats=s)]
         if any(c.text != "–" for c in cells):
             rows.append(Row(table_label(m), cells, key={"model": m}))
-    machines = run.unit_machines() or [m["machine"] for m in run.provenance().get("machines", [])]
-    where = "; ".join(machines) if machines else "an unrecorded machine"
+    where = "; ".join(m["machine"] for m in run.provenance().get("machines", [])) or "an unrecorded machine"
     profiles = ", ".join(run.profiles) or "unknown"
     scaled = ("" if run.profiles == ["paper"] else
               f" Profile {profiles}: models are scaled down, so the counts are not the paper's (avbench models "
@@ -462,9 +451,8 @@ def robustness_table(ctx: ReportContext) -> Table:
     t = audiovisual(ctx.select(metric=[auc, rel]))
     if t.empty:
         raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them")
-    order = [k.name for k in kinds()]
-    families = sorted(t["condition"].unique().tolist(), key=lambda c: (
-        order.index(c.split("_")[0]) if c.split("_")[0] in order else len(order), c))
+    rank = {k.name: i for i, k in enumerate(kinds())}
+    families = sorted(t["condition"].unique().tolist(), key=lambda c: (rank.get(c.split("_")[0], len(rank)), c))
     proposed = main_proposed(t["model"].unique().tolist())
     b = Builder(ctx, "Table R1")
     corpora = _corpora(t)
