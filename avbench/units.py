@@ -144,57 +144,50 @@ def spec_name(unit: UnitKey) -> str:
     return f"{unit.model}-{unit.regime}-seed{unit.seed:02d}-{_digest(unit)[:10]}.json"
 
 
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Holds an exclusive ``flock`` on ``path`` (created with the umask's permissions) while the
-    body runs: read-modify-write of a file several runs share (the plan)."""
+def _open_lock(path: Path) -> int:
+    """Opens (creating, with the umask's permissions, so group members share it) a lock file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except PermissionError:
         raise  # a read-only run directory: the CLI's "permission denied" message names it
     except OSError as exc:
         raise _lock_error(path, exc) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            raise _lock_error(path, exc) from None
-        yield
-    finally:
-        os.close(fd)
 
 
 @contextmanager
-def unit_lock(out: Path, unit: UnitKey, *, wait: bool = True) -> Iterator[bool]:
-    """Holds the unit's lock file (``flock``) while its body runs; yields whether it was acquired.
-
-    A second process asking for the same unit waits (``wait``) and then finds it finished, so two
-    executors on one run directory never train a unit twice or interleave its files.  The lock dies
-    with its process (no stale locks after a kill), and the lock file lives outside the unit
-    directory, which a stale unit's retraining removes.
-    """
-    path = _lock_path(out, unit)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies: group members share it
-    except PermissionError:
-        raise  # a read-only run directory: the CLI's "permission denied" message names it
-    except OSError as exc:
-        raise _lock_error(path, exc) from None
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[int | None]:
+    """Holds an exclusive ``flock`` on ``path`` while the body runs and yields its descriptor, or
+    None when ``wait`` is False and another process holds it.  The lock dies with its process (no
+    stale locks after a kill)."""
+    fd = _open_lock(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            yield False
+            yield None
             return
         except OSError as exc:
             raise _lock_error(path, exc) from None
-        os.ftruncate(fd, 0)  # who holds it, for `avbench status` (not atomic: only read while held)
-        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}).encode())
-        yield True
+        yield fd
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextmanager
+def unit_lock(out: Path, unit: UnitKey, *, wait: bool = True) -> Iterator[bool]:
+    """Holds the unit's lock file while its body runs; yields whether it was acquired.
+
+    A second process asking for the same unit waits (``wait``) and then finds it finished, so two
+    executors on one run directory never train a unit twice or interleave its files.  The lock
+    file lives outside the unit directory, which a stale unit's retraining removes.
+    """
+    with file_lock(_lock_path(out, unit), wait=wait) as fd:
+        if fd is not None:
+            os.ftruncate(fd, 0)  # who holds it, for `avbench status` (not atomic: only read while held)
+            os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                     "started": time.time()}).encode())
+        yield fd is not None
 
 
 def _lock_error(path: Path, exc: OSError):
@@ -237,10 +230,9 @@ def resolve_worker_device(request: str, out: Path):
     if device.type != "cuda" or device.index is not None or torch.cuda.device_count() < 2:
         return device
     claims = Path(out) / "locks" / "gpus"
-    claims.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
     for k in range(torch.cuda.device_count()):
-        fd = os.open(claims / f"{host}-{k}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _open_lock(claims / f"{host}-{k}.lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
