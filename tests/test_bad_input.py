@@ -163,28 +163,15 @@ def protocol_file(tmp_path, text: str) -> Path:
     return path
 
 
-def test_protocol_scalar_where_list_expected(tiny_store, run_dir, tmp_path):
-    p = protocol_file(tmp_path, "name: p\nconditions:\n  - {kind: mask, modality: audio, levels: 0.5}\n")
-    refused(["run", "--protocol", p, "--corpus", tiny_store.path, "--out", run_dir], ["levels", "list", "0.5"], 2,
-            run_dir)
-
-
-def test_protocol_models_scalar(tiny_store, run_dir, tmp_path):
-    p = protocol_file(tmp_path, "name: p\nmodels: mult\n")
-    refused(["run", "--protocol", p, "--corpus", tiny_store.path, "--out", run_dir], ["'models'", "list"], 2,
-            run_dir)
-
-
-def test_protocol_name_escaping_out(tiny_store, run_dir, tmp_path):
-    p = protocol_file(tmp_path, "name: ../../escape\nmodels: [mult]\n")
-    refused(["run", "--protocol", p, "--corpus", tiny_store.path, "--out", run_dir], ["'name'", "../../escape"], 2,
-            run_dir)
-
-
-def test_protocol_variant_name_with_slash(tiny_store, run_dir, tmp_path):
-    p = protocol_file(tmp_path, "name: p\nmodels: [mult]\nvariants: [{name: a/b, config: {heads: 2}}]\n")
-    refused(["run", "--protocol", p, "--corpus", tiny_store.path, "--out", run_dir], ["variants", "a/b"], 2,
-            run_dir)
+@pytest.mark.parametrize("text, culprit", [
+    ("name: p\nconditions:\n  - {kind: mask, modality: audio, levels: 0.5}\n", ["levels", "list", "0.5"]),  # scalar
+    ("name: p\nmodels: mult\n", ["'models'", "list"]),  # a scalar where a list is expected
+    ("name: ../../escape\nmodels: [mult]\n", ["'name'", "../../escape"]),  # a name escaping --out
+    ("name: p\nmodels: [mult]\nvariants: [{name: a/b, config: {heads: 2}}]\n", ["variants", "a/b"]),  # a slash
+])
+def test_bad_protocol_file(text, culprit, tiny_store, run_dir, tmp_path):
+    p = protocol_file(tmp_path, text)
+    refused(["run", "--protocol", p, "--corpus", tiny_store.path, "--out", run_dir], culprit, 2, run_dir)
 
 
 def test_binary_file_as_protocol(tiny_store, run_dir, tmp_path):

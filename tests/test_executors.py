@@ -56,10 +56,14 @@ def assert_same_units(a_out: Path, b_out: Path) -> None:
         assert [e["predictions"] for e in ra["evaluations"]] == [e["predictions"] for e in rb["evaluations"]]
 
 
-def test_dask_local_cluster_equals_serial(tiny_store, serial, tmp_path):
+@pytest.mark.parametrize("workers, threads", [
+    (2, 1),
+    (1, 2),  # dask-worker's default is a thread per core: units still run one at a time per process,
+])           # since torch's random state is per process
+def test_dask_local_cluster_equals_serial(workers, threads, tiny_store, serial, tmp_path):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  host="127.0.0.1") as cluster:
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster:
         summary = run_on(tiny_store, tmp_path / "run", "dask", scheduler=cluster.scheduler_address)
     assert summary.trained == 2
     assert_same_units(serial, tmp_path / "run")
@@ -240,16 +244,6 @@ def test_status_shows_a_unit_held_by_a_process_as_running(tiny_store, tmp_path):
     assert states == {"running", "pending"} and len(running) == 1
     assert f"pid {os.getpid()}" in running[0].detail and running[0].seconds >= 0
     assert {s.state for s in run_status(out)} == {"pending"}  # released
-
-
-def test_dask_workers_with_several_threads_run_one_unit_at_a_time(tiny_store, serial, tmp_path):
-    """dask-worker's default is a thread per core; torch's random state is per process."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None,
-                                  host="127.0.0.1") as cluster:
-        summary = run_on(tiny_store, tmp_path / "run", "dask", scheduler=cluster.scheduler_address)
-    assert summary.trained == 2
-    assert_same_units(serial, tmp_path / "run")
 
 
 def fresh_joblib_workers() -> None:
