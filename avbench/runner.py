@@ -30,6 +30,7 @@ import avbench
 from avbench.atomic import atomic_path, remove_stale_temporaries
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
+from avbench.units import trained_semantics
 from avbench.conditions import Condition, get_kind
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
@@ -167,7 +168,7 @@ def dry_plan(summary: RunSummary, units: dict[UnitKey, list[Condition]], out: Pa
         todo = sum(not (d / "evals" / f"{c.key}.json").exists() for c in conditions)
         line = f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: {todo} of {len(conditions)} condition(s) to score"
         done = (d / "train.json").exists() and (d / "model.pt").exists()
-        if done and read_json(d / "train.json")["unit"].get("semantics") == unit.semantics:
+        if done and trained_semantics(d) == unit.semantics:
             summary.to_reuse.append(line)
         else:
             resumed = (d / "train_state.pt").exists() and not done

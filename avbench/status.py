@@ -1,6 +1,7 @@
 """``avbench status``: where each planned unit of a run directory stands, read from disk alone.
 
-A unit is *done* when its record and every planned condition's evaluation exist, *running* while
+A unit is *done* when its record and every planned condition's evaluation exist, trained by code of
+the semantics a rerun would use (:func:`avbench.units.unit_finished`), *running* while
 a process holds its lock (whatever the executor or host), *failed* when its last attempt left
 ``error.json``, and *pending* otherwise (with what a rerun would resume from).  The planned
 units come from ``OUT/plans/`` (written by ``avbench run`` and ``avbench plan --emit``).
@@ -63,10 +64,20 @@ def _from_manifests(out: Path) -> dict[str, dict[str, Any]]:
     return units
 
 
+def _semantics(model: str) -> str | None:
+    """The semantics a rerun would train ``model`` with (None: the model is not installed here)."""
+    try:
+        from avbench.runner import unit_semantics
+
+        return unit_semantics(model)
+    except Exception:  # a plugin model not installed where the status is read
+        return None
+
+
 def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
     """The state of the unit planned at ``path`` (relative to ``out``)."""
     from avbench.results import read_json
-    from avbench.units import ERROR_FILE, holder
+    from avbench.units import ERROR_FILE, holder, trained_semantics, unit_finished
 
     unit = entry["unit"]
     d = out / path
@@ -76,7 +87,8 @@ def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
         since = time.time() - who["started"] if "started" in who else None
         return UnitState(label, path, "running", since, f"on {who.get('host', '?')} (pid {who.get('pid', '?')})")
     missing = [c for c in entry["conditions"] if not (d / "evals" / f"{c}.json").exists()]
-    if (d / "record.json").exists() and not missing:
+    semantics = _semantics(unit["model"]) or trained_semantics(d)
+    if unit_finished(d, entry["conditions"], semantics):
         record = read_json(d / "record.json")
         seconds = record["train_metrics"]["train_seconds"] + sum(e.get("seconds", 0.0) for e in record["evaluations"])
         return UnitState(label, path, "done", seconds)
@@ -84,7 +96,10 @@ def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
         error = read_json(d / ERROR_FILE)
         return UnitState(label, path, "failed", None,
                          f"{error['error']}: {error['message']} (on {error['host']}; {d / ERROR_FILE})")
-    if (d / "train.json").exists():
+    if trained_semantics(d) not in (None, semantics):
+        detail = (f"trained by avbench code of other semantics ({trained_semantics(d)}; now {semantics}): "
+                  "a rerun retrains it")
+    elif (d / "train.json").exists():
         detail = f"trained; {len(missing)} of {len(entry['conditions'])} condition(s) to score"
     elif (d / "train_state.pt").exists():
         detail = "resumes from its last finished epoch"

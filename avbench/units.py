@@ -34,6 +34,24 @@ ERROR_FILE = "error.json"      # beside a unit that raised; removed when it succ
 SPEC_SCHEMA = 1
 
 
+def trained_semantics(unit_dir: Path) -> str | None:
+    """The semantics the unit in ``unit_dir`` was trained with (None: not trained, or trained before
+    semantics were recorded)."""
+    from avbench.results import read_json
+
+    record = unit_dir / "train.json"
+    return read_json(record)["unit"].get("semantics") if record.exists() else None
+
+
+def unit_finished(unit_dir: Path, condition_keys: list[str], semantics: str) -> bool:
+    """Whether a unit is finished: its record and every condition's evaluation exist, trained by code
+    of ``semantics``.  The one rule behind reuse, the pending units an executor receives,
+    ``plan --emit`` and ``avbench status``."""
+    return ((unit_dir / "record.json").exists()
+            and all((unit_dir / "evals" / f"{key}.json").exists() for key in condition_keys)
+            and trained_semantics(unit_dir) == semantics)
+
+
 @dataclass(frozen=True)
 class UnitTask:
     """Everything one unit needs, by value (picklable, and JSON for ``avbench run-unit``).
@@ -70,17 +88,10 @@ class UnitTask:
         return Path(self.out) / self.unit.path
 
     def finished(self) -> bool:
-        """Whether the unit's record and every condition's evaluation exist, trained by code of the
-        same semantics: running it again would only read them back."""
+        """Whether running the unit again would only read it back (:func:`unit_finished`)."""
         from avbench.conditions import Condition
-        from avbench.results import read_json
 
-        d = self.unit_dir
-        if not (d / "record.json").exists() or not (d / "train.json").exists():
-            return False
-        if not all((d / "evals" / f"{Condition(*c).key}.json").exists() for c in self.conditions):
-            return False
-        return read_json(d / "train.json")["unit"].get("semantics") == self.unit.semantics
+        return unit_finished(self.unit_dir, [Condition(*c).key for c in self.conditions], self.unit.semantics)
 
     @property
     def label(self) -> str:

@@ -142,6 +142,8 @@ def test_cli_lists_failures_and_status_shows_them(tiny_store, tmp_path, monkeypa
 
 
 def test_plan_emit_then_run_unit_then_run_reuses_everything(tiny_store, tmp_path):
+    from avbench.results import read_json, write_json
+
     out, commands = tmp_path / "run", tmp_path / "commands.txt"
     base = ["-p", "optimized", "-m", "auxformer", "--corpus", str(tiny_store.path), "--profile", "smoke",
             "--out", str(out), "--threads", "1"]
@@ -158,6 +160,15 @@ def test_plan_emit_then_run_unit_then_run_reuses_everything(tiny_store, tmp_path
     assert commands.read_text() == ""  # nothing pending any more
     r = CliRunner().invoke(main, ["run", *base, "--quiet"])
     assert r.exit_code == 0 and "units trained now: 0, reused: 2" in r.output, r.output
+    # a unit trained by code of other semantics: a rerun retrains it, so status and plan --emit both count it pending
+    stale = sorted(out.rglob("train.json"))[0]
+    record = read_json(stale)
+    record["unit"]["semantics"] = "model=0,training=0"
+    write_json(stale, record)
+    status = CliRunner().invoke(main, ["status", str(out)]).output
+    assert "1 pending" in status and "other semantics (model=0,training=0; now model=" in status, status
+    CliRunner().invoke(main, ["plan", *base, "--emit", str(commands)])
+    assert len(commands.read_text().splitlines()) == 1
 
 
 def test_two_processes_on_one_run_directory_train_each_unit_once(tiny_store, serial, tmp_path):
