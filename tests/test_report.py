@@ -17,7 +17,7 @@ import pytest
 from avbench import stats
 from avbench.report import ReportContext, build_report
 from avbench.report.render import latex_escape
-from avbench.report.style import mplstyle_text
+from avbench.report.style import RC
 from avbench.results import COLUMNS, write_json, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -420,8 +420,12 @@ def test_latex_escape():
     assert latex_escape("--profile 1–2") == "-{}-profile 1--2"
 
 
-def test_mplstyle_file_matches_style_module():
-    assert (ROOT / "reports" / "avbench.mplstyle").read_text() == mplstyle_text()
+def test_the_figure_style_is_a_matplotlib_style_of_the_installed_package():
+    import matplotlib
+    import matplotlib.style
+
+    with matplotlib.style.context("avbench.report.avbench"):  # what a user's own plot would apply
+        assert {k: matplotlib.rcParams[k] for k in RC} == dict(RC) and len(RC) == 25
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
