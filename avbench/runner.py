@@ -104,6 +104,21 @@ def provenance(device: torch.device | None = None) -> dict[str, Any]:
                         "device": str(device) if device is not None else None}}
 
 
+def describe_machine(machine: dict[str, Any]) -> str:
+    """One line for a :func:`provenance` ``machine`` record: ``GPU NVIDIA H100; AMD EPYC ..., 16 CPU threads; Linux-...``."""
+    if not machine:
+        return "unknown machine"
+    parts = []
+    if machine.get("cuda") and str(machine.get("device") or "cuda").startswith("cuda"):  # trained on it
+        parts.append(f"GPU {machine['cuda']}")
+    cpu = machine.get("processor") or "CPU"
+    threads = machine.get("cpu_threads")
+    parts.append(f"{cpu}" + (f", {threads} CPU threads" if threads else ""))
+    if machine.get("platform"):
+        parts.append(str(machine["platform"]))
+    return "; ".join(parts)
+
+
 def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: Profile, seeds: int,
          options: dict[str, Any] | None = None) -> list[tuple[UnitKey, tuple[Condition, ...]]]:
     """The units a protocol needs and the conditions each is scored under.

@@ -29,8 +29,9 @@ from avbench.results import matches
 from avbench.validation import ValidationError, check_choice, check_float
 
 __all__ = [
-    "ALTERNATIVES", "COLUMNS", "CORRECTIONS", "MIN_TRIALS", "TESTS", "PairedTest",
+    "ALTERNATIVES", "COLUMNS", "CORRECTION_NAMES", "CORRECTIONS", "MIN_TRIALS", "TESTS", "PairedTest",
     "TooFewTrialsWarning", "compare", "compare_all", "correct", "paired_scores", "paired_test", "significance_mark",
+    "summarize",
 ]
 
 TESTS = ("t", "wilcoxon")
@@ -43,6 +44,10 @@ CORRECTIONS = (
     "fdr_by", "fdr_n", "fdr_c", "fdrn", "fdrcorr", "fdr_tsbh", "fdr_2sbh",
     "fdr_tsbky", "fdr_2sbky", "fdr_twostage", "fdr_gbs", "lfdr", "lfdr_sl",
 )
+#: How captions name a correction (the common ones, aliases included; any other by its code).
+CORRECTION_NAMES = {"holm": "Holm", "h": "Holm", "bonferroni": "Bonferroni", "b": "Bonferroni", "bonf": "Bonferroni",
+                    "sidak": "Šidák", "holm-sidak": "Holm-Šidák", "hommel": "Hommel", "simes-hochberg": "Hochberg",
+                    "fdr_bh": "Benjamini-Hochberg (FDR)", "fdr_by": "Benjamini-Yekutieli (FDR)"}
 COLUMNS = ("metric", "proposed", "baseline", "n", "mean_proposed", "mean_baseline", "mean_diff",
            "ci_low", "ci_high", "cohen_dz", "statistic", "pvalue", "p_adjusted", "significant",
            "test", "alternative", "correction", "alpha")
@@ -193,6 +198,23 @@ def _scores(x: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _t_half_width(sd: float, n: int, confidence: float) -> float:
+    """Half-width of the t confidence interval of a mean of ``n`` values with sample sd ``sd``."""
+    return float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
+
+
+def summarize(values: Any) -> dict[str, float]:
+    """Mean, sample sd, n and ``ci95``, the half-width of the 95% t confidence interval of the mean,
+    over the finite ``values`` (sd and ``ci95`` are NaN below two): every report cell and error bar."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n == 0:
+        return {"mean": math.nan, "sd": math.nan, "n": 0, "ci95": math.nan}
+    sd = float(v.std(ddof=1)) if n > 1 else math.nan
+    return {"mean": float(v.mean()), "sd": sd, "n": int(n), "ci95": _t_half_width(sd, n, 0.95) if n > 1 else math.nan}
+
+
 def _cohen_dz(mean: float, sd: float) -> float:
     if sd > 0:
         return mean / sd
@@ -246,7 +268,7 @@ def paired_test(a: Any, b: Any, *, alternative: str = "greater", test: str = "t"
                       stacklevel=2)
     diff = a - b
     mean, sd = float(diff.mean()), float(diff.std(ddof=1))
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
+    half = _t_half_width(sd, n, confidence)
     run = stats.ttest_rel if test == "t" else stats.wilcoxon
     res = run(a, b, alternative=alternative)
     p = float(res.pvalue)

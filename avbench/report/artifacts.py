@@ -26,6 +26,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from avbench.registry import Registry, RegistryError
+from avbench.stats import CORRECTION_NAMES
 from avbench.report.presentation import unimodal_reference
 from avbench.report.rundata import RunData
 from avbench.results import select, shift_suffix
@@ -45,9 +46,6 @@ SYNTHETIC_BANNER = ("SYNTHETIC CORPUS.", "Every number in this report comes from
 #: *every* baseline: an intersection-union test (Berger 1982), whose chance of a false ``*`` is at
 #: most alpha without correction.  Holm therefore gives a conservative ``*``.
 DEFAULT_CORRECTION = "holm"
-CORRECTION_NAMES = {"holm": "Holm", "h": "Holm", "bonferroni": "Bonferroni", "b": "Bonferroni", "bonf": "Bonferroni",
-                    "sidak": "Šidák", "holm-sidak": "Holm-Šidák", "hommel": "Hommel", "simes-hochberg": "Hochberg",
-                    "fdr_bh": "Benjamini-Hochberg (FDR)", "fdr_by": "Benjamini-Yekutieli (FDR)"}
 
 
 class Skip(Exception):

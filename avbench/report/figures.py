@@ -30,9 +30,9 @@ from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportC
                                       artifact_family)
 from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
                                          presentation, proposed_models)
-from avbench.report.rundata import summarize
 from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, main_proposed
 from avbench.results import select
+from avbench.stats import summarize
 
 Summary = dict[str, float]
 

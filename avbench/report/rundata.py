@@ -8,7 +8,6 @@ report can be rebuilt from its own ``data/`` without the (large) unit directorie
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from collections import Counter
@@ -17,10 +16,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from avbench.results import COLUMNS, load_results, read_json
+from avbench.runner import describe_machine
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
@@ -156,21 +155,6 @@ def _protocol_name(stem: str, manifest: dict[str, Any]) -> str:
     return str(manifest.get("protocol", stem.split("@")[0]))
 
 
-def describe_machine(machine: dict[str, Any]) -> str:
-    """One line: ``NVIDIA H100 (CUDA) on Linux-... x86_64, 16 CPU threads``."""
-    if not machine:
-        return "unknown machine"
-    parts = []
-    if machine.get("cuda") and str(machine.get("device") or "cuda").startswith("cuda"):  # trained on it
-        parts.append(f"GPU {machine['cuda']}")
-    cpu = machine.get("processor") or "CPU"
-    threads = machine.get("cpu_threads")
-    parts.append(f"{cpu}" + (f", {threads} CPU threads" if threads else ""))
-    if machine.get("platform"):
-        parts.append(str(machine["platform"]))
-    return "; ".join(parts)
-
-
 def _dedupe(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """One row per score: a unit scored for several protocols appears once per protocol in ``raw``."""
     t = raw.copy()
@@ -234,18 +218,3 @@ def load_run(path: str | Path) -> RunData:
         table = _dedupe(raw, notes)
     return RunData(source=path, raw=raw, table=table, manifests=manifests, units=units,
                    saved_provenance=saved, notes=notes)
-
-
-# ---------------------------------------------------------------------- summaries
-def summarize(values: pd.Series | np.ndarray) -> dict[str, float]:
-    """Mean, sample sd, n and ``ci95``, the half-width of the 95% t confidence interval of the mean."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    n = v.size
-    if n == 0:
-        return {"mean": math.nan, "sd": math.nan, "n": 0, "ci95": math.nan}
-    sd = float(v.std(ddof=1)) if n > 1 else math.nan
-    ci = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-    return {"mean": float(v.mean()), "sd": sd, "n": int(n), "ci95": ci}

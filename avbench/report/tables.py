@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from avbench import stats
+from avbench.stats import summarize
 from avbench.conditions import get_kind, kinds
 from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, artifact, artifact_family
 from avbench.report.render import Cell, Row, Section, Table
 from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key,
                                          multimodal_models, proposed_models, table_label, unimodal_reference)
-from avbench.report.rundata import RunData, summarize
+from avbench.report.rundata import RunData
 from avbench.report.style import REGIME_LABELS, metric_label
 from avbench.results import select, unit_facts
 from avbench.validation import ValidationError
