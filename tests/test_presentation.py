@@ -1,5 +1,6 @@
-"""Models declare how reports show them (names, role, colour, marker): a plugin model declaring the role
-"proposed" gets a Table 1 of its own, with its name and its significance marks."""
+"""Models declare how reports show them (names, role, colour, marker, names of their option settings): a
+plugin model declaring the role "proposed" gets a Table 1 of its own, with its name and its significance
+marks, and an ablation of its options names their settings as the model declares."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from torch import nn
 from avbench.models import AVModel, Presentation, register_model
 from avbench.registry import MODELS
 from avbench.report import build_report
+from avbench.report.artifacts import ReportContext
 from avbench.report.presentation import model_color, model_label, model_marker, table_label
-from avbench.results import COLUMNS, write_table
+from avbench.report.rundata import load_run
+from avbench.report.tables import _ablation_table, ablation
+from avbench.results import COLUMNS, ProtocolManifest, write_manifest, write_table
 
 PLUGIN = "my-fusion"
 
@@ -71,3 +75,26 @@ def test_a_proposed_plugin_model_gets_its_own_table1_with_marks(proposed_plugin,
     assert "| AuxFormer" not in mine  # another proposed model has its own table
     theirs = (report.out / "tables" / "table1.md").read_text()
     assert "MyFusion" not in theirs and "| AuxFormer (ours)" in theirs
+
+
+def test_an_ablation_of_a_plugin_model_names_its_settings_as_the_model_declares(tmp_path):
+    register_model("my-ablated", description="a plugin model with an option the paper never had",
+                   presentation=Presentation("MyNet (ours)", "MyNet", role="proposed",
+                                             option_labels={"gate": {True: "Gated fusion", False: "Plain sum"}}))(_Tiny)
+    try:
+        root = tmp_path / "run"
+        rows = [{"corpus": "crema-d-0123abcd", "model": "my-ablated", "variant": f"gate={str(gate).lower()}",
+                 "regime": "optimized", "protocol": "gating", "condition": "full", "level": np.nan, "seed": seed,
+                 "metric": metric, "value": 0.6 + 0.1 * gate + 0.01 * seed, "train_shift_ms": 0.0, "is_default": gate}
+                for gate in (True, False) for seed in range(3) for metric in ("micro_f1", "macro_f1")]
+        write_table(root / "results.csv", pd.DataFrame(rows))
+        variants = [{"name": f"gate={str(g).lower()}", "config": {"gate": g}} for g in (True, False)]
+        write_manifest(root / "protocols" / "gating@crema-d-0123abcd.json", ProtocolManifest(
+            "gating", definition={"name": "gating", "models": ["my-ablated"], "variants": variants}))
+        ctx = ReportContext(load_run(root))
+        table = _ablation_table(ctx, ablation(ctx.run, "gate", "gating"), "t", "Table X", "Gating", "Gate",
+                                "The gate:").to_markdown()
+    finally:
+        MODELS.unregister("my-ablated")
+    assert "| Gated fusion |" in table.replace("\\*", "") and "| Plain sum |" in table
+    assert "The gate: MyNet, optimized training" in table and "AuxFormer" not in table

@@ -251,4 +251,9 @@ register_model("auxformer", citation=CITATION, quick=QUICK, paper_params=7_054_7
                      "visual_dim=...).",
                description="AuxFormer: cross-modal transformer with auxiliary networks (the proposed model)",
                presentation=Presentation("AuxFormer (ours)", "AuxFormer", role="proposed", color="#0072B2",  # Okabe-Ito
-                                         marker="o", order=0))(AuxFormer)
+                                         marker="o", order=0, option_labels={  # the paper's names (Tables 3, Figs. 6-7)
+                                             "pos_enc": {False: "No Pos. Encoding", True: "1-D Pos. Encoding"},
+                                             "self_attention": {"scaled": "Self-attention, learnable scaling",
+                                                                "none": "Removed", "lstm": "LSTM", "gru": "GRU"},
+                                             "token": {"last": "Last time-step token", "cls": "Prepended CLS token",
+                                                       "mean": "Sequence mean token"}}))(AuxFormer)

@@ -64,6 +64,8 @@ class Presentation:
         color: Line and bar colour (hex); default: one of the palette's spare colours.
         marker: Matplotlib marker; default: one of the spare markers.
         order: Position in tables and legends (the paper's models first).
+        option_labels: How an ablation row names a setting of one of the model's options
+            (``{"pos_enc": {False: "No Pos. Encoding"}}``); default ``option = value``.
     """
 
     label: str = ""
@@ -75,6 +77,7 @@ class Presentation:
     color: str = ""
     marker: str = ""
     order: int = 100
+    option_labels: dict[str, dict[Any, str]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         if self.role not in ROLES:

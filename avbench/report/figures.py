@@ -472,7 +472,7 @@ def _ablation_figure(ctx: ReportContext, fig_no: int, option: str, protocol: str
         ax.set_ylabel("F1-score")
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=min(4 if len(panels) > 1 else 2, len(labels)))
-    caption = _sentences(f"{what} AuxFormer, {regime} training, full audiovisual test: mean F1-scores over {n} "
+    caption = _sentences(f"{what} {ab.names}, {regime} training, full audiovisual test: mean F1-scores over {n} "
                          f"trials (protocol {ab.protocol}); {_ci_text(n)}", _zoom_text(fig.axes))
     return FigureResult(f"fig{fig_no}_{option}", f"Fig. {fig_no}", title, caption + _synthetic(ctx, fig), fig)
 

@@ -24,21 +24,14 @@ from avbench.stats import summarize
 from avbench.conditions import get_kind, kinds
 from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, artifact, artifact_family
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key,
-                                         multimodal_models, proposed_models, table_label, unimodal_reference)
+from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
+                                         presentation, proposed_models, table_label, unimodal_reference)
 from avbench.report.rundata import RunData
 from avbench.report.style import REGIME_LABELS, metric_label
 from avbench.results import select, unit_facts
 from avbench.validation import ValidationError
 
 TABLE_METRICS = ("micro_f1", "macro_f1")
-#: Known model options: how the paper names each ablation setting.
-OPTION_LABELS: dict[str, dict[Any, str]] = {
-    "pos_enc": {False: "No Pos. Encoding", True: "1-D Pos. Encoding"},
-    "self_attention": {"scaled": "Self-attention, learnable scaling", "none": "Removed", "lstm": "LSTM",
-                       "gru": "GRU"},
-    "token": {"last": "Last time-step token", "cls": "Prepended CLS token", "mean": "Sequence mean token"},
-}
 REGIME_SECTION = {"standard": "Standard Training Procedure", "optimized": "Optimized Training Procedure"}
 
 
@@ -288,6 +281,11 @@ class Ablation:
     rows: list[dict[str, Any]]
     table: pd.DataFrame   # the rows to read (the protocol's own, plus fallbacks)
 
+    @property
+    def names(self) -> str:
+        """The ablated models as captions name them (``AuxFormer``)."""
+        return ", ".join(dict.fromkeys(model_label(r["model"], short=True) for r in self.rows))
+
 
 def ablation(run: RunData, key: str, preferred: str) -> Ablation:
     """Finds the protocol that varies model option ``key`` (``preferred`` if several do) and the rows it produced."""
@@ -318,7 +316,7 @@ def ablation(run: RunData, key: str, preferred: str) -> Ablation:
                     have = True
             if not have:
                 continue
-            text = option_text(key, config, vname)
+            text = option_text(model, key, config, vname)
             if len(models) > 1:
                 text = f"{model_label(model, short=True)}: {text}"
             rows.append({"model": model, "variant": vname, "label": text, "proposed": proposed})
@@ -330,13 +328,13 @@ def ablation(run: RunData, key: str, preferred: str) -> Ablation:
     return Ablation(name, regimes, rows, table)
 
 
-def option_text(key: str, config: dict[str, Any], name: str) -> str:
-    """How a row names the variant ``name`` that sets model option ``key`` in ``config``: the paper's name
-    for the setting, the loss weights as a tuple, else the variant's name."""
+def option_text(model: str, key: str, config: dict[str, Any], name: str) -> str:
+    """How a row names the variant ``name`` that sets ``model``'s option ``key`` in ``config``: as the model
+    names the setting (``Presentation.option_labels``), the loss weights as a tuple, else the variant's name."""
     value = config.get(key)
     if key == "loss_weights":
         return f"({', '.join(f'{float(x):.2f}' for x in value)})" if isinstance(value, (list, tuple)) else name
-    return OPTION_LABELS.get(key, {}).get(value, f"{key} = {value}") if key in config else name
+    return presentation(model).option_labels.get(key, {}).get(value, f"{key} = {value}") if key in config else name
 
 
 def _ablation_table(ctx: ReportContext, ab: Ablation, key: str, number: str, title: str, stub: str,
@@ -355,7 +353,7 @@ def _ablation_table(ctx: ReportContext, ab: Ablation, key: str, number: str, tit
     mark = (" *: the paper's configuration is significantly better than every other row"
             f" ({b.stats_sentence()})." if has_proposed else f" ({b.stats_sentence()}; no row is the paper's "
                                                                f"configuration, so no * is tested.)")
-    caption = (f"{caption_head} AuxFormer, {regime_text} training, full audiovisual test; mean F1-scores over "
+    caption = (f"{caption_head} {ab.names}, {regime_text} training, full audiovisual test; mean F1-scores over "
                f"{trials_phrase(b.counts)} trials (protocol {ab.protocol}).{mark} Bold: best value of each column.")
     return b.finish(key, title, caption, stub, corpora, sections, stub_latex=stub_latex)
 
