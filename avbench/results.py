@@ -28,6 +28,7 @@ of one.  Reports read ``results.csv`` (or rebuild it with :func:`collect`) and n
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -50,6 +51,23 @@ TIDY_COLUMNS = COLUMNS + UNIT_COLUMNS
 
 def _canonical(config: Mapping[str, Any]) -> str:
     return json.dumps(dict(config), sort_keys=True)
+
+
+def corpus_id(name: str, checksum: str, splits_id: str = "") -> str:
+    """The ``corpus`` value of the tidy table: ``<store name>-<checksum[:8]>``, plus ``+splits-<id>``
+    for named partitions (``--splits``).  Protocol manifests are named ``<protocol>@<corpus id>.json``."""
+    base = f"{name}-{checksum[:8]}"
+    return f"{base}+splits-{splits_id}" if splits_id else base
+
+
+def parse_corpus_id(cid: str) -> tuple[str, str | None]:
+    """The store name and checksum prefix of a :func:`corpus_id` (``(cid, None)`` for any other string).
+
+    >>> parse_corpus_id("crema-d-0123abcd+splits-pub-1a2b3c4d"), parse_corpus_id("mine")
+    (('crema-d', '0123abcd'), ('mine', None))
+    """
+    m = re.fullmatch(r"(.+)-([0-9a-f]{8})", cid.partition("+splits-")[0])
+    return (m.group(1), m.group(2)) if m else (cid, None)
 
 
 def shift_suffix(train_shift_ms: float) -> str:

@@ -37,8 +37,8 @@ from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.protocol import DEFAULT_VARIANT, Protocol, get_protocol, members, with_options
-from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, collect, read_json,
-                             shift_suffix, write_json, write_manifest, write_npz, write_table)
+from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, collect, corpus_id,
+                             read_json, shift_suffix, write_json, write_manifest, write_npz, write_table)
 from avbench.robustness import with_summaries
 from avbench.training import autocast, fit, f1_scores, predict, resolve_device
 from avbench.executors import make_executor
@@ -357,8 +357,7 @@ class Runner:
 
     @property
     def store_id(self) -> str:
-        base = f"{self.store.name}-{self.store.checksum[:8]}"
-        return f"{base}+splits-{self.splits_id}" if self.splits_id else base
+        return corpus_id(self.store.name, self.store.checksum, self.splits_id)
 
     def run_unit(self, unit: UnitKey, conditions: tuple[Condition, ...]) -> tuple[TrainRecord, list[EvalRecord], bool]:
         """Trains (or reuses) ``unit``, scores it under ``conditions`` and writes its record.

@@ -83,3 +83,9 @@ def test_run_with_named_splits_keeps_their_units_apart(tiny_store, tmp_path):
     assert r.exit_code == 0 and "units trained now: 1, reused: 0" in r.output, r.output
     r = invoke(*common, "--splits", "mine", "--seeds", "3")
     assert r.exit_code == 2 and "at most 2" in r.output
+    # The report names both corpora after the store (from their manifests), not after the id's "+splits-" tail.
+    from avbench.report.rundata import load_run
+
+    run = load_run(tmp_path / "run")
+    ids = set(run.raw["corpus"].astype(str))
+    assert len(ids) == 2 and {run.corpus(c).name for c in ids} == {tiny_store.name}

@@ -8,7 +8,6 @@ report can be rebuilt from its own ``data/`` without the (large) unit directorie
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from avbench.results import COLUMNS, load_results, read_json
+from avbench.results import COLUMNS, corpus_id, load_results, parse_corpus_id, read_json
 from avbench.runner import describe_machine
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
@@ -69,20 +68,15 @@ class RunData:
     @cached_property
     def corpora(self) -> list[Corpus]:
         seen: dict[str, Corpus] = {}
-        for m in self.manifests.values():
+        for stem, m in self.manifests.items():
             c = m.get("corpus") or {}
-            if not c.get("name"):
-                continue
-            cid = f"{c['name']}-{str(c.get('checksum') or '')[:8]}"
-            seen.setdefault(cid, Corpus(cid, str(c["name"]), c.get("checksum"),
-                                        None if c.get("synthetic") is None else bool(c["synthetic"])))
+            if c.get("name"):  # the file is <protocol>@<corpus id>.json
+                cid = stem.partition("@")[2] or corpus_id(str(c["name"]), str(c.get("checksum") or ""))
+                seen.setdefault(cid, Corpus(cid, str(c["name"]), c.get("checksum"),
+                                            None if c.get("synthetic") is None else bool(c["synthetic"])))
         for cid in self.raw["corpus"].dropna().astype(str).unique():
-            if cid not in seen:
-                # no manifest (a bare CSV, or a second corpus whose manifest a later run replaced): the id
-                # is "<name>-<first 8 hex of the checksum>", and the data layer names synthetic stores
-                # "synthetic-..."
-                m = re.fullmatch(r"(.+)-([0-9a-f]{8})", cid)
-                name, prefix = (m.group(1), m.group(2)) if m else (cid, None)
+            if cid not in seen:  # no manifest (a bare CSV, or a corpus whose manifest a later run replaced)
+                name, prefix = parse_corpus_id(cid)  # the data layer names synthetic stores "synthetic-..."
                 seen[cid] = Corpus(cid, name, prefix, True if "synthetic" in cid.lower() else None)
         present = set(self.raw["corpus"].astype(str).unique())
         return [c for c in seen.values() if c.id in present] or list(seen.values())
