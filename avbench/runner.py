@@ -30,7 +30,7 @@ import avbench
 from avbench.atomic import atomic_path, remove_stale_temporaries
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
-from avbench.units import trained_semantics
+from avbench.units import is_stale, trained_semantics
 from avbench.conditions import Condition, get_kind
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
@@ -183,7 +183,7 @@ def dry_plan(summary: RunSummary, units: dict[UnitKey, list[Condition]], out: Pa
         todo = sum(not (d / "evals" / f"{c.key}.json").exists() for c in conditions)
         line = f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: {todo} of {len(conditions)} condition(s) to score"
         done = (d / "train.json").exists() and (d / "model.pt").exists()
-        if done and trained_semantics(d) == unit.semantics:
+        if done and not is_stale(d, unit.semantics):
             summary.to_reuse.append(line)
         else:
             resumed = (d / "train_state.pt").exists() and not done
@@ -231,14 +231,9 @@ class Runner:
         unit still in training) names other semantics, or names none (written before semantics
         were recorded).  Its checkpoint, training state and evaluations go; the unit retrains.
         """
-        if not d.is_dir() or not any(d.iterdir()):
+        if not is_stale(d, unit.semantics):
             return
-        source = next((f for f in (d / "train.json", d / "identity.json") if f.exists()), None)
-        if source is None and not any((d / f).exists() for f in ("model.pt", "train_state.pt")):
-            return  # nothing trained here (e.g. only the error record of a unit that failed early)
-        found = read_json(source)["unit"].get("semantics") if source is not None else None
-        if found == unit.semantics:
-            return
+        found = trained_semantics(d)
         self.echo(f"{d}: retraining {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: it was trained "
                   f"by avbench code of other semantics ({found or 'unrecorded, before semantics versions'}; "
                   f"now {unit.semantics}), so its results would not be those of this model.")

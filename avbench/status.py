@@ -77,7 +77,7 @@ def _semantics(model: str) -> str | None:
 def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
     """The state of the unit planned at ``path`` (relative to ``out``)."""
     from avbench.results import read_json
-    from avbench.units import ERROR_FILE, holder, trained_semantics, unit_finished
+    from avbench.units import ERROR_FILE, holder, is_stale, trained_semantics, unit_finished
 
     unit = entry["unit"]
     d = out / path
@@ -96,9 +96,9 @@ def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
         error = read_json(d / ERROR_FILE)
         return UnitState(label, path, "failed", None,
                          f"{error['error']}: {error['message']} (on {error['host']}; {d / ERROR_FILE})")
-    if trained_semantics(d) not in (None, semantics):
-        detail = (f"trained by avbench code of other semantics ({trained_semantics(d)}; now {semantics}): "
-                  "a rerun retrains it")
+    if is_stale(d, semantics):
+        detail = (f"trained by avbench code of other semantics ({trained_semantics(d) or 'unrecorded'}; now "
+                  f"{semantics}): a rerun retrains it")
     elif (d / "train.json").exists():
         detail = f"trained; {len(missing)} of {len(entry['conditions'])} condition(s) to score"
     elif (d / "train_state.pt").exists():

@@ -35,21 +35,29 @@ SPEC_SCHEMA = 1
 
 
 def trained_semantics(unit_dir: Path) -> str | None:
-    """The semantics the unit in ``unit_dir`` was trained with (None: not trained, or trained before
-    semantics were recorded)."""
+    """The semantics recorded with the unit in ``unit_dir``: its ``train.json``, or ``identity.json``
+    while it trains (None: nothing recorded, or recorded before semantics versions existed)."""
     from avbench.results import read_json
 
-    record = unit_dir / "train.json"
-    return read_json(record)["unit"].get("semantics") if record.exists() else None
+    source = next((f for f in (unit_dir / "train.json", unit_dir / "identity.json") if f.exists()), None)
+    return read_json(source)["unit"].get("semantics") if source is not None else None
+
+
+def is_stale(unit_dir: Path, semantics: str) -> bool:
+    """Whether a rerun of code of ``semantics`` discards what ``unit_dir`` holds: something trained
+    there (identity, checkpoint or training state) by code of other semantics, or before semantics
+    were recorded.  Only the error record of a unit that failed early is not stale."""
+    trained = any((unit_dir / f).exists() for f in ("train.json", "identity.json", "model.pt", "train_state.pt"))
+    return trained and trained_semantics(unit_dir) != semantics
 
 
 def unit_finished(unit_dir: Path, condition_keys: list[str], semantics: str) -> bool:
     """Whether a unit is finished: its record and every condition's evaluation exist, trained by code
     of ``semantics``.  The one rule behind reuse, the pending units an executor receives,
     ``plan --emit`` and ``avbench status``."""
-    return ((unit_dir / "record.json").exists()
+    return ((unit_dir / "record.json").exists() and (unit_dir / "train.json").exists()
             and all((unit_dir / "evals" / f"{key}.json").exists() for key in condition_keys)
-            and trained_semantics(unit_dir) == semantics)
+            and not is_stale(unit_dir, semantics))
 
 
 @dataclass(frozen=True)

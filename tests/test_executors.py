@@ -160,15 +160,18 @@ def test_plan_emit_then_run_unit_then_run_reuses_everything(tiny_store, tmp_path
     assert commands.read_text() == ""  # nothing pending any more
     r = CliRunner().invoke(main, ["run", *base, "--quiet"])
     assert r.exit_code == 0 and "units trained now: 0, reused: 2" in r.output, r.output
-    # a unit trained by code of other semantics: a rerun retrains it, so status and plan --emit both count it pending
-    stale = sorted(out.rglob("train.json"))[0]
-    record = read_json(stale)
-    record["unit"]["semantics"] = "model=0,training=0"
-    write_json(stale, record)
+    # units trained by code of other semantics, or before semantics were recorded: a rerun retrains them, so
+    # status and plan --emit both count them pending
+    other, unrecorded = sorted(out.rglob("train.json"))
+    for path, semantics in ((other, "model=0,training=0"), (unrecorded, None)):
+        record = read_json(path)
+        record["unit"].pop("semantics")
+        write_json(path, record | {"unit": record["unit"] | ({"semantics": semantics} if semantics else {})})
     status = CliRunner().invoke(main, ["status", str(out)]).output
-    assert "1 pending" in status and "other semantics (model=0,training=0; now model=" in status, status
+    assert "2 pending" in status and "other semantics (model=0,training=0; now model=" in status, status
+    assert "other semantics (unrecorded; now model=" in status, status
     CliRunner().invoke(main, ["plan", *base, "--emit", str(commands)])
-    assert len(commands.read_text().splitlines()) == 1
+    assert len(commands.read_text().splitlines()) == 2
 
 
 def test_two_processes_on_one_run_directory_train_each_unit_once(tiny_store, serial, tmp_path):
