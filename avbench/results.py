@@ -49,7 +49,9 @@ UNIT_COLUMNS = ["train_shift_ms", "is_default"]
 TIDY_COLUMNS = COLUMNS + UNIT_COLUMNS
 
 
-def _canonical(config: Mapping[str, Any]) -> str:
+def canonical_config(config: Mapping[str, Any]) -> str:
+    """A model config as sorted JSON: equal for equal options, whether a list came as a tuple (a profile)
+    or as a list (a record read back)."""
     return json.dumps(dict(config), sort_keys=True)
 
 
@@ -121,7 +123,7 @@ class UnitKey:
         object.__setattr__(self, "config", config)
 
     def _identity(self) -> tuple:
-        return (self.corpus, self.profile, self.model, self.variant, _canonical(self.config), self.regime,
+        return (self.corpus, self.profile, self.model, self.variant, canonical_config(self.config), self.regime,
                 self.seed, float(self.train_shift_ms), self.semantics)
 
     def __eq__(self, other: object) -> bool:

@@ -37,8 +37,9 @@ from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.protocol import DEFAULT_VARIANT, Protocol, get_protocol, members, with_options
-from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, collect, corpus_id,
-                             read_json, shift_suffix, write_json, write_manifest, write_npz, write_table)
+from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, canonical_config,
+                             collect, corpus_id, read_json, shift_suffix, write_json, write_manifest, write_npz,
+                             write_table)
 from avbench.robustness import with_summaries
 from avbench.training import autocast, fit, f1_scores, predict, resolve_device
 from avbench.executors import make_executor
@@ -265,7 +266,7 @@ class Runner:
         model = self._build(unit)
         if (d / "train.json").exists() and (d / "model.pt").exists():
             record = TrainRecord.from_json(read_json(d / "train.json"))
-            if dict(record.unit.config) != dict(unit.config):
+            if canonical_config(record.unit.config) != canonical_config(unit.config):
                 raise ValidationError(f"{d}: this unit was trained with model config {dict(record.unit.config)}, "
                                       f"but this run asks for {dict(unit.config)} (avbench or the profile "
                                       f"changed). Use another --out, or delete the directory to retrain it.")

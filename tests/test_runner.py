@@ -123,6 +123,16 @@ def test_reusing_a_unit_trained_with_another_config_is_refused(tiny_store, tmp_p
         _run(tiny_store, tmp_path, protocol="optimized")
 
 
+def test_a_unit_with_list_options_is_reused_to_score_new_conditions(tiny_store, tmp_path):
+    """A record reads list options back as JSON lists while the profile gives tuples (mult-xl's
+    head_hidden): the same config, so a second protocol scores its conditions on the trained unit."""
+    run("optimized", ["mult-xl"], corpus=tiny_store.path, profile="smoke", seeds=1, out=tmp_path, progress=False,
+        echo=lambda s: None)
+    s = run("masking", ["mult-xl"], corpus=tiny_store.path, profile="smoke", seeds=1, out=tmp_path, progress=False,
+            echo=lambda s: None)
+    assert (s.trained, s.reused) == (0, 1)
+
+
 def test_dry_run_lists_units_to_train_and_reuse_and_writes_nothing(tiny_store, tmp_path):
     planned = _run(tiny_store, tmp_path, protocol="optimized", dry_run=True)
     assert [line.split(":")[0] for line in planned.to_train] == ["auxformer/default/optimized/seed 0",
