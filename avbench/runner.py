@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import platform
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,21 +22,21 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-import avbench
 from avbench.atomic import atomic_path, remove_stale_temporaries
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
-from avbench.units import is_stale, trained_semantics
 from avbench.conditions import Condition, get_kind
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
+from avbench.provenance import provenance
 from avbench.protocol import DEFAULT_VARIANT, Protocol, get_protocol, members, with_options
 from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, canonical_config,
                              collect, corpus_id, read_json, shift_suffix, write_json, write_manifest, write_npz,
                              write_table)
 from avbench.robustness import with_summaries
+from avbench.units import is_stale, trained_semantics
 from avbench.training import autocast, fit, f1_scores, predict, resolve_device
 from avbench.executors import make_executor
 from avbench.validation import DataError, ValidationError, check_int, check_path_component
@@ -74,50 +70,6 @@ class RunSummary:
     to_train: list[str] = field(default_factory=list)
     to_reuse: list[str] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)  # error records of units that raised
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (Table 5's timings mean little without it)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def provenance(device: torch.device | None = None) -> dict[str, Any]:
-    """Versions, git revision, machine and the device used, stored with every record."""
-    rev = "unknown"
-    try:
-        src = Path(avbench.__file__).resolve().parent.parent
-        rev = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    cuda = torch.cuda.get_device_name(device if device is not None and device.type == "cuda" else 0) \
-        if torch.cuda.is_available() else None
-    return {"avbench": avbench.__version__, "git_revision": rev, "python": sys.version.split()[0],
-            "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__,
-            "machine": {"platform": platform.platform(), "processor": cpu_model(), "cpu_count": os.cpu_count(),
-                        "cpu_threads": torch.get_num_threads(), "cuda": cuda,
-                        "device": str(device) if device is not None else None}}
-
-
-def describe_machine(machine: dict[str, Any]) -> str:
-    """One line for a :func:`provenance` ``machine`` record: ``GPU NVIDIA H100; AMD EPYC ..., 16 CPU threads; Linux-...``."""
-    if not machine:
-        return "unknown machine"
-    parts = []
-    if machine.get("cuda") and str(machine.get("device") or "cuda").startswith("cuda"):  # trained on it
-        parts.append(f"GPU {machine['cuda']}")
-    cpu = machine.get("processor") or "CPU"
-    threads = machine.get("cpu_threads")
-    parts.append(f"{cpu}" + (f", {threads} CPU threads" if threads else ""))
-    if machine.get("platform"):
-        parts.append(str(machine["platform"]))
-    return "; ".join(parts)
 
 
 def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: Profile, seeds: int,

@@ -17,7 +17,7 @@ import pytest
 from avbench import stats
 from avbench.report import ReportContext, build_report
 from avbench.report.render import latex_escape
-from avbench.report.style import RC
+from avbench.report.style import OKABE_ITO, RC
 from avbench.results import COLUMNS, write_json, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -426,6 +426,8 @@ def test_the_figure_style_is_a_matplotlib_style_of_the_installed_package():
 
     with matplotlib.style.context("avbench.report.avbench"):  # what a user's own plot would apply
         assert {k: matplotlib.rcParams[k] for k in RC} == dict(RC) and len(RC) == 25
+    cycle = RC["axes.prop_cycle"].by_key()["color"]  # the palette's colours, each once
+    assert len(set(cycle)) == len(cycle) == 8 and set(cycle) <= set(OKABE_ITO.values())
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")

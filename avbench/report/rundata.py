@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from avbench.provenance import describe_machine
 from avbench.results import COLUMNS, corpus_id, load_results, parse_corpus_id, read_json
-from avbench.runner import describe_machine
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
