@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterator
 
 from avbench.units import UnitOutcome, UnitTask, execute, lost
 from avbench.validation import ValidationError
@@ -102,17 +102,16 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None):
         _need("ray")
-        self.address, self.num_cpus = address, num_cpus
+        self.address = address
 
     def map(self, tasks: list[UnitTask]) -> Iterator[UnitOutcome]:
         import ray
 
         started = not ray.is_initialized()
         if started:
-            ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
-                     include_dashboard=False, configure_logging=False)  # workers' epoch lines reach the driver
+            ray.init(address=self.address, include_dashboard=False, configure_logging=False)  # workers' epoch lines reach the driver
         try:
             # Ray hides the GPUs from a task that does not ask for one, so `auto` asks when the cluster has any
             has_gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -216,12 +215,3 @@ def make_executor(name: str, *, jobs: int = 1, runner=None, scheduler: Any = Non
     if name == "ray":
         return RayExecutor(address)
     return SlurmExecutor(**(slurm or {}))
-
-
-def run_tasks(executor, tasks: Iterable[UnitTask], on_outcome: Callable[[UnitOutcome], None]) -> list[UnitOutcome]:
-    """Runs ``tasks`` on ``executor``, calling ``on_outcome`` as each unit finishes."""
-    outcomes = []
-    for outcome in executor.map(list(tasks)):
-        on_outcome(outcome)
-        outcomes.append(outcome)
-    return outcomes

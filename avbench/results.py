@@ -133,6 +133,11 @@ class UnitKey:
         return hash(self._identity())
 
     @property
+    def title(self) -> str:
+        """How progress lines and messages name the unit: ``model/variant/regime/seed N``."""
+        return f"{self.model}/{self.variant}/{self.regime}/seed {self.seed}"
+
+    @property
     def path(self) -> Path:
         return Path("units", self.corpus, self.profile, self.model, self.variant, self.regime, f"seed-{self.seed:02d}")
 

@@ -26,6 +26,7 @@ from avbench.atomic import atomic_path, remove_stale_temporaries
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
 from avbench.conditions import Condition, get_kind
+from avbench.devices import DEVICES
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
@@ -115,7 +116,7 @@ def check_buildable(units, store) -> None:
     """Builds every distinct (model, config) once on the ``meta`` device (no memory, no time), so
     that options a model cannot be built with (beyond its declared constraints, which
     ``check_config`` already enforced: a plugin's own checks) fail before any training, with a message naming model and options."""
-    for name, config in sorted({(u.model, json.dumps(dict(u.config), sort_keys=True)) for u in units}):
+    for name, config in sorted({(u.model, canonical_config(u.config)) for u in units}):
         try:
             with torch.device("meta"):
                 create_model(name, num_classes=len(store.label_names), audio_dim=store.audio_dim,
@@ -128,23 +129,29 @@ def check_buildable(units, store) -> None:
                                   f"`avbench models show {name}`.") from None
 
 
+def inapplicable(model: str, condition: Condition) -> str:
+    """Why ``model`` is not scored under ``condition`` ('' when it is): the condition removes every
+    modality the model reads."""
+    modalities = set(get_model_meta(model).modalities)
+    return (f"{model} reads only {', '.join(sorted(modalities))}, which {condition.name} removes"
+            if modalities <= condition.removes() else "")
+
+
 def dry_plan(summary: RunSummary, units: dict[UnitKey, list[Condition]], out: Path) -> RunSummary:
     """Fills a dry run's summary: each unit to train (or resume mid-training) or to reuse (finished,
     of the same semantics), with the conditions still to score, and what is not applicable."""
     for unit, conditions in units.items():
         d = out / unit.path
         todo = sum(not (d / "evals" / f"{c.key}.json").exists() for c in conditions)
-        line = f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: {todo} of {len(conditions)} condition(s) to score"
+        line = f"{unit.title}: {todo} of {len(conditions)} condition(s) to score"
         done = (d / "train.json").exists() and (d / "model.pt").exists()
         if done and not is_stale(d, unit.semantics):
             summary.to_reuse.append(line)
         else:
             resumed = (d / "train_state.pt").exists() and not done
             summary.to_train.append(line + (" (resumes from its last finished epoch)" if resumed else ""))
-        modalities = set(get_model_meta(unit.model).modalities)
-        summary.not_applicable += [f"{unit.model} / {c.name}: {unit.model} reads only {', '.join(sorted(modalities))}, "
-                                   f"which {c.name} removes" for c in dict.fromkeys(conditions)
-                                   if unit.seed == 0 and modalities <= c.removes()]
+        summary.not_applicable += [f"{unit.model} / {c.name}: {why}" for c in dict.fromkeys(conditions)
+                                   if unit.seed == 0 and (why := inapplicable(unit.model, c))]
     summary.not_applicable = list(dict.fromkeys(summary.not_applicable))
     return summary
 
@@ -187,7 +194,7 @@ class Runner:
         if not is_stale(d, unit.semantics):
             return
         found = trained_semantics(d)
-        self.echo(f"{d}: retraining {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}: it was trained "
+        self.echo(f"{d}: retraining {unit.title}: it was trained "
                   f"by avbench code of other semantics ({found or 'unrecorded, before semantics versions'}; "
                   f"now {unit.semantics}), so its results would not be those of this model.")
         shutil.rmtree(d)
@@ -231,7 +238,7 @@ class Runner:
         parts = split.indices(self.store.speakers)
         result = fit(model, self.store, parts["train"], parts["dev"], regime=unit.regime, profile=self.profile,
                      seed=unit.seed, device=self.device, state_path=d / "train_state.pt", progress=self.progress,
-                     desc=f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}",
+                     desc=unit.title,
                      train_shift_ms=unit.train_shift_ms, norm=norm, on_epoch=self._epoch_line(unit))
         model.load_state_dict(result.state_dict)
         with atomic_path(d / "model.pt") as tmp:
@@ -240,8 +247,7 @@ class Runner:
             unit=replace(unit, label=""), profile=self.profile.to_dict(),
             corpus={"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
                     "synthetic": bool(self.store.synthetic)},
-            split={"index": split.index, "seed": split.seed, "train": list(split.train), "dev": list(split.dev),
-                   "test": list(split.test)},
+            split=split.to_json(),
             normalization=(norm.summary() | {"file": "normalization.npz"} if norm is not None
                            else {"source": "store.json says the features are already normalized"}),
             history=result.history, best_epoch=result.best_epoch,
@@ -258,7 +264,7 @@ class Runner:
     def _epoch_line(self, unit: UnitKey) -> Callable[[dict[str, Any]], None] | None:
         if self.epoch_echo is None:
             return None
-        name, epochs = f"{unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}", self.profile.epochs
+        name, epochs = unit.title, self.profile.epochs
         return lambda h: self.epoch_echo(f"  {name}: epoch {h['epoch']}/{epochs}, dev loss {h['dev_loss']:.3f} "
                                          f"({h['train_seconds']:.1f} s)")
 
@@ -266,7 +272,6 @@ class Runner:
         """Scores ``model`` on the test partition under each condition not scored yet."""
         d = self.out / unit.path
         rows = self.splits[unit.seed].indices(self.store.speakers)["test"]
-        modalities = set(get_model_meta(unit.model).modalities)
         norm = self.normalizer(unit)
         paths = []
         for c in conditions:
@@ -274,9 +279,9 @@ class Runner:
             paths.append(path)
             if path.exists():
                 continue
-            record = EvalRecord(c.name, c.level, replace(unit, label="").key(), "not_applicable",
-                                reason=f"{unit.model} reads only {', '.join(sorted(modalities))}, which {c.name} removes")
-            if not modalities <= c.removes():
+            why = inapplicable(unit.model, c)
+            record = EvalRecord(c.name, c.level, replace(unit, label="").key(), "not_applicable", reason=why)
+            if not why:
                 self._save_masks(unit.seed, c, rows)
                 start = time.perf_counter()
                 pred, label = predict(model, self.store, rows, profile=self.profile, device=self.device,
@@ -394,13 +399,13 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
                  unit="unit")
     # finished units are read back here; only pending ones go to the engine (a SLURM array of the
     # pending units, not of all of them)
-    done = [t.finished() and executor != "local" for t in tasks]
-    finished, pending = ([t for t, d in zip(tasks, done) if d is flag] for flag in (True, False))
+    done = [executor != "local" and t.finished() for t in tasks]  # a local run reads them back as it goes
+    finished, pending = [t for t, d in zip(tasks, done) if d], [t for t, d in zip(tasks, done) if not d]
     outcomes = itertools.chain(make_executor("local", runner=plan_.runner).map(finished), engine.map(pending))
     for i, outcome in enumerate(outcomes, 1):
         unit = outcome.unit
         sweep.update()
-        where = f"[{i}/{len(tasks)}] {unit.model}/{unit.variant}/{unit.regime}/seed {unit.seed}"
+        where = f"[{i}/{len(tasks)}] {unit.title}"
         if outcome.failed:
             summary.failed.append(outcome.error)
             echo(f"{where}: FAILED ({outcome.error['error']}: {outcome.error['message']}); "
@@ -481,7 +486,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
                                   f"({torch.cuda.device_count()}) on CUDA: each worker takes one GPU. Got {jobs} instead.")
         request = str(dev)
     else:  # resolved by each worker, which may have a GPU the submitting machine lacks
-        check_choice(device, "device", "avbench run", ("auto", "cpu", "cuda"))
+        check_choice(device, "device", "avbench run", DEVICES)
         dev, request = torch.device("cpu"), device
         if device == "cpu":
             autocast(dev, prof.precision)  # refused here as on a local run, not by every worker

@@ -104,7 +104,7 @@ class UnitTask:
     @property
     def label(self) -> str:
         u = self.unit
-        return f"{u.model}/{u.variant}/{u.regime}/seed {u.seed}"
+        return u.title
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": SPEC_SCHEMA, "corpus": self.corpus, "split": self.split,
@@ -143,8 +143,7 @@ def make_task(runner, unit: UnitKey, conditions, device: str, threads: int, epoc
     """The task of ``unit`` under ``runner``'s store, splits, profile and run directory."""
     split = runner.splits[unit.seed]
     return UnitTask(str(Path(runner.store.path).resolve()),
-                    {"index": split.index, "seed": split.seed, "train": list(split.train), "dev": list(split.dev),
-                     "test": list(split.test)},
+                    split.to_json(),
                     runner.splits_id, runner.profile.to_dict(), str(Path(runner.out).resolve()), device, threads,
                     unit, tuple((c.kind, c.modality, c.level) for c in conditions), epoch_lines)
 
@@ -293,9 +292,7 @@ def _runner_for(task: UnitTask):
                         progress=False, echo=lambda s: None, splits_id=task.splits_id,
                         epoch_echo=_stderr_line if task.epoch_lines else None)
         _RUNNERS[key] = runner
-    s = task.split
-    runner.splits[task.unit.seed] = Split(int(s["index"]), int(s["seed"]), tuple(s["train"]), tuple(s["dev"]),
-                                          tuple(s["test"]))
+    runner.splits[task.unit.seed] = Split.from_json(task.split)
     return runner
 
 

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +103,7 @@ def import_splits(table_csv: str | os.PathLike, store, name: str, *, directory: 
     table = read_text_table(path, "a partition table (clip_id, trial, partition)")
     splits, unknown = partitions_from_table(table, store, str(path), clip_col=clip_col, trial_col=trial_col,
                                             partition_col=partition_col)
-    body = [asdict(s) for s in splits]
+    body = [s.to_json() for s in splits]
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     record = {"format_version": FORMAT, "name": name, "source": str(path.resolve()), "store_name": store.name,
               "store_checksum": store.checksum, "hash": digest, "unknown_clips": unknown, "splits": body}
@@ -126,13 +125,13 @@ def load_named_splits(store, name: str, directory: str | os.PathLike | None = No
                               "them with: avbench data splits import TABLE --store STORE --name NAME")
     try:
         record = json.loads(file.read_text())
-        splits = [Split(**{**s, **{p: tuple(s[p]) for p in PARTITIONS}}) for s in record["splits"]]
+        splits = [Split.from_json(s) for s in record["splits"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{file}: cannot be read as registered partitions ({exc}); import them again.") from None
     if record.get("store_checksum") != store.checksum:
         raise DataError(f"{file}: registered for a store with checksum {record.get('store_checksum')!r}, not "
                               f"{store.checksum!r}; import the partitions again for this store.")
-    body = hashlib.sha256(json.dumps([asdict(s) for s in splits], sort_keys=True).encode()).hexdigest()
+    body = hashlib.sha256(json.dumps([s.to_json() for s in splits], sort_keys=True).encode()).hexdigest()
     if body != record.get("hash"):
         raise DataError(f"{file}: its partitions do not match their recorded hash; the file was edited. "
                               "Import the partitions again.")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -40,6 +40,14 @@ class Split:
     train: tuple[str, ...]
     dev: tuple[str, ...]
     test: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "seed": self.seed, **{p: list(m) for p, m in self.partitions().items()}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Split":
+        """Reads :meth:`to_json` (as split files, records and unit specs store it)."""
+        return cls(int(d["index"]), int(d["seed"]), *(tuple(map(str, d[p])) for p in PARTITIONS))
 
     def partitions(self) -> dict[str, tuple[str, ...]]:
         return {p: getattr(self, p) for p in PARTITIONS}
@@ -140,8 +148,7 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
 def _read_record(file: Path, store: "FeatureStore") -> dict:
     try:
         record = json.loads(file.read_text())
-        splits = [Split(int(s["index"]), int(s["seed"]), *(tuple(map(str, s[p])) for p in PARTITIONS))
-                  for s in record["splits"]]
+        splits = [Split.from_json(s) for s in record["splits"]]
         record = {**record, "splits": splits, "fractions": check_fractions(record["fractions"], str(file)),
                   "base_seed": int(record["base_seed"])}
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -217,5 +224,5 @@ def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None =
         _write_json_atomic(target, {"format_version": SPLITS_FORMAT, "store_name": store.name,
                                   "store_checksum": store.checksum, "base_seed": record["base_seed"],
                                   "fractions": list(record["fractions"]),
-                                  "splits": [asdict(s) for s in splits]})
+                                  "splits": [s.to_json() for s in splits]})
     return splits[:n_splits]
