@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -86,9 +86,9 @@ def read_clip(store, r: int, norm: Normalizer | None) -> tuple[np.ndarray, np.nd
 
 
 def make_batch(store, rows: np.ndarray, *, condition: Condition | None = None, trial_seed: int = 0,
-               pool: tuple[int, int] = (1, 1), device: torch.device | str = "cpu",
-               norm: Normalizer | None = None) -> Batch:
-    """Reads, normalises, transforms, pools and pads the clips at ``rows`` of ``store``."""
+               pool: tuple[int, int] = (1, 1), norm: Normalizer | None = None) -> Batch:
+    """Reads, normalises, transforms, pools and pads the clips at ``rows`` of ``store``, on the CPU
+    (:class:`Prefetcher` moves each batch to the device)."""
     audios, visuals = [], []
     rates = (store.audio_rate, store.visual_rate)
     ids = store.manifest["clip_id"].to_numpy()
@@ -101,8 +101,7 @@ def make_batch(store, rows: np.ndarray, *, condition: Condition | None = None, t
     audio, la = _pad(audios)
     visual, lv = _pad(visuals)
     labels = torch.from_numpy(np.asarray(store.labels[rows], dtype=np.int64))
-    return Batch(audio.to(device), visual.to(device), la.to(device), lv.to(device), labels.to(device),
-                 np.asarray(rows))
+    return Batch(audio, visual, la, lv, labels, np.asarray(rows))
 
 
 BATCHINGS = ("random", "bucket")

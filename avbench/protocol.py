@@ -209,9 +209,11 @@ def get_protocol(name: str) -> Protocol:
 def register_directory(directory: Path) -> None:
     """Registers every ``*.yaml`` protocol of ``directory`` under its ``name``.
 
-    Each is read when first asked for, so a protocol may ``include`` one registered after it.
+    Each is built when first asked for (from the YAML read here), so a protocol may ``include`` one
+    registered after it.
     """
     for path in sorted(Path(directory).glob("*.yaml")):
         data = yaml.safe_load(path.read_text())
         name = data.get("name") if isinstance(data, dict) else None
-        PROTOCOLS.register(str(name or path.stem), functools.cache(lambda path=path: Protocol.from_yaml(path)))
+        PROTOCOLS.register(str(name or path.stem), functools.cache(
+            lambda data=data, path=path: Protocol.from_dict(data, where=str(path), base_dir=path.parent)))

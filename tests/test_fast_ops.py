@@ -1,6 +1,5 @@
 """The CPU training kernels (fast_ops): same function and gradients as SDPA, same dropout rates."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -5,7 +5,6 @@ import os
 import shutil
 import stat
 
-import pytest
 
 from avbench.data import FeatureStore, load_splits
 from avbench.data.synthetic import generate_synthetic

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from avbench.registry import MODELS, RegistryError
-from avbench.validation import Constraint, ValidationError, check_options
+from avbench.validation import Constraint, ValidationError, check_choice, check_options
 
 MODALITIES = ("audio", "visual")
 DIMENSIONS = ("num_classes", "audio_dim", "visual_dim")
@@ -80,9 +80,7 @@ class Presentation:
     option_labels: dict[str, dict[Any, str]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        if self.role not in ROLES:
-            raise ValueError(f"The 'role' of a model's presentation must be one of {', '.join(ROLES)}. "
-                             f"Got {self.role!r} instead.")
+        check_choice(self.role, "role", "a model's Presentation", ROLES)
 
 
 @dataclass(frozen=True)
