@@ -92,7 +92,7 @@ def test_an_ablation_of_a_plugin_model_names_its_settings_as_the_model_declares(
         write_manifest(root / "protocols" / "gating@crema-d-0123abcd.json", ProtocolManifest(
             "gating", definition={"name": "gating", "models": ["my-ablated"], "variants": variants}))
         ctx = ReportContext(load_run(root))
-        table = _ablation_table(ctx, ablation(ctx.run, "gate", "gating"), "t", "Table X", "Gating", "Gate",
+        table = _ablation_table(ctx, ablation(ctx, "gate", "gating"), "t", "Table X", "Gating", "Gate",
                                 "The gate:").to_markdown()
     finally:
         MODELS.unregister("my-ablated")

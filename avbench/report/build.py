@@ -207,13 +207,13 @@ def _write_data(report: Report) -> None:
     for name, manifest in run.manifests.items():
         write_json(data / "protocols" / f"{name}.json", {**manifest, "entries": [], "train": []})
         report.files.append(data / "protocols" / f"{name}.json")
-    write_json(data / "provenance.json", run.provenance())
+    write_json(data / "provenance.json", run.provenance)
     report.files += [data / "results.csv", data / "provenance.json"]
 
 
 # ---------------------------------------------------------------------------- index
 def provenance_rows(report: Report) -> list[tuple[str, str]]:
-    run, prov = report.run, report.run.provenance()
+    run, prov = report.run, report.run.provenance
     rows = []
     for c in prov.get("corpora", []) or [{"name": "unknown", "checksum": None, "synthetic": None}]:
         synthetic = c.get("synthetic")

@@ -28,9 +28,9 @@ from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
 from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportContext, Skip, artifact,
                                       artifact_family)
-from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key, multimodal_models,
+from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key,
                                          presentation, proposed_models)
-from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, main_proposed
+from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, audiovisual_models, main_proposed
 from avbench.results import select
 from avbench.stats import summarize
 
@@ -65,11 +65,6 @@ def _ntrials(t: pd.DataFrame) -> int:
     return int(t["seed"].nunique()) if len(t) else 0
 
 
-def _models(t: pd.DataFrame) -> list[str]:
-    """The audiovisual models of ``t`` in table order (upscaled and unimodal ones have figures of their own)."""
-    return multimodal_models(t["model"].unique().tolist())
-
-
 def _letter(i: int) -> str:
     return f"({chr(ord('a') + i)})"
 
@@ -98,7 +93,7 @@ def fig3(ctx: ReportContext) -> FigureResult:
     if "optimized" not in ctx.regimes(t, model=main):
         raise Skip(f"needs full-AV {metric} scores of {main} with optimized training")
     t = select(t, regime="optimized")
-    models = _models(t)
+    models = audiovisual_models(t)
     fig, panels = _corpus_panels(ctx, t, 0.6, 2.6 if t["corpus"].nunique() > 1 else 2.7)
     outliers = False
     for ax, corpus in panels:
@@ -174,7 +169,7 @@ def fig4(ctx: ReportContext) -> FigureResult:
     if clipped.empty:
         raise Skip("needs scores with one modality clipped (clip_audio / clip_visual)")
     regimes = ctx.regimes(clipped)
-    models = _models(clipped)
+    models = audiovisual_models(clipped)
     fig, panels = _corpus_panels(ctx, t, 0, 2.5 * t["corpus"].nunique() + 0.5, stacked=True)
     width = 0.8 / (len(SCENARIOS) * len(regimes))
     drawn_b4: set[str] = set()
@@ -336,7 +331,7 @@ def fig5(ctx: ReportContext) -> FigureResult:
     regime = ctx.regime(t)
     t = select(t, regime=regime)
     conds = [c for c in ("mask_audio", "mask_visual") if c in set(t["condition"])]
-    models = _models(t)
+    models = audiovisual_models(t)
     b4: list[bool] = []
 
     def draw(ax, corpus: str, cond: str, letter: str) -> None:
@@ -384,7 +379,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     regime = ctx.regime(primary)
     t = select(t, regime=regime)
     mods = [m for m in ("audio", "visual") if not select(primary, condition=f"{kinds[0]}_{m}").empty]
-    models = _models(t)
+    models = audiovisual_models(t)
     variants = sorted(t["variant"].unique(), key=lambda v: (v != "default", v))
     variant_ls = {v: ["-", "--", ":", "-."][i % 4] for i, v in enumerate(variants)}
     line_kinds: list[tuple[str, str]] = []
@@ -448,7 +443,7 @@ def _ablation_figure(ctx: ReportContext, fig_no: int, option: str, protocol: str
                      what: str) -> FigureResult:
     """Fig. ``fig_no``: micro- and macro-F1 of each variant of the protocol varying model ``option`` (the paper's
     configuration first), a bar per variant, a panel per corpus."""
-    ab = ablation(ctx.run, option, protocol)
+    ab = ablation(ctx, option, protocol)
     regime = ctx.regime(ab.table)
     rows = sorted(ab.rows, key=lambda r: not r["proposed"])
     colors = style.RC["axes.prop_cycle"].by_key()["color"]

@@ -120,6 +120,7 @@ class RunData:
         perf = self.table[self.table["metric"].isin(PERFORMANCE_METRICS)]
         return int(perf["seed"].nunique()) if not perf.empty else int(self.table["seed"].nunique())
 
+    @cached_property
     def provenance(self) -> dict[str, Any]:
         """A digest: versions, git revisions, machines (with how many units each trained)."""
         if not self.units and self.saved_provenance:

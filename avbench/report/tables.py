@@ -26,7 +26,6 @@ from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, art
 from avbench.report.render import Cell, Row, Section, Table
 from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
                                          presentation, proposed_models, table_label, unimodal_reference)
-from avbench.report.rundata import RunData
 from avbench.report.style import REGIME_LABELS, metric_label
 from avbench.results import select, unit_facts
 from avbench.validation import ValidationError
@@ -45,9 +44,14 @@ def main_proposed(models) -> str:
     return found[0] if found else "(no proposed model)"
 
 
+def audiovisual_models(t: pd.DataFrame) -> list[str]:
+    """The audiovisual models of ``t`` in table order (upscaled and unimodal models have artifacts of their own)."""
+    return multimodal_models(t["model"].unique().tolist())
+
+
 def audiovisual(t: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``t`` whose model is audiovisual (upscaled and unimodal models have artifacts of their own)."""
-    return t[t["model"].isin(multimodal_models(t["model"].unique().tolist()))]
+    """The rows of ``t`` whose model is audiovisual."""
+    return t[t["model"].isin(audiovisual_models(t))]
 
 
 def fmt(x: float) -> str:
@@ -189,7 +193,7 @@ def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
     every audiovisual baseline; other proposed models are left to their own table.
     """
     t = ctx.select(condition="full", variant="default", metric=list(TABLE_METRICS))
-    found = multimodal_models(t["model"].unique().tolist())
+    found = audiovisual_models(t)
     main = proposed or main_proposed(found)
     models = [m for m in found if m == main or m not in proposed_models(found)]
     if main not in models or len(models) < 2:
@@ -212,7 +216,7 @@ def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
                f"over {trials_phrase(b.counts)} trials. *: {name} is significantly better than every other "
                f"model of the section ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(models)}{extra}")
-    key = "table1" if main == main_proposed(found) else f"table1-{main}"
+    key = "table1" if proposed is None else f"table1-{main}"
     title = "Comparison with the audiovisual baselines" + ("" if key == "table1" else f" ({name})")
     return b.finish(key, title, caption, "Architecture", corpora, sections)
 
@@ -220,10 +224,11 @@ def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
 @artifact_family("table1-others")
 def other_proposed(ctx: ReportContext) -> list[Artifact]:
     """A Table 1 of its own for each proposed model of the run besides the main one."""
-    found = multimodal_models(ctx.select(condition="full", variant="default")["model"].unique().tolist())
+    found = audiovisual_models(ctx.select(condition="full", variant="default"))
+    main = main_proposed(found)
     return [Artifact(f"table1-{m}", "table", "standard + optimized (or paper)", f"Table 1 of {m}",
                      lambda c, m=m: table1(c, proposed=m))
-            for m in proposed_models(found) if m != main_proposed(found)]
+            for m in proposed_models(found) if m != main]
 
 
 # ---------------------------------------------------------------------------- Table 2
@@ -243,7 +248,7 @@ def table2(ctx: ReportContext) -> Table:
         here = select(t, condition=condition, regime=regime)
         if select(here, model=main).empty:
             continue
-        models = multimodal_models(here["model"].unique().tolist())
+        models = audiovisual_models(here)
         specs = [Spec(table_label(main), {"model": main, "variant": "default", "regime": regime,
                                               "condition": condition, "level": None}, proposed=True)]
         b4 = ctx.baseline4(kept, regime, metric=list(TABLE_METRICS))
@@ -287,8 +292,9 @@ class Ablation:
         return ", ".join(dict.fromkeys(model_label(r["model"], short=True) for r in self.rows))
 
 
-def ablation(run: RunData, key: str, preferred: str) -> Ablation:
+def ablation(ctx: ReportContext, key: str, preferred: str) -> Ablation:
     """Finds the protocol that varies model option ``key`` (``preferred`` if several do) and the rows it produced."""
+    run = ctx.run
     names = run.find_protocols(key)
     if not names:
         raise Skip(f"no protocol of this run varies the model option {key!r}", preferred)
@@ -324,8 +330,7 @@ def ablation(run: RunData, key: str, preferred: str) -> Ablation:
         raise Skip(f"protocol {name} has no scored variants yet", name)
     table = pd.concat([sub] + extra, ignore_index=True) if extra else sub
     table = table.drop_duplicates(subset=["corpus", "model", "variant", "regime", "condition", "seed", "metric"])
-    regimes = [r for r in REGIMES if r in set(table["regime"])]
-    return Ablation(name, regimes, rows, table)
+    return Ablation(name, ctx.regimes(table), rows, table)
 
 
 def option_text(model: str, key: str, config: dict[str, Any], name: str) -> str:
@@ -361,7 +366,7 @@ def _ablation_table(ctx: ReportContext, ab: Ablation, key: str, number: str, tit
 @artifact("table3", kind="table", needs="posenc", name="Table 3 (positional encoding)")
 def table3(ctx: ReportContext) -> Table:
     """Positional encoding on/off (the paper lists 'No Pos. Encoding' first)."""
-    ab = ablation(ctx.run, "pos_enc", "posenc")
+    ab = ablation(ctx, "pos_enc", "posenc")
     ab.rows.sort(key=lambda r: r["proposed"])  # the ablated row first
     return _ablation_table(ctx, ab, "table3", "Table 3", "Positional encoding", "Pos. Encoding Type",
                            "The role of the positional encoding:")
@@ -370,7 +375,7 @@ def table3(ctx: ReportContext) -> Table:
 @artifact("table4", kind="table", needs="lambda-grid", name="Table 4 (loss-weight grid)")
 def table4(ctx: ReportContext) -> Table:
     """The loss-weight grid (lambda_av, lambda_a, lambda_v) of Eq. 6."""
-    ab = ablation(ctx.run, "loss_weights", "lambda-grid")
+    ab = ablation(ctx, "loss_weights", "lambda-grid")
     return _ablation_table(ctx, ab, "table4", "Table 4", "Loss weights", "(λ_av, λ_a, λ_v)",
                            "F1-scores with different weights combining the three losses (Eq. 6):",
                            stub_latex=r"$(\lambda_{av}, \lambda_{a}, \lambda_{v})$")
@@ -411,7 +416,7 @@ def table5(ctx: ReportContext) -> Table:
                       Cell(_seconds(s["mean"]) + (" sec/epoch" if s["n"] else ""), None, stats=s)]
         if any(c.text != "–" for c in cells):
             rows.append(Row(table_label(m), cells, key={"model": m}))
-    where = "; ".join(m["machine"] for m in run.provenance().get("machines", [])) or "an unrecorded machine"
+    where = "; ".join(m["machine"] for m in run.provenance.get("machines", [])) or "an unrecorded machine"
     profiles = ", ".join(run.profiles) or "unknown"
     scaled = ("" if run.profiles == ["paper"] else
               f" Profile {profiles}: models are scaled down, so the counts are not the paper's (avbench models "
