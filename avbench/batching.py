@@ -104,7 +104,6 @@ def make_batch(store, rows: np.ndarray, *, condition: Condition | None = None, t
     return Batch(audio, visual, la, lv, labels, np.asarray(rows))
 
 
-BATCHINGS = ("random", "bucket")
 BUCKET_POOL = 32  # batches per pool sorted by length in bucket batching
 
 

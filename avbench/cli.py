@@ -12,7 +12,7 @@ import click
 import yaml
 
 from avbench.devices import DEVICES
-from avbench.profiles import PROFILES
+from avbench.profiles import BATCHINGS, MEMORY_MODES, PRECISIONS, PROFILES
 from avbench.registry import MODELS, PROTOCOLS, RegistryError
 from avbench.validation import DataError, ValidationError
 
@@ -139,12 +139,12 @@ def _plan_options(fn):
         click.option("--threads", default=None, type=click.IntRange(min=1),
                      help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster] Predictions "
                           "are bitwise reproducible for the same seed and threads, on every executor."),
-        click.option("--batching", default="random", show_default=True, type=click.Choice(["random", "bucket"]),
+        click.option("--batching", default="random", show_default=True, type=click.Choice(BATCHINGS),
                      help="random: the paper's random batches; bucket: clips of similar length batched together, in "
                           "an order shuffled by the seed (less padding, faster; a departure from the paper)."),
-        click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
+        click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS),
                      help="bf16/fp16: autocast on CUDA (fp16 with gradient scaling); CPUs train in fp32 only."),
-        click.option("--memory", default="fast", show_default=True, type=click.Choice(["fast", "lean"]),
+        click.option("--memory", default="fast", show_default=True, type=click.Choice(MEMORY_MODES),
                      help="lean: attention layers recomputed in the backward pass; much less memory, more time, "
                           "same results."),
     )):

@@ -13,7 +13,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from avbench.validation import ValidationError
+from avbench.validation import ValidationError, check_choice
+
+#: How batches are ordered (``random``: the paper's; ``bucket``: by length, batching.batch_rows).
+BATCHINGS = ("random", "bucket")
+#: The forward pass's precision (training.autocast; below fp32 on CUDA only).
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: Attention layers keep their activations (``fast``) or recompute them in the backward pass (``lean``).
+MEMORY_MODES = ("fast", "lean")
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,10 @@ class Profile:
     batching: str = "random"
     precision: str = "fp32"
     memory: str = "fast"
+
+    def __post_init__(self):
+        for param, choices in (("batching", BATCHINGS), ("precision", PRECISIONS), ("memory", MEMORY_MODES)):
+            check_choice(getattr(self, param), param, "Profile", choices)
 
     @property
     def key(self) -> str:

@@ -28,10 +28,10 @@ from avbench.checkpoint import load_checkpoint
 from avbench.conditions import shift_frames, shift_stream
 from avbench.devices import DEVICES
 from avbench.faults import crash_point
-from avbench.batching import BATCHINGS, Batch, WaitClock, batches
+from avbench.batching import Batch, WaitClock, batches
 from avbench.models.blocks import set_recompute
 from avbench.normalization import Normalizer
-from avbench.profiles import Profile
+from avbench.profiles import PRECISIONS, Profile
 from avbench.validation import DataError, ValidationError, check_choice
 
 REGIMES = ("standard", "optimized")
@@ -49,7 +49,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # of the profiles.PRECISIONS below fp32
 
 
 def autocast(device: torch.device, precision: str):
@@ -59,14 +59,14 @@ def autocast(device: torch.device, precision: str):
     slow training down (benchmarks/README.md), so a lower precision there is an error, not a
     silent no-op.
     """
-    check_choice(precision, "precision", "avbench", tuple(PRECISIONS))
+    check_choice(precision, "precision", "avbench", PRECISIONS)
     device = torch.device(device)
     if precision == "fp32":
         return contextlib.nullcontext()
     if device.type != "cuda":
         raise ValidationError(f"The 'precision' parameter is {precision!r}, which avbench supports on CUDA only "
                               f"(autocast); this run is on {device.type}. Use --precision fp32.")
-    return torch.autocast("cuda", dtype=PRECISIONS[precision])
+    return torch.autocast("cuda", dtype=DTYPES[precision])
 
 
 def regime_groups(batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -215,8 +215,7 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
     ``memory`` whether attention layers are recomputed in the backward pass.
     """
     check_choice(regime, "regime", "fit", REGIMES)
-    check_choice(profile.batching, "batching", "fit", BATCHINGS)
-    set_recompute(model, check_choice(profile.memory, "memory", "fit", ("fast", "lean")) == "lean")
+    set_recompute(model, profile.memory == "lean")  # batching, precision and memory: checked by Profile
     autocast(device, profile.precision)  # refuses a precision the device cannot use, before any work
     scaler = torch.amp.GradScaler("cuda") if profile.precision == "fp16" else None
     rates = (store.audio_rate / profile.frame_pool[0], store.visual_rate / profile.frame_pool[1])

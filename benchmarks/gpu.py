@@ -23,7 +23,8 @@ from avbench.data import load_splits
 from avbench.models import create_model, get_model_meta
 from avbench.normalization import fit_normalizer
 from avbench.profiles import get_profile
-from avbench.training import PRECISIONS, fit
+from avbench.profiles import PRECISIONS
+from avbench.training import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crema_sized import add_arguments, store_from  # noqa: E402
