@@ -17,7 +17,7 @@ from avbench.cli import main
 from avbench.models import create_model, get_model_meta
 from avbench.models.base import check_config
 from avbench.registry import MODELS
-from avbench.validation import ValidationError
+from avbench.validation import PositiveInt, ValidationError
 
 DIMS = dict(num_classes=3, audio_dim=12, visual_dim=10)
 PAPER_DIMS = dict(num_classes=4, audio_dim=130, visual_dim=4096)
@@ -120,6 +120,24 @@ def test_a_model_without_declared_constraints_takes_any_value():
         create_model("no-constraints", **DIMS, tag=[1, "anything"])
     finally:
         MODELS.unregister("no-constraints")
+
+
+def test_an_annotation_only_a_type_checker_resolves_leaves_the_other_constraints():
+    from avbench.models import ModelMeta
+    from avbench.models.auxformer import AuxFormer
+
+    # string annotations (from __future__ import annotations) are evaluated in the builder's module
+    def builder(*, num_classes, audio_dim, visual_dim, tag: OnlyForTypeCheckers = "x",  # noqa: F821
+                layers: PositiveInt = 1):
+        return AuxFormer(num_classes, audio_dim, visual_dim, d_model=4, heads=2, layers=layers)
+
+    MODELS.register("half-typed", ModelMeta("half-typed", builder, ("audio", "visual")))
+    try:
+        assert list(get_model_meta("half-typed").constraints()) == ["layers"]
+        with pytest.raises(ValidationError, match="'layers' option of model 'half-typed'"):
+            create_model("half-typed", **DIMS, layers=0)
+    finally:
+        MODELS.unregister("half-typed")
 
 
 def test_models_show_prints_each_constraint_next_to_its_default():

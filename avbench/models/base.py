@@ -125,13 +125,22 @@ class ModelMeta:
 
         Args:
             annotations: Evaluate annotations written as strings (``from __future__ import
-                annotations``); one that only a type checker resolves declares nothing to check.
+                annotations``) in the builder's module; one that only a type checker resolves
+                declares nothing to check, and the others keep their constraints.
         """
-        try:
-            sig = inspect.signature(self.builder, eval_str=annotations)
-        except Exception:
-            sig = inspect.signature(self.builder)
-        return {k: p for k, p in sig.parameters.items() if k not in DIMENSIONS and p.kind is p.KEYWORD_ONLY}
+        params = {k: p for k, p in inspect.signature(self.builder).parameters.items()
+                  if k not in DIMENSIONS and p.kind is p.KEYWORD_ONLY}
+        if not annotations:
+            return params
+        target = getattr(self.builder, "func", self.builder)  # a variant's functools.partial
+        namespace = getattr(target.__init__ if isinstance(target, type) else target, "__globals__", {})
+        for k, p in params.items():
+            if isinstance(p.annotation, str):
+                try:
+                    params[k] = p.replace(annotation=eval(p.annotation, namespace))
+                except Exception:  # a name only a type checker sees (imported under TYPE_CHECKING)
+                    pass
+        return params
 
     def options(self) -> dict[str, Any]:
         """The builder's config options (its keyword-only parameters) and their defaults."""
