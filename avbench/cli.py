@@ -121,6 +121,11 @@ def main(debug: bool) -> None:
         log.setLevel(logging.INFO)
 
 
+PROPOSED_HELP = ("The model every testing table and figure treats as yours (its label alone says '(ours)'); repeat "
+                 "for several (each testing artifact is then built once per model).  [default: the single model of "
+                 "the run declared proposed other than AuxFormer, else AuxFormer]")
+
+
 def _plan_options(fn):
     """The options that say which units a run has: shared by ``run`` and ``plan``."""
     for option in reversed((
@@ -203,15 +208,18 @@ def executor_kwargs(executor, scheduler, address, partition, gpus, time_min, arr
 @_executor_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--dry-run", is_flag=True, help="Print the units it would train, reuse, and not apply; run nothing.")
+@click.option("--proposed", "proposed", multiple=True, metavar="MODEL", help=PROPOSED_HELP)
 @user_errors
 def run(protocol, models, corpus, profile, seeds, out, device, sets, splits, threads, batching, precision,
-        memory, jobs, executor, quiet, dry_run, **engine):
+        memory, jobs, executor, quiet, dry_run, proposed, **engine):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.profiles import get_profile
     from avbench.runner import run as run_protocol
     from avbench.results import summary_table
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
+    if proposed and not dry_run:
+        _record_proposed(out, proposed, models)
     summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
                            echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
@@ -231,6 +239,19 @@ def run(protocol, models, corpus, profile, seeds, out, device, sets, splits, thr
     click.echo(f"\nunits trained now: {summary.trained}, reused: {summary.reused}; recorded training time "
                f"{summary.train_seconds:.1f} s, evaluation time (all conditions) {summary.eval_seconds:.1f} s "
                f"= {100 * ratio:.1f}% of training")
+
+
+def _record_proposed(out, proposed, models) -> None:
+    """``avbench run --proposed``: each name a registered model (and one of ``--model`` when given),
+    recorded in the run directory for ``avbench report``."""
+    from avbench.proposed import check_proposed, record_choice
+    from avbench.registry import MODELS
+
+    for name in proposed:
+        MODELS.get(name)  # an unknown name: "Did you mean ...?"
+    if models:
+        check_proposed(proposed, models, "avbench run")
+    record_choice(out, proposed)
 
 
 def _print_plan(summary) -> None:
@@ -706,6 +727,7 @@ REPORT_DEFAULT_CORRECTION = "holm"  # = avbench.report.DEFAULT_CORRECTION (kept 
 
 
 def _report_options(fn):
+    fn = click.option("--proposed", "proposed", multiple=True, metavar="MODEL", help=PROPOSED_HELP)(fn)
     fn = click.option("--no-html", is_flag=True, help="Write index.md only (no index.html).")(fn)
     fn = click.option("--test", "test_", default="t", show_default=True, type=click.Choice(["t", "wilcoxon"]),
                       help="Paired test behind '*': one-tailed paired t-test (the paper) or Wilcoxon signed-rank.")(fn)
@@ -722,11 +744,22 @@ def _report_options(fn):
 
 
 def _print_report(rep) -> None:
+    """The report's summary; the failed artifacts (tracebacks with ``avbench --debug``) and the user's files
+    kept where it would have written make a non-zero exit."""
     click.echo(f"report: {rep.index}" + ("  [SYNTHETIC corpus]" if rep.run.synthetic else ""))
+    click.echo(f"  proposed: {', '.join(rep.proposed) or 'none'}")
     click.echo(f"  tables: {', '.join(t.number for t in rep.tables) or 'none'}")
     click.echo(f"  figures: {', '.join(f.number for f in rep.figures) or 'none'}")
     for s in rep.skipped:
         click.echo(f"  skipped {s.artifact}: {s.reason} (protocol: {s.protocol})")
+    for path in rep.in_the_way:
+        click.echo(f"  kept your file {path}: the report did not write its own there", err=True)
+    debug = (click.get_current_context().find_root().params or {}).get("debug")
+    for f in rep.failed:
+        click.echo(f"  FAILED {f.artifact}: {f.reason}" + (f"\n{f.traceback}" if debug else ""), err=True)
+    if rep.failed:
+        raise click.ClickException(f"{len(rep.failed)} artifact(s) failed ({', '.join(f.key for f in rep.failed)}); "
+                                   f"the others were written. `avbench --debug report ...` shows the tracebacks.")
 
 
 @main.command(short_help="Tables (LaTeX, Markdown) and figures (PNG, PDF) from a finished run.")
@@ -734,8 +767,10 @@ def _print_report(rep) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report directory.  [default: RUN_DIR/report]")
 @_report_options
+@click.option("--force", is_flag=True, help="Write into a folder that holds files of yours and no avbench report: "
+                                            "avbench keeps every file it did not write.")
 @user_errors
-def report(run_dir, out, metric, correction, alpha, test_, no_html):
+def report(run_dir, out, metric, correction, alpha, test_, no_html, proposed, force):
     """Build paper-style tables (LaTeX + Markdown) and figures (PNG + PDF) from RUN_DIR.
 
     RUN_DIR is a run directory (avbench run --out), a report's data/ folder, or a results.csv.
@@ -745,7 +780,12 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
     from avbench.report import build_report
 
     _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
-                               html_page=not no_html))
+                               html_page=not no_html, proposed=proposed, force=force))
+
+
+#: What ``reproduce --proposed MODEL`` also runs MODEL under: the protocols that compare models.
+COMPARISON_PROTOCOLS = ("standard", "optimized", "training-regimes", "clipping", "masking")
+ROBUSTNESS_PROTOCOLS = ("misalignment", "occlusion", "noise")
 
 
 @main.command(short_help="Every table and figure of the paper plus the robustness ones, in one command.")
@@ -765,8 +805,8 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
               help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster]")
 @_executor_options
 @user_errors
-def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, quiet,
-              paper_only, threads, jobs, executor, **engine):
+def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, proposed,
+              quiet, paper_only, threads, jobs, executor, **engine):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
     Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
@@ -779,16 +819,22 @@ def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, 
     from avbench.runner import UnitsFailed, run as run_protocol
 
     run_dir = run_dir or f"runs/paper-{profile}"
+    if proposed:
+        _record_proposed(run_dir, proposed, ())
+    # the user's models join the comparison protocols (not the ablations, which vary AuxFormer's own options)
+    runs = [(name, None) for name in (("paper",) if paper_only else ("paper", "robustness"))]
+    runs += [(name, list(proposed)) for name in COMPARISON_PROTOCOLS + ((() if paper_only else ROBUSTNESS_PROTOCOLS))
+             if proposed]
     failures = []
-    for name in ("paper",) if paper_only else ("paper", "robustness"):
+    for name, models in runs:
         try:
-            run_protocol(name, None, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
+            run_protocol(name, models, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
                          progress=not quiet, echo=lambda s: click.echo(s, err=True), jobs=jobs, threads=threads,
                          executor=executor, executor_options=executor_kwargs(executor, **engine))
         except UnitsFailed as exc:
             failures.append(exc)
     _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
-                               html_page=not no_html))
+                               html_page=not no_html, proposed=proposed))
     if failures:
         raise click.ClickException("\n".join(str(f) for f in failures) + "\nThe report above lacks their results.")
 

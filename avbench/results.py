@@ -444,6 +444,7 @@ def load_results(path: Path) -> pd.DataFrame:
             raise _bad_cell(csv, table, i, column, kind)
         table[column] = number.astype(int) if integer else number
     table["variant"] = table["variant"].replace("", "default")
+    check_values(table, csv)
     if not all(c in table.columns for c in UNIT_COLUMNS):
         return upgrade_table(table, read_manifests(csv.parent))
     flags = table["is_default"].str.strip().str.lower().map({"true": True, "false": False})
@@ -453,6 +454,67 @@ def load_results(path: Path) -> pd.DataFrame:
             raise _bad_cell(csv, table, int(np.flatnonzero(parsed.isna().to_numpy())[0]), column, kind)
     table["train_shift_ms"], table["is_default"] = shifts, flags.astype(bool)
     return table
+
+
+#: What each metric's values can be, by name (exact, else the longest matching prefix, else a "seconds"
+#: suffix): a rule ``(low, high, integer)``; metrics named by none (a plugin's own) are not checked.
+METRIC_RANGES: dict[str, tuple[float, float, bool]] = {
+    "micro_f1": (0.0, 1.0, False), "macro_f1": (0.0, 1.0, False), "accuracy": (0.0, 1.0, False),
+    "auc_": (0.0, 1.0, False), "relative_": (0.0, np.inf, False),
+    "ece": (0.0, 1.0, False), "brier": (0.0, 2.0, False), "nll": (0.0, np.inf, False),
+    "params": (0.0, np.inf, True), "epochs": (0.0, np.inf, True), "best_epoch": (0.0, np.inf, True),
+    "seconds": (0.0, np.inf, False),
+}
+
+
+def metric_range(metric: str) -> tuple[float, float, bool] | None:
+    """The rule of :data:`METRIC_RANGES` for ``metric`` (None: not checked)."""
+    if metric in METRIC_RANGES:
+        return METRIC_RANGES[metric]
+    prefixes = [p for p in METRIC_RANGES if p.endswith("_") and metric.startswith(p)]
+    if prefixes:
+        return METRIC_RANGES[max(prefixes, key=len)]
+    return METRIC_RANGES["seconds"] if metric.endswith("seconds") or metric.startswith("seconds") else None
+
+
+def check_values(table: pd.DataFrame, csv: Path) -> None:
+    """Refuses impossible numbers (an F1 of 1.7, a negative parameter count) and the same score recorded
+    twice with different values, naming the line(s): a table drawn from them would be silently wrong.
+
+    Raises:
+        DataError: The first offending line (and, for a conflict, the line it conflicts with).
+    """
+    values = table["value"].to_numpy(float)
+    for metric, rows in table.groupby("metric", sort=False).groups.items():
+        rule = metric_range(str(metric))
+        if rule is None:
+            continue
+        low, high, integer = rule
+        v = values[table.index.get_indexer(rows)]
+        known = ~np.isnan(v)
+        bad = known & ((v < low) | (v > high) | ~np.isfinite(v) | (integer & (np.mod(v, 1) != 0)))
+        if bad.any():
+            i = int(table.index.get_indexer(rows)[np.flatnonzero(bad)[0]])
+            what = (f"a non-negative integer" if integer else
+                    f"finite and >= {low:g}" if high == np.inf else f"in [{low:g}, {high:g}]")
+            raise DataError(f"{csv}: line {i + 2}: a {metric} value must be {what}. Got {table['value'].iloc[i]!r} "
+                            "instead. Fix or delete the row (avbench rebuilds results.csv from the run's records on "
+                            "the next `avbench run`).")
+    key = [c for c in COLUMNS if c != "value"]
+    norm = table[key].astype(str).assign(level=table["level"].round(9).map(repr))  # NaN levels group too
+    dup = norm.duplicated(keep=False)
+    if dup.any():
+        groups = norm[dup].groupby(key, sort=False).groups
+        for rows in groups.values():
+            pos = table.index.get_indexer(rows)
+            v = values[pos]
+            known = v[~np.isnan(v)]
+            if len(known) and known.max() - known.min() > 1e-12:
+                score = ", ".join(f"{c}={table[c].iloc[pos[0]]}" for c in key)
+                raise DataError(f"{csv}: lines {', '.join(str(p + 2) for p in pos[:5])} record the same score "
+                                f"({score}) with different values ({', '.join(f'{x:g}' for x in v[:5])}). Keep one "
+                                "of them (avbench rebuilds results.csv from the run's records on the next "
+                                "`avbench run`).")
 
 
 def _bad_cell(csv: Path, table: pd.DataFrame, i: int, column: str, kind: str) -> DataError:

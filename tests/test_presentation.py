@@ -1,6 +1,6 @@
 """Models declare how reports show them (names, role, colour, marker, names of their option settings): a
-plugin model declaring the role "proposed" gets a Table 1 of its own, with its name and its significance
-marks, and an ablation of its options names their settings as the model declares."""
+plugin model declaring the role "proposed" is the report's proposed model by default, and an ablation of its
+options names their settings as the model declares.  (The whole plugin-as-proposed scenario: test_proposed.py.)"""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class _Tiny(AVModel):
 @pytest.fixture
 def proposed_plugin():
     register_model(PLUGIN, description="a plugin's own proposed model",
-                   presentation=Presentation("MyFusion (ours)", "MyFusion", role="proposed", color="#D55E00",
+                   presentation=Presentation("MyFusion", "MyFusion", role="proposed", color="#D55E00",
                                              marker="h"))(_Tiny)
     yield PLUGIN
     MODELS.unregister(PLUGIN)
@@ -54,8 +54,9 @@ def _run(root, quality: dict[str, float], seeds: int = 6):
 
 
 def test_presentation_comes_from_the_models_metadata(proposed_plugin):
-    assert model_label(PLUGIN) == "MyFusion (ours)" and model_label(PLUGIN, short=True) == "MyFusion"
-    assert table_label(PLUGIN) == "MyFusion (ours)"  # defaults to the label
+    assert model_label(PLUGIN) == "MyFusion" and model_label(PLUGIN, short=True) == "MyFusion"
+    assert table_label(PLUGIN) == "MyFusion"  # defaults to the label
+    assert model_label("auxformer") == "AuxFormer"  # "(ours)" is the report's to add, to the chosen model only
     assert model_color(PLUGIN) == "#D55E00" and model_marker(PLUGIN) == "h"
     assert model_label("mult") == "Baseline 2 (MulT)" and table_label("mult") == "Baseline 2"
     assert model_label("not-installed") == "not-installed"  # a model of the run missing here keeps its name
@@ -63,23 +64,26 @@ def test_presentation_comes_from_the_models_metadata(proposed_plugin):
         Presentation(role="hero")
 
 
-def test_a_proposed_plugin_model_gets_its_own_table1_with_marks(proposed_plugin, tmp_path):
+def test_repeated_proposed_builds_each_testing_table_once_per_model(proposed_plugin, tmp_path):
     root = _run(tmp_path / "run", {"auxformer": 0.76, "baseline1": 0.70, "mult": 0.69, PLUGIN: 0.85})
-    report = build_report(root, figures=False, strict=True)
+    report = build_report(root, figures=False, strict=True, proposed=[PLUGIN, "auxformer"])
     keys = [t.key for t in report.tables]
-    assert "table1" in keys and f"table1-{PLUGIN}" in keys
-    mine = (report.out / "tables" / f"table1-{PLUGIN}.md").read_text()
+    assert keys == ["table1", "table1-auxformer"]
+    mine = (report.out / "tables" / "table1.md").read_text()
     assert "Comparison of MyFusion with the audiovisual baselines" in mine
     rows = [line for line in mine.splitlines() if line.startswith("| MyFusion (ours)")]
     assert len(rows) == 2 and all(r.count("\\*") == 2 for r in rows)  # significant in every cell of both regimes
-    assert "| AuxFormer" not in mine  # another proposed model has its own table
-    theirs = (report.out / "tables" / "table1.md").read_text()
-    assert "MyFusion" not in theirs and "| AuxFormer (ours)" in theirs
+    theirs = (report.out / "tables" / "table1-auxformer.md").read_text()
+    assert "Comparison of AuxFormer with the audiovisual baselines" in theirs
+    assert "*: AuxFormer is significantly better" in theirs.replace("\\*", "*")
+    assert "| AuxFormer (ours)" in theirs and "| MyFusion (ours)" in theirs  # both chosen: both the user's
+    stats = pd.read_csv(report.out / "stats.csv")
+    assert set(stats.loc[stats["table"] == "Table 1", "proposed"]) == {"MyFusion (ours)", "AuxFormer (ours)"}
 
 
 def test_an_ablation_of_a_plugin_model_names_its_settings_as_the_model_declares(tmp_path):
     register_model("my-ablated", description="a plugin model with an option the paper never had",
-                   presentation=Presentation("MyNet (ours)", "MyNet", role="proposed",
+                   presentation=Presentation("MyNet", "MyNet", role="proposed",
                                              option_labels={"gate": {True: "Gated fusion", False: "Plain sum"}}))(_Tiny)
     try:
         root = tmp_path / "run"

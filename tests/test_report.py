@@ -485,7 +485,7 @@ def test_reference_lines_are_announced_only_when_drawn(tmp_path):
     from avbench.report.figures import fig4, fig5
     from avbench.report.rundata import load_run
 
-    run = load_run(make_run(tmp_path / "run", ("training-regimes", "masking"), seeds=3))
+    run = load_run(make_run(tmp_path / "run", ("training-regimes", "masking"), seeds=5))  # 5: Fig. 4 draws intervals
     run.table = run.table[~run.table["model"].astype(str).str.startswith("unimodal")].copy()  # no baseline 4
     wide = (run.table["model"] == "auxformer") & (run.table["condition"] == "full")
     run.table.loc[wide, "value"] = np.where(run.table.loc[wide, "seed"] == 1, 0.55, 0.99)  # a 95% CI past 1
@@ -496,8 +496,8 @@ def test_reference_lines_are_announced_only_when_drawn(tmp_path):
     legend = [t.get_text() for t in regimes.fig.legends[0].get_texts()]
     assert not any("Baseline 4" in text for text in legend)
     for ax in regimes.fig.axes:  # error bars stay within F1's range
-        tops = [seg[:, 1].max() for c in ax.collections for seg in c.get_segments()]
-        assert max(tops) <= 1.0
+        tops = [seg[:, 1].max() for c in ax.collections if hasattr(c, "get_segments") for seg in c.get_segments()]
+        assert tops and max(tops) <= 1.0
 
 
 def _noisy_run(tmp_path: Path, protocols: tuple[str, ...], seeds: int = 2):
@@ -548,13 +548,22 @@ def test_bar_figures_keep_f1_axes_and_error_bars_within_0_1(tmp_path):
     from avbench.report.figures import fig4, fig6
 
     run = _noisy_run(tmp_path, ("clipping", "self-attention"))
+    five = _noisy_run(tmp_path / "five", ("clipping",), seeds=5)  # Fig. 4 draws intervals from 5 trials up
     with style.styled():
-        regimes, ablation = fig4(ReportContext(run)), fig6(ReportContext(run))
+        regimes, ablation, dotted = fig4(ReportContext(five)), fig6(ReportContext(run)), fig4(ReportContext(run))
+    # below 5 trials Fig. 4 shows each trial as a dot instead of an interval, and says so
+    assert "dots: the individual trials (fewer than 5 trials: no error bars)" in dotted.caption
+    assert "t-intervals" not in dotted.caption
+    assert not [c for ax in dotted.fig.axes for c in ax.collections if hasattr(c, "get_segments")]
+    shown = select_rows(run, condition=["full", "clip_audio", "clip_visual"], regime="optimized")
+    shown = shown[shown["model"].isin(["auxformer", "baseline1", "mult", "xmodal"])]  # AV, V and A of each
+    assert sum(len(c.get_offsets()) for ax in dotted.fig.axes for c in ax.collections) == len(shown)
+    assert dotted.title == "Optimized training, missing modality"  # only the regime present
     for res in (regimes, ablation):
         assert "cut at the limits of the score (0 and 1)" in res.caption
         for ax in res.fig.axes:
             assert ax.get_ylim()[1] <= 1.0
-            ends = [seg[:, 1] for c in ax.collections for seg in c.get_segments()]
+            ends = [seg[:, 1] for c in ax.collections if hasattr(c, "get_segments") for seg in c.get_segments()]
             assert ends and 0.0 <= min(e.min() for e in ends) and max(e.max() for e in ends) <= 1.0
     zoomed = any(ax.get_ylim()[0] > 0 for ax in ablation.fig.axes)
     assert ("does not start at 0" in ablation.caption) is zoomed

@@ -250,7 +250,7 @@ register_model("auxformer", citation=CITATION, quick=QUICK, paper_params=7_054_7
                      "avbench.models.auxformer.from_official(state_dict, num_classes=..., audio_dim=..., "
                      "visual_dim=...).",
                description="AuxFormer: cross-modal transformer with auxiliary networks (the proposed model)",
-               presentation=Presentation("AuxFormer (ours)", "AuxFormer", role="proposed", color="#0072B2",  # Okabe-Ito
+               presentation=Presentation("AuxFormer", "AuxFormer", role="proposed", color="#0072B2",  # Okabe-Ito
                                          marker="o", order=0, option_labels={  # the paper's names (Tables 3, Figs. 6-7)
                                              "pos_enc": {False: "No Pos. Encoding", True: "1-D Pos. Encoding"},
                                              "self_attention": {"scaled": "Self-attention, learnable scaling",

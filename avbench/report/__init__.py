@@ -10,11 +10,11 @@ See :mod:`avbench.report.build` for the layout of a report directory, and
 
 from avbench.report.artifacts import (ARTIFACTS, DEFAULT_CORRECTION, Artifact, ReportContext, Skip, StatsConfig,
                                       artifact, artifact_family, unregister)
-from avbench.report.build import Report, Skipped, build_report
+from avbench.report.build import Failed, Report, Skipped, build_report
 from avbench.report.figures import FigureResult
 from avbench.report.render import Cell, Row, Section, Table, latex_escape
 from avbench.report.rundata import RunData, load_run
 
-__all__ = ["ARTIFACTS", "DEFAULT_CORRECTION", "Artifact", "Cell", "FigureResult", "Report", "ReportContext",
+__all__ = ["ARTIFACTS", "DEFAULT_CORRECTION", "Artifact", "Cell", "Failed", "FigureResult", "Report", "ReportContext",
            "Row", "RunData", "Section", "Skip", "Skipped", "StatsConfig", "Table", "artifact", "artifact_family",
            "build_report", "latex_escape", "load_run", "unregister"]

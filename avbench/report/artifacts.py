@@ -19,15 +19,17 @@ how a training variant is named, the synthetic-corpus note, the row selector), s
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pandas as pd
 
+from avbench.proposed import default_proposed
 from avbench.registry import Registry, RegistryError
 from avbench.stats import CORRECTION_NAMES
-from avbench.report.presentation import unimodal_reference
+from avbench.report.presentation import model_label, table_label, unimodal_reference
 from avbench.report.rundata import RunData
 from avbench.results import select, shift_suffix
 
@@ -84,11 +86,39 @@ class ReportContext:
         run: The run's tidy table, manifests and provenance.
         config: How the tables' ``*`` is decided.
         metric: The score the figures plot.
+        proposed: The proposed models the user chose (:func:`avbench.proposed.choose_proposed`): their
+            labels alone say "(ours)"; None: the default rule (:func:`avbench.proposed.default_proposed`).
+        main: The proposed model this build tests and highlights (default: the first of ``proposed``);
+            an artifact declared ``per_proposed`` is built once per chosen model.
     """
 
     run: RunData
     config: StatsConfig = field(default_factory=StatsConfig)
     metric: str = "micro_f1"
+    proposed: tuple[str, ...] | None = None
+    main: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.proposed is None:
+            self.proposed = default_proposed(self.run.table["model"].astype(str).unique())
+        if self.main is None and self.proposed:
+            self.main = self.proposed[0]
+
+    def tested(self, what: str) -> str:
+        """The proposed model this build tests; :class:`Skip` naming ``what`` it needs when there is none."""
+        if self.main is None:
+            raise Skip(f"no proposed model to test: the run holds neither AuxFormer nor a model declared "
+                       f"proposed (choose one with --proposed NAME); {what}")
+        return self.main
+
+    def label(self, model: str, short: bool = False) -> str:
+        """The model's name in figures and captions; the full name of a chosen proposed model ends in
+        " (ours)" (``short`` names, used inside sentences and on crowded axes, never do)."""
+        return model_label(model, short) + ("" if short or model not in self.proposed else " (ours)")
+
+    def table_label(self, model: str) -> str:
+        """The row name of a model in the tables, " (ours)" after a chosen proposed model."""
+        return table_label(model) + (" (ours)" if model in self.proposed else "")
 
     def select(self, table: pd.DataFrame | None = None, **filt: Any) -> pd.DataFrame:
         """Rows of ``table`` (default: the run's deduplicated table) matching every filter, by the
@@ -153,6 +183,8 @@ class Artifact:
         needs: The protocol(s) that produce its input, named when it is skipped.
         name: What it shows, for the index's list of skipped artifacts.
         build: ``build(ctx) -> Table | FigureResult``; raises :class:`Skip` when the run lacks its input.
+        per_proposed: It tests or highlights ``ctx.main``: built once per chosen proposed model (keys
+            ``<key>-<model>`` after the first).
     """
 
     key: str
@@ -160,6 +192,7 @@ class Artifact:
     needs: str
     name: str
     build: Callable[[ReportContext], Any]
+    per_proposed: bool = False
     order: int = field(default_factory=lambda: next(_ORDER), compare=False)
 
 
@@ -185,21 +218,22 @@ ARTIFACTS.coerce = _coerce
 ARTIFACT_KINDS = ("table", "figure")
 
 
-def artifact(key: str, *, kind: str, needs: str, name: str = "") -> Callable:
-    """Registers ``build(ctx)`` as the artifact ``key`` (a key already taken is refused: unregister it first)."""
+def artifact(key: str, *, kind: str, needs: str, name: str = "", per_proposed: bool = False) -> Callable:
+    """Registers ``build(ctx)`` as the artifact ``key`` (a key already taken is refused: unregister it first);
+    ``per_proposed``: see :class:`Artifact`."""
     if kind not in ARTIFACT_KINDS:
         raise ValueError(f"The 'kind' parameter of artifact must be one of {', '.join(ARTIFACT_KINDS)}. "
                          f"Got {kind!r} instead.")
 
     def register(build: Callable[[ReportContext], Any]) -> Callable[[ReportContext], Any]:
-        ARTIFACTS.register(key, Artifact(key, kind, needs, name or key, build))
+        ARTIFACTS.register(key, Artifact(key, kind, needs, name or key, build, per_proposed))
         return build
     return register
 
 
 def artifact_family(key: str) -> Callable:
     """Registers ``family(ctx) -> list[Artifact]``: artifacts that exist once per something the run
-    or the installation holds (a Table 1 per proposed model, a figure per condition kind)."""
+    or the installation holds (a figure per condition kind)."""
     def register(expand: Callable[[ReportContext], list[Artifact]]) -> Callable[[ReportContext], list[Artifact]]:
         ARTIFACTS.register(key, ArtifactFamily(expand))
         return expand
@@ -211,7 +245,19 @@ unregister = ARTIFACTS.unregister
 
 
 def planned(ctx: ReportContext) -> list[Artifact]:
-    """Every artifact a report on ``ctx`` attempts: tables, then figures, each in registration order."""
+    """Every artifact a report on ``ctx`` attempts: tables, then figures, each in registration order, an
+    artifact ``per_proposed`` once per chosen proposed model (the first under its own key)."""
     entries = sorted((entry for _, entry in ARTIFACTS.items()), key=lambda e: e.order)
     found = [a for e in entries for a in ([e] if isinstance(e, Artifact) else e.expand(ctx))]
+    found = [b for a in found for b in ([a] + [_testing(a, m) for m in ctx.proposed[1:]] if a.per_proposed else [a])]
     return sorted(found, key=lambda a: ARTIFACT_KINDS.index(a.kind))
+
+
+def _testing(art: Artifact, model: str) -> Artifact:
+    """``art`` built with ``model`` as the tested proposed model, its key and title naming it."""
+    def build(ctx: ReportContext) -> Any:
+        res = art.build(dataclasses.replace(ctx, main=model))
+        res.key, res.title = f"{res.key}-{model}", f"{res.title} ({ctx.label(model, short=True)})"
+        return res
+    return dataclasses.replace(art, key=f"{art.key}-{model}", name=f"{art.name}, {model} as the proposed model",
+                               build=build)

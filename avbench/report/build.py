@@ -16,9 +16,10 @@ import datetime as _dt
 import gc
 import html
 import json
+import os
 import re
+import shutil
 import traceback
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,29 +34,47 @@ from avbench.report.artifacts import (DEFAULT_CORRECTION, SYNTHETIC_BANNER, Arti
 from avbench.report.figures import FigureResult
 from avbench.report.render import Table, md_escape
 from avbench.report.rundata import PERFORMANCE_METRICS, RunData, load_run
+from avbench.proposed import choose_proposed, recorded_choice
 from avbench.results import write_json, write_table
-from avbench.validation import check_choice, check_float
+from avbench.validation import ValidationError, check_choice, check_float
 
 @dataclass
 class Skipped:
     artifact: str
     reason: str
     protocol: str
-    error: bool = False   # True: the builder failed (a bug or odd data), not a missing protocol
+
+
+@dataclass
+class Failed:
+    """An artifact whose builder raised (a bug or data it did not expect): the report lists it and exits
+    non-zero; ``traceback`` is printed with ``avbench --debug``."""
+
+    key: str
+    artifact: str
+    reason: str
+    traceback: str = ""
 
 
 @dataclass
 class Report:
-    """What :func:`build_report` wrote."""
+    """What :func:`build_report` wrote.
+
+    ``out`` is the report directory; while the report is built it is a staging folder inside it, from
+    which :func:`_publish` moves the files into place."""
 
     out: Path
     run: RunData
     config: StatsConfig
     metric: str
+    proposed: tuple[str, ...] = ()
     tables: list[Table] = field(default_factory=list)
     figures: list[FigureResult] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    in_the_way: list[Path] = field(default_factory=list)  # the user's files kept where the report would write
+    dest: Path | None = None  # the report directory (``out`` once published)
 
     @property
     def index(self) -> Path:
@@ -70,21 +89,22 @@ def _attempt(art: Artifact, ctx: ReportContext, report: Report, strict: bool) ->
     except Exception as exc:  # one broken artifact must not cost the researcher the rest of the report
         if strict:
             raise
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        warnings.warn(f"avbench report: {art.key} failed: {first}\n{traceback.format_exc()}", RuntimeWarning,
-                      stacklevel=2)
-        report.skipped.append(Skipped(art.name, f"failed: {type(exc).__name__}: {first}", art.needs, error=True))
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        report.failed.append(Failed(art.key, art.name, f"{type(exc).__name__}: {first}".rstrip(": "),
+                                    traceback.format_exc()))
     return None
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: str = "micro_f1",
                  correction: str = DEFAULT_CORRECTION, alpha: float = 0.05, test: str = "t", html_page: bool = True,
-                 figures: bool = True, strict: bool = False) -> Report:
+                 figures: bool = True, strict: bool = False, proposed: tuple[str, ...] | list[str] = (),
+                 force: bool = False) -> Report:
     """Builds every table and figure the run's results support; never trains.
 
     Args:
         run_dir: A run directory (``avbench run --out``), a report's ``data/`` folder, or a results CSV.
-        out: Report directory; default ``<run_dir>/report``.
+        out: Report directory; default ``<run_dir>/report``.  It may be new, empty, or hold an earlier
+            avbench report; any other folder is refused unless ``force`` (see :func:`check_out`).
         metric: The score the figures plot (``micro_f1`` as in the paper, ``macro_f1``, ``accuracy``).
             Tables always show micro- and macro-F1, as the paper's do.
         correction: Multiple-comparison correction behind the ``*`` marks: ``holm`` (default), ``none``
@@ -95,9 +115,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
         html_page: Also write ``index.html``.
         figures: Draw the figures (False: tables, statistics and index only; much faster).
         strict: Raise when a builder fails instead of listing it as failed (tests use this).
+        proposed: The model(s) every testing table and figure treats as the user's (the first is the
+            main one); default: the choice recorded with the run, else :func:`avbench.proposed.default_proposed`.
+        force: Write into a non-empty folder that holds no avbench report; its files are never removed,
+            and those where the report would write are kept (and listed in ``Report.in_the_way``).
 
     Returns:
-        A :class:`Report` listing the tables, figures, skipped artifacts and files written.
+        A :class:`Report` listing the tables, figures, skipped and failed artifacts and files written.
 
     Example:
         From a tidy table alone (here three trials of two models, written by hand):
@@ -113,8 +137,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
         ...         for metric in ("micro_f1", "macro_f1")]
         >>> pd.DataFrame(rows).to_csv(Path(tmp.name) / "results.csv", index=False)
         >>> report = build_report(tmp.name, figures=False)
-        >>> [table.key for table in report.tables], (report.out / "index.md").exists()
-        (['table1'], True)
+        >>> [table.key for table in report.tables], report.proposed, (report.out / "index.md").exists()
+        (['table1'], ('auxformer',), True)
         >>> tmp.cleanup()
     """
     run = load_run(run_dir)
@@ -124,11 +148,28 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     check_choice(test, "test", "avbench report", stats.TESTS)
     cfg = StatsConfig(correction=correction, alpha=alpha, test=test)
     src = Path(run_dir)
-    out = Path(out) if out is not None else (src if src.is_dir() else src.parent) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    report = Report(out, run, cfg, metric)
+    root = src if src.is_dir() else src.parent
+    chosen = choose_proposed(list(proposed), run.table["model"].astype(str).unique(), recorded=recorded_choice(root),
+                             saved=run.saved_provenance.get("proposed") or ())
+    dest = Path(out) if out is not None else root / "report"
+    old = check_out(dest, force)
+    staging = dest / STAGING
+    if staging.exists():
+        shutil.rmtree(staging)  # what an interrupted report left: the report in place is untouched
+    staging.mkdir(parents=True)
+    report = Report(staging, run, cfg, metric, chosen, dest=dest)
+    try:
+        _build(report, strict, figures, html_page)
+        _publish(report, old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
 
-    ctx = ReportContext(run, cfg, metric)
+
+def _build(report: Report, strict: bool, figures: bool, html_page: bool) -> None:
+    """Builds every artifact into ``report.out`` (the staging folder), then stats.csv, data/ and the index."""
+    out = report.out
+    ctx = ReportContext(report.run, report.config, report.metric, report.proposed)
     arts = [a for a in planned(ctx) if figures or a.kind != "figure"]
     # statsmodels' Holm correction calls gc.collect() on every call (statsmodels 0.14, multitest.py); with torch
     # and pandas loaded each collection takes ~0.2 s and a report makes hundreds of tests.  Freezing the objects
@@ -165,50 +206,94 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     report.files.append(_write_index(report))
     if html_page:
         report.files.append(_write_html(report))
-    _remove_stale(report)
-    return report
 
 
-REPORT_FILES = ".avbench-report.json"  # what the last report wrote into its directory
+REPORT_FILES = ".avbench-report.json"  # what the last report wrote into its directory (its listing)
+STAGING = ".avbench-staging"           # where a report is built before its files are moved into place
 
 
-def _remove_stale(report: Report) -> None:
-    """Deletes what an earlier report wrote into this directory and this one did not (a table or
-    figure the run no longer supports, index.html after --no-html), so the directory shows only
-    this report.  Only files avbench writes are candidates: those the earlier report listed, anything
-    under ``tables/``, ``figures/`` and ``data/protocols/``, ``stats.csv`` and ``index.html``; the run's
-    own ``data/`` is never touched when the report is rebuilt from it."""
-    out = report.out
-    listing = out / REPORT_FILES
-    old: set[Path] = set()
-    try:
-        old = {out / p for p in json.loads(listing.read_text())}
-    except (OSError, ValueError, TypeError):
-        pass
-    old |= {p for d in ("tables", "figures", "data/protocols") for p in (out / d).rglob("*") if p.is_file()}
-    old |= {out / "stats.csv", out / "index.html"}
-    source = report.run.source if report.run.source.is_dir() else report.run.source.parent
-    own_data = (out / "data").resolve() == source.resolve()
-    keep = {p.resolve() for p in report.files}
-    for path in old:
-        if own_data and path.resolve().is_relative_to(source.resolve()):
+def check_out(dest: Path, force: bool = False) -> set[str]:
+    """Whether a report may be written into ``dest``; returns what an earlier avbench report there wrote
+    (the paths of its listing, relative to ``dest``), the only files a report ever removes.
+
+    ``dest`` may be new, empty, or hold an earlier avbench report (its listing file); any other folder
+    holds the user's own files, and is refused unless ``force``.
+
+    Raises:
+        ValidationError: ``dest`` holds files and no avbench report, and ``force`` is False.
+    """
+    if dest.exists() and not dest.is_dir():
+        raise ValidationError(f"The '--out' option of avbench report must be a directory. Got {str(dest)!r}, a file.")
+    listing = dest / REPORT_FILES
+    if listing.is_file():
+        try:
+            names = json.loads(listing.read_text())
+            return {str(n) for n in names} if isinstance(names, list) else set()
+        except (OSError, ValueError):
+            return set()  # an unreadable listing: remove nothing
+    theirs = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")
+                    if p.is_file() and not p.relative_to(dest).as_posix().startswith(STAGING + "/")) \
+        if dest.is_dir() else []
+    if theirs and not force:
+        shown = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
+        raise ValidationError(f"{dest}: the folder holds files that no avbench report wrote ({shown}); a report "
+                              f"there could overwrite them. Choose a new folder for --out, or pass --force to write "
+                              f"beside them (avbench then keeps every file it did not write).")
+    return set()
+
+
+def _publish(report: Report, old: set[str]) -> None:
+    """Moves the staged report into place.  A file of the user's where the report would write is kept (and
+    named in ``report.in_the_way``); of an earlier report's files (``old``) those this one did not write are
+    removed, except the run's own ``data/`` when the report is rebuilt from it."""
+    staging, dest = report.out, report.dest
+    own_data = _own_data(report)
+    written: list[Path] = []
+    for path in report.files:
+        rel = path.relative_to(staging).as_posix()
+        target = dest / rel
+        if target.exists() and rel not in old and not (own_data and rel.startswith("data/")):
+            report.in_the_way.append(target)
             continue
-        if path.is_file() and path.resolve() not in keep:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        written.append(target)
+    kept = {p.relative_to(dest).as_posix() for p in written}
+    for rel in sorted(old - kept):
+        path = dest / rel
+        if own_data and rel.startswith("data/"):
+            if path.is_file():
+                kept.add(rel)  # the data/ the report was rebuilt from stays, and stays listed
+            continue
+        if path.is_file() and path.resolve().is_relative_to(dest.resolve()):
             path.unlink()
-    write_json(listing, sorted(str(p.relative_to(out)) for p in report.files))
+    write_json(dest / REPORT_FILES, sorted(kept))
+    report.files = written
+    for fig in report.figures:
+        fig.files = [dest / p.relative_to(staging) for p in fig.files]
+    report.out = dest
+
+
+def _own_data(report: Report) -> bool:
+    """Whether the report is rebuilt from its own ``data/`` folder (which it then does not rewrite)."""
+    source = report.run.source if report.run.source.is_dir() else report.run.source.parent
+    return (report.dest / "data").resolve() == source.resolve()
 
 
 # ---------------------------------------------------------------------------- data/ (self-contained input)
 def _write_data(report: Report) -> None:
+    """``data/``: the run's table, manifests and provenance digest (with the proposed choice), enough to
+    rebuild the report; rebuilt from its own ``data/``, only the digest is rewritten (the choice may change)."""
     run, data = report.run, report.out / "data"
-    if data.resolve() == (run.source if run.source.is_dir() else run.source.parent).resolve():
-        return  # rebuilding from our own data/: it is already there
+    write_json(data / "provenance.json", {**run.provenance, "proposed": list(report.proposed)})
+    report.files.append(data / "provenance.json")
+    if _own_data(report):
+        return  # rebuilding from our own data/: the table and manifests are already there
     write_table(data / "results.csv", run.raw)
     for name, manifest in run.manifests.items():
         write_json(data / "protocols" / f"{name}.json", {**manifest, "entries": [], "train": []})
         report.files.append(data / "protocols" / f"{name}.json")
-    write_json(data / "provenance.json", run.provenance)
-    report.files += [data / "results.csv", data / "provenance.json"]
+    report.files.append(data / "results.csv")
 
 
 # ---------------------------------------------------------------------------- index
@@ -222,6 +307,9 @@ def provenance_rows(report: Report) -> list[tuple[str, str]]:
     rows.append(("Profile", ", ".join(prov.get("profiles") or run.profiles) or "not recorded"))
     rows.append(("Trials (seeds)", str(prov.get("seeds", run.seeds))))
     rows.append(("Protocols in the run", ", ".join(prov.get("protocols") or run.protocols)))
+    labels = ReportContext(run, proposed=report.proposed)
+    rows.append(("Proposed model", ", ".join(labels.label(m) for m in report.proposed) or
+                 "none (neither AuxFormer nor a model declared proposed is in the run)"))
     revs = prov.get("git_revision") or []
     rows.append(("avbench (run)", f"{', '.join(prov.get('avbench') or ['not recorded'])}; git revision "
                                   f"{', '.join(r[:12] for r in revs) or 'not recorded'}"))
@@ -256,6 +344,8 @@ def _write_index(report: Report) -> Path:
         lines += ["", "Warnings while reading the run:", ""] + [f"- {md_escape(n)}" for n in run.notes]
     lines += ["", "## Contents", ""]
     lines += [f"- [{a.number}: {a.title}](#{_anchor(f'{a.number} {a.title}')})" for a in report.tables + report.figures]
+    if report.failed:
+        lines.append("- [Failed](#failed)")
     if report.skipped:
         lines.append("- [Skipped](#skipped)")
     lines += ["", "## Tables", ""]
@@ -268,6 +358,11 @@ def _write_index(report: Report) -> Path:
         png, pdf = (_rel(report, p) for p in f.files)  # style.save_figure writes these two
         lines += [f"### {f.number}: {f.title}", "", f"![{md_escape(f.number)}]({png})", "",
                   f"**{md_escape(f.number)}.** {md_escape(f.caption)}", "", f"Files: [PNG]({png}) · [PDF]({pdf})", ""]
+    if report.failed:
+        lines += ["## Failed", "", "These artifacts could not be built (a bug, or data they did not expect); "
+                  "`avbench --debug report ...` prints each traceback:", "", "| Artifact | Error |", "| :--- | :--- |"]
+        lines += [f"| {md_escape(f.artifact)} | {md_escape(f.reason)} |" for f in report.failed]
+        lines.append("")
     if report.skipped:
         lines += ["## Skipped", "", "What this run does not contain (run the protocol to add it; rerunning "
                   "into the same --out reuses finished units):", "", "| Artifact | Why | Produced by protocol |",
@@ -323,6 +418,11 @@ def _write_html(report: Report) -> Path:
         parts.append(f"<figure id=\"{e(f.key)}\"><h3>{e(f.number)}: {e(f.title)}</h3>"
                      f"<img src=\"{e(_rel(report, f.files[0]))}\" alt=\"{e(f.number)}\">"
                      f"<figcaption><b>{e(f.number)}.</b> {e(f.caption)} ({links})</figcaption></figure>")
+    if report.failed:
+        parts.append("<h2>Failed</h2><p>These artifacts could not be built; <code>avbench --debug report ...</code> "
+                     "prints each traceback.</p><table class=\"skip\"><tr><th>Artifact</th><th>Error</th></tr>")
+        parts += [f"<tr><td>{e(f.artifact)}</td><td>{e(f.reason)}</td></tr>" for f in report.failed]
+        parts.append("</table>")
     if report.skipped:
         parts.append("<h2>Skipped</h2><table class=\"skip\"><tr><th>Artifact</th><th>Why</th>"
                      "<th>Produced by protocol</th></tr>")

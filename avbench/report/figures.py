@@ -28,9 +28,9 @@ from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
 from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportContext, Skip, artifact,
                                       artifact_family)
-from avbench.report.presentation import (model_color, model_label, model_marker, model_sort_key,
-                                         presentation, proposed_models)
-from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, audiovisual_models, main_proposed
+from avbench.report.presentation import model_color, model_marker, model_sort_key, presentation, proposed_models
+from avbench.report.rundata import format_levels
+from avbench.report.tables import TABLE_METRICS, ablation, audiovisual, audiovisual_models
 from avbench.results import select
 from avbench.stats import summarize
 
@@ -89,15 +89,15 @@ def fig3(ctx: ReportContext) -> FigureResult:
     """Per-trial scores of each audiovisual model (optimized training, full AV) as box plots."""
     metric = ctx.metric
     t = ctx.select(condition="full", variant="default", metric=metric)
-    main = main_proposed(t["model"].unique().tolist())
-    if "optimized" not in ctx.regimes(t, model=main):
-        raise Skip(f"needs full-AV {metric} scores of {main} with optimized training")
+    main = ctx.main if ctx.main in set(t["model"]) else None
+    if "optimized" not in ctx.regimes(t, **({"model": main} if main else {})):
+        raise Skip(f"needs full-AV {metric} scores of {main or 'the audiovisual models'} with optimized training")
     t = select(t, regime="optimized")
     models = audiovisual_models(t)
     fig, panels = _corpus_panels(ctx, t, 0.6, 2.6 if t["corpus"].nunique() > 1 else 2.7)
     outliers = False
     for ax, corpus in panels:
-        outliers |= _trial_boxes(ax, select(t, corpus=corpus), models)
+        outliers |= _trial_boxes(ctx, ax, select(t, corpus=corpus), models)
         ax.set_ylabel(f"{style.metric_label(metric)} (per trial)")
     legend = [Line2D([], [], color="black", linewidth=1.4, label="median"),
               Line2D([], [], marker="o", color="none", markerfacecolor="#BBBBBB", markeredgecolor="black",
@@ -116,7 +116,7 @@ def fig3(ctx: ReportContext) -> FigureResult:
                         caption + _synthetic(ctx, fig), fig)
 
 
-def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
+def _trial_boxes(ctx: ReportContext, ax, t: pd.DataFrame, models: list[str]) -> bool:
     """Per-trial scores of each model: seaborn box plot (Tukey whiskers), each trial as a grey dot
     (strip) and the mean as the model's marker.  Returns whether an outlier was drawn."""
     d = t[t["model"].isin(models)].assign(model=lambda f: f["model"].astype(str))
@@ -140,7 +140,7 @@ def _trial_boxes(ax, t: pd.DataFrame, models: list[str]) -> bool:
         if len(values):
             ax.scatter([x], [values.mean()], s=28, color=model_color(m, models), edgecolor="black", linewidth=0.6,
                        zorder=4, marker=model_marker(m))
-    ax.set_xticks(range(len(models)), [model_label(m, short=True) for m in models], rotation=20, ha="right")
+    ax.set_xticks(range(len(models)), [ctx.label(m, short=True) for m in models], rotation=20, ha="right")
     ax.set_xlabel("")
     return any(line.get_marker() == "+" and len(line.get_xdata()) for line in ax.get_lines())
 
@@ -151,6 +151,10 @@ SCENARIOS = (("full", "AV", "AV (audiovisual)"), ("clip_audio", "V", "V (visual 
              ("clip_visual", "A", "A (acoustic only)"))
 #: Fig. 4's baseline-4 lines: modality, scenario of its colour, line style, name.
 BASELINE4_LINES = (("visual", "V", "--", "visual"), ("audio", "A", "-", "acoustic"))
+
+
+#: Below this many trials Fig. 4 draws each trial as a dot instead of a 95% interval.
+DOTS_BELOW = 5
 
 
 def _baseline4(ctx: ReportContext, modality: str, regime: str, corpus: str) -> Summary | None:
@@ -172,15 +176,20 @@ def fig4(ctx: ReportContext) -> FigureResult:
     models = audiovisual_models(clipped)
     fig, panels = _corpus_panels(ctx, t, 0, 2.5 * t["corpus"].nunique() + 0.5, stacked=True)
     width = 0.8 / (len(SCENARIOS) * len(regimes))
+    dots = _ntrials(t) < DOTS_BELOW
     drawn_b4: set[str] = set()
     drawn: set[str] = set()
     for ax, corpus in panels:
         for g, m in enumerate(models):
             for k, ((cond, scen, _), regime) in enumerate(itertools.product(SCENARIOS, regimes)):
-                s = summarize(select(t, corpus=corpus, model=m, condition=cond, regime=regime)["value"])
+                values = select(t, corpus=corpus, model=m, condition=cond, regime=regime)["value"]
+                s = summarize(values)
                 if not s["n"]:
                     continue
                 x = g - 0.4 + width * (k + 0.5)
+                if dots:  # too few trials for an interval to mean much: show the trials themselves
+                    s = {**s, "ci95": float("nan")}
+                    ax.scatter(np.full(len(values), x), values, s=4, color="black", linewidth=0, zorder=6)
                 _bar(ax, x, s, width * 0.92, color=style.SCENARIO_COLORS[scen], alpha=style.REGIME_ALPHA[regime],
                      hatch=style.REGIME_HATCH[regime])
                 drawn.add(scen)
@@ -189,7 +198,7 @@ def fig4(ctx: ReportContext) -> FigureResult:
             if ref is not None:
                 drawn_b4.add(scen)
                 ax.axhline(ref["mean"], color=style.SCENARIO_COLORS[scen], linestyle=ls, linewidth=1.2, zorder=5)
-        ax.set_xticks(range(len(models)), [model_label(m) for m in models])
+        ax.set_xticks(range(len(models)), [ctx.label(m) for m in models])
         ax.set_xlim(-0.5, len(models) - 0.5)
         ax.set_ylim(0, 1)
         ax.set_ylabel(style.metric_label(metric))
@@ -210,12 +219,13 @@ def fig4(ctx: ReportContext) -> FigureResult:
         f"{style.metric_label(metric)} of the audiovisual models trained with the {' and '.join(regimes)} "
         f"procedure{'s' if len(regimes) > 1 else ''} and tested with both modalities (AV), the visual only (V, audio "
         f"clipped) or the acoustic only (A, visual clipped)" + ("; hatched: standard training" if regs else ""),
-        _ci_text(_ntrials(t)),
+        f"bars: means over {_ntrials(t)} trials; dots: the individual trials (fewer than {DOTS_BELOW} trials: no "
+        f"error bars)" if dots else _ci_text(_ntrials(t)),
         "horizontal lines: unimodal baseline 4 ("
         + ", ".join(f"{LINESTYLE_NAMES[ls]} = {what}" for _, ls, what in b4) + ")" if b4 else "",
         f"{' and '.join(missing)} training is not in this run (protocol training-regimes)" if missing else "")
-    return FigureResult("fig4_regimes_clipping", "Fig. 4", "Standard vs optimized training, missing modality",
-                        caption + _synthetic(ctx, fig), fig)
+    title = " vs ".join(regimes).capitalize() + " training, missing modality"  # the regimes drawn, only
+    return FigureResult("fig4_regimes_clipping", "Fig. 4", title, caption + _synthetic(ctx, fig), fig)
 
 
 # ---------------------------------------------------------------------------- curves (Fig. 5 and robustness)
@@ -274,8 +284,8 @@ def _sentences(*parts: str) -> str:
     return " ".join(f"{p[0].upper()}{p[1:]}." for p in (p.strip().rstrip(".") for p in parts) if p)
 
 
-def _model_handles(models: list[str]) -> list[Line2D]:
-    return [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=model_label(m))
+def _model_handles(ctx: ReportContext, models: list[str]) -> list[Line2D]:
+    return [Line2D([], [], color=model_color(m, models), marker=model_marker(m), label=ctx.label(m))
             for m in models]
 
 
@@ -308,20 +318,34 @@ def _curve_panels(ctx: ReportContext, t: pd.DataFrame, columns: list[str], regim
     fig = style.new_figure(style.WIDTH_DOUBLE if len(columns) > 1 else style.WIDTH_SINGLE + 0.5,
                            2.35 * len(corpora) + 0.55)
     axes = fig.subplots(len(corpora), len(columns), squeeze=False, sharey="row")
-    main, has_full = main_proposed(ctx.run.table["model"].unique().tolist()), False
+    main, has_full = ctx.main, False
     for r, corpus in enumerate(corpora):
         for c, column in enumerate(columns):
             ax = axes[r, c]
             draw(ax, corpus, column, _letter(r * len(columns) + c))
-            has_full |= _full_line(ax, ctx, corpus, main, regime)
+            has_full |= bool(main) and _full_line(ax, ctx, corpus, main, regime)
             if c == 0:
                 ax.set_ylabel(style.metric_label(ctx.metric))
             ax.tick_params(labelleft=True)
     _fit_ylim(axes)
-    return fig, model_label(main, short=True) if has_full else ""
+    return fig, ctx.label(main, short=True) if has_full else ""
 
 
-@artifact("fig5", kind="figure", needs="masking", name="Fig. 5 (random frame masking)")
+def _level_sets(t: pd.DataFrame) -> list[str]:
+    """The level sets of ``t``'s rows (its ``levels`` column, see avbench.report.rundata.level_sets), the
+    largest first: each draws its own curves."""
+    return sorted(set(t["levels"].astype(str)), key=lambda lv: (-len(lv.split(",")), lv))
+
+
+def _sets_text(sets: list[str], set_ls: dict[str, str]) -> str:
+    """What a curve figure's caption says when it draws several level sets ('' for one)."""
+    if len(sets) < 2:
+        return ""
+    return ("protocols with different levels are drawn as separate curves: " +
+            ", ".join(f"{LINESTYLE_NAMES[set_ls[lv]]} = levels {format_levels(lv)}" for lv in sets))
+
+
+@artifact("fig5", kind="figure", needs="masking", name="Fig. 5 (random frame masking)", per_proposed=True)
 def fig5(ctx: ReportContext) -> FigureResult:
     """Score vs % of frames kept, one panel per masked modality (and corpus)."""
     run, metric = ctx.run, ctx.metric
@@ -332,10 +356,14 @@ def fig5(ctx: ReportContext) -> FigureResult:
     t = select(t, regime=regime)
     conds = [c for c in ("mask_audio", "mask_visual") if c in set(t["condition"])]
     models = audiovisual_models(t)
+    sets = _level_sets(t)  # one curve per (model, level set): protocols with other levels are not merged
+    set_ls = {lv: list(LINESTYLE_NAMES)[i % len(LINESTYLE_NAMES)] for i, lv in enumerate(sets)}
     b4: list[bool] = []
 
     def draw(ax, corpus: str, cond: str, letter: str) -> None:
-        _curves(ax, select(t, corpus=corpus, condition=cond), models, lambda lv: 100 * lv)
+        for i, lv in enumerate(sets):
+            _curves(ax, select(t, corpus=corpus, condition=cond, levels=lv), models, lambda lv: 100 * lv,
+                    linestyle=set_ls[lv], trials=i == 0)
         ref = _baseline4(ctx, "visual" if cond == "mask_audio" else "audio", regime, corpus)
         if ref is not None:
             b4.append(True)
@@ -345,7 +373,10 @@ def fig5(ctx: ReportContext) -> FigureResult:
         ax.set_xticks(range(10, 100, 10))
 
     fig, full = _curve_panels(ctx, t, conds, regime, draw)
-    handles = _model_handles(models) + _full_handle(full)
+    handles = _model_handles(ctx, models) + _full_handle(full)
+    if len(sets) > 1:
+        handles += [Line2D([], [], color="black", linestyle=set_ls[lv], label=f"levels {format_levels(lv)}")
+                    for lv in sets]
     if b4:
         handles.append(Line2D([], [], color=style.BASELINE4_COLOR, linestyle="--", label="Baseline 4, intact modality"))
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
@@ -353,7 +384,7 @@ def fig5(ctx: ReportContext) -> FigureResult:
         f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality (the "
         f"others zeroed at random; the other modality intact), {regime} training",
         _trials_text(_ntrials(t)), _full_text(full),
-        "dashed red line: baseline 4 on the intact modality" if b4 else "")
+        "dashed red line: baseline 4 on the intact modality" if b4 else "", _sets_text(sets, set_ls))
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(ctx, fig), fig)
 
 
@@ -380,18 +411,26 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     t = select(t, regime=regime)
     mods = [m for m in ("audio", "visual") if not select(primary, condition=f"{kinds[0]}_{m}").empty]
     models = audiovisual_models(t)
-    variants = sorted(t["variant"].unique(), key=lambda v: (v != "default", v))
+    # one curve per (model, training variant, level set): protocols with other levels are not merged
+    sets = _level_sets(t)
+    variants = sorted({(v, lv) for v, lv in zip(t["variant"], t["levels"].astype(str))},
+                      key=lambda vl: (vl[0] != "default", vl[0], sets.index(vl[1])))
     variant_ls = {v: ["-", "--", ":", "-."][i % 4] for i, v in enumerate(variants)}
-    line_kinds: list[tuple[str, str]] = []
+    line_kinds: list[tuple[str, tuple[str, str]]] = []
+
+    def name(vl: tuple[str, str]) -> str:
+        v, lv = vl
+        parts = [ctx.variant_label(t, v)] if len({v for v, _ in variants}) > 1 else []
+        return ", ".join(parts + ([f"levels {format_levels(lv)}"] if len(sets) > 1 else []))
 
     def draw(ax, corpus: str, mod: str, letter: str) -> None:
         for kind_i, kind in enumerate(kinds):
             here = select(t, corpus=corpus, condition=f"{kind}_{mod}")
-            for v in variants:
-                ls = styles[kind] if len(kinds) > 1 else variant_ls[v]
-                if _curves(ax, here[here["variant"] == v], models, xmaps[kind], linestyle=ls,
-                           trials=kind_i == 0 and v == variants[0]):
-                    line_kinds.append((kind, v))
+            for vl in variants:
+                ls = styles[kind] if len(kinds) > 1 else variant_ls[vl]
+                if _curves(ax, select(here, variant=vl[0], levels=vl[1]), models, xmaps[kind], linestyle=ls,
+                           trials=kind_i == 0 and vl == variants[0]):
+                    line_kinds.append((kind, vl))
         if spec.zero_line:
             ax.axvline(0, color="#999999", linewidth=0.6, zorder=0, gid="no-ylim")
         if spec.invert:
@@ -400,7 +439,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         ax.set_xlabel(spec.xlabel.format(mod=mod))
 
     fig, full = _curve_panels(ctx, t, mods, regime, draw)
-    handles = _model_handles(models)
+    handles = _model_handles(ctx, models)
     drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
     styles_text = ""
     if len(kinds) > 1:
@@ -408,9 +447,8 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         handles += [Line2D([], [], color="black", linestyle=styles[kd], label=names.get(kd, kd))
                     for kd in kinds if any(tag[0] == kd for tag in line_kinds)]
     elif len(drawn_variants) > 1:
-        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=ctx.variant_label(t, v))
-                    for v in drawn_variants]
-        styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {ctx.variant_label(t, v)}"
+        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=name(v)) for v in drawn_variants]
+        styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {name(v)}"
                                                   for v in drawn_variants)
     handles += _full_handle(full)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
@@ -500,8 +538,11 @@ def fig8(ctx: ReportContext) -> FigureResult:
         raise Skip(f"needs full-AV scores of the upscaled baselines ({known})")
     regime = ctx.regime(t, model=xl[0])
     t = select(t, regime=regime)
-    # the proposed models, then each upscaled model right after the baseline it widens
-    order = proposed_models(present) + [m for x in xl for m in (presentation(x).upscaled_from, x)]
+    # the protocol's own models that are not upscaled pairs (the paper: AuxFormer), then each upscaled model
+    # right after the baseline it widens
+    own = (run.definition("upscaled") or {}).get("models") or proposed_models(present)
+    pairs = [m for x in xl for m in (presentation(x).upscaled_from, x)]
+    order = [m for m in own if m not in pairs] + pairs
     models = [m for m in dict.fromkeys(order) if m and not select(t, model=m).empty]
     params = select(run.table, condition="train", metric="params", variant="default")
     fig, panels = _corpus_panels(ctx, t, 0.5, 2.6)
@@ -511,7 +552,7 @@ def fig8(ctx: ReportContext) -> FigureResult:
         for x, m in enumerate(models):
             st = summarize(select(t, corpus=corpus, model=m)["value"])
             p = params[(params["model"] == m) & (params["corpus"] == corpus)]["value"]
-            labels.append(model_label(m, short=True) + (f"\n{p.mean() / 1e6:.2f}M" if len(p) else ""))
+            labels.append(ctx.label(m, short=True) + (f"\n{p.mean() / 1e6:.2f}M" if len(p) else ""))
             if not st["n"]:
                 continue
             n = max(n, st["n"])
@@ -521,7 +562,7 @@ def fig8(ctx: ReportContext) -> FigureResult:
         _zoom(ax, ends)
         ax.set_xticks(range(len(models)), labels)
         ax.set_ylabel(style.metric_label(metric))
-    plain = [model_label(m) for m in models if presentation(m).role != "upscaled"]
+    plain = [ctx.label(m) for m in models if presentation(m).role != "upscaled"]
     caption = _sentences(
         f"{style.metric_label(metric)} of {', '.join(plain)} beside the upscaled versions of the baselines (hatched, "
         f"after the model each widens), {regime} training, full audiovisual test, mean over {n} trials; "
@@ -556,5 +597,5 @@ def robustness_figures(ctx: ReportContext) -> list[Artifact]:
                       key=lambda kn: int(kn[1].removeprefix("Fig. R")) if kn[1].startswith("Fig. R") else 0)
     return [Artifact(kind.name, "figure", kind.figure.protocol or kind.name,
                      f"{number} ({(kind.figure.title or kind.what or kind.name).lower()})",
-                     lambda c, k=kind, n=number: kind_figure(c, k, n))
+                     lambda c, k=kind, n=number: kind_figure(c, k, n), per_proposed=True)
             for kind, number in numbered]

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from avbench.provenance import describe_machine
@@ -49,7 +50,8 @@ class RunData:
         source: The directory (or CSV) read.
         raw: The tidy table as written (one row per protocol that asked for a score).
         table: The same without the per-protocol copies: one row per (corpus, model, variant,
-            regime, condition, level, seed, metric); ``protocol`` keeps the first protocol.
+            regime, condition, level, seed, metric, level set); ``protocol`` keeps the first protocol and
+            ``levels`` holds the level set (:func:`level_sets`).
         manifests: ``protocols/<name>@<corpus>.json`` by file stem, without their entry lists.
         units: Per trained unit (corpus, model, variant, regime, seed) the profile and provenance
             its ``train.json`` recorded (empty when the unit directories are not there).
@@ -150,11 +152,44 @@ def _protocol_name(stem: str, manifest: dict[str, Any]) -> str:
     return str(manifest.get("protocol", stem.split("@")[0]))
 
 
+def level_sets(raw: pd.DataFrame) -> pd.Series:
+    """Each row's level set: the levels its condition family takes under its protocol, as
+    :func:`format_levels` reads them back (``"0.1,0.2"``; ``""`` for conditions without levels).
+
+    An AUC is a mean over a family's levels, so AUCs over different level sets are different
+    quantities: rows keep their level set, protocols with identical sets share them, and aggregates
+    group by it (:func:`_dedupe`, Table R1, the curve figures)."""
+    levels = raw["level"].astype(float)
+    finite = raw[np.isfinite(levels)]
+    sets = (finite.groupby(["protocol", "condition"], observed=True)["level"]
+            .agg(lambda x: ",".join(f"{v:.10g}" for v in sorted(set(x.astype(float))))))
+    key = pd.MultiIndex.from_frame(raw[["protocol", "condition"]].astype(str))
+    sets.index = pd.MultiIndex.from_tuples([tuple(map(str, k)) for k in sets.index], names=["protocol", "condition"])
+    found = sets.reindex(key).to_numpy(dtype=object)
+    return pd.Series(np.where(pd.isna(found), "", found), index=raw.index, name="levels")
+
+
+def format_levels(levels: str, unit: str = "") -> str:
+    """How a caption names a level set: ``0.1-0.9 in steps of 0.1`` for an even grid of four or more,
+    else the levels listed (``0.3, 0.7``), with the kind's unit when given."""
+    values = [float(v) for v in str(levels).split(",") if v]
+    if not values:
+        return ""
+    steps = np.diff(values)
+    if len(values) >= 4 and np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9):
+        text = f"{values[0]:g} to {values[-1]:g} in steps of {steps[0]:.6g}"
+    else:
+        text = ", ".join(f"{v:g}" for v in values)
+    return f"{text} ({unit.replace(' (', '; ').rstrip(')')})" if unit else text
+
+
 def _dedupe(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
-    """One row per score: a unit scored for several protocols appears once per protocol in ``raw``."""
+    """One row per score and level set: a unit scored for several protocols appears once per protocol in
+    ``raw``; its copies merge where the protocols' level sets of its condition family are the same."""
     t = raw.copy()
+    t["levels"] = level_sets(raw)
     t["_level"] = t["level"].astype(float).round(9)
-    key = [c if c != "level" else "_level" for c in KEY]
+    key = [c if c != "level" else "_level" for c in KEY] + ["levels"]
     agg = t.groupby(key, dropna=False, observed=True)["value"].agg(["max", "min"])
     bad = agg[(agg["max"] - agg["min"]).abs() > 1e-12]
     if len(bad):

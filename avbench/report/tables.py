@@ -22,10 +22,11 @@ import pandas as pd
 from avbench import stats
 from avbench.stats import summarize
 from avbench.conditions import get_kind, kinds
-from avbench.report.artifacts import REGIMES, Artifact, ReportContext, Skip, artifact, artifact_family
+from avbench.report.artifacts import REGIMES, ReportContext, Skip, artifact
 from avbench.report.render import Cell, Row, Section, Table
+from avbench.report.rundata import format_levels
 from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
-                                         presentation, proposed_models, table_label, unimodal_reference)
+                                         presentation, unimodal_reference)
 from avbench.report.style import REGIME_LABELS, metric_label
 from avbench.results import select, unit_facts
 from avbench.validation import ValidationError
@@ -35,15 +36,6 @@ REGIME_SECTION = {"standard": "Standard Training Procedure", "optimized": "Optim
 
 
 # ---------------------------------------------------------------------------- helpers
-def main_proposed(models) -> str:
-    """The proposed model the paper's single-model artifacts test (Table 2, R1, Figs. 3-5, 8): the
-    first of ``models`` with role ``proposed``, else the first installed one."""
-    from avbench.registry import MODELS
-
-    found = proposed_models(models) or proposed_models(MODELS.names())
-    return found[0] if found else "(no proposed model)"
-
-
 def audiovisual_models(t: pd.DataFrame) -> list[str]:
     """The audiovisual models of ``t`` in table order (upscaled and unimodal models have artifacts of their own)."""
     return multimodal_models(t["model"].unique().tolist())
@@ -115,7 +107,7 @@ class Builder:
                 text = fmt(s["mean"])
                 cells.append(Cell(text=text, value=float(text) if s["n"] else None, stats=s,
                                   mark=marks.get((corpus, metric), "") if spec.proposed else ""))
-            rows.append(Row(spec.label, cells, key={k: v for k, v in spec.filt.items() if k != "level"}))
+            rows.append(Row(spec.label, cells, key={k: v for k, v in spec.filt.items() if k not in ("level", "levels")}))
         return Section(title, rows)
 
     def test(self, section: str | None, corpus: str, metric: str, proposed: Spec, others: list[Spec]) -> str:
@@ -185,28 +177,25 @@ def _corpora(t: pd.DataFrame) -> list[str]:
 
 # ---------------------------------------------------------------------------- Table 1
 @artifact("table1", kind="table", needs="standard + optimized (or paper)",
-          name="Table 1 (audiovisual baselines, standard and optimized training)")
-def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
-    """Models x corpus, micro/macro F1, standard and optimized training (full AV test).
-
-    One table per proposed model of the run (``proposed``; default: the first): that model against
-    every audiovisual baseline; other proposed models are left to their own table.
-    """
+          name="Table 1 (audiovisual baselines, standard and optimized training)", per_proposed=True)
+def table1(ctx: ReportContext) -> Table:
+    """Models x corpus, micro/macro F1, standard and optimized training (full AV test): the proposed model
+    (first) against every other audiovisual model of the run, each a baseline."""
     t = ctx.select(condition="full", variant="default", metric=list(TABLE_METRICS))
+    main = ctx.tested("Table 1 tests it against the audiovisual baselines")
     found = audiovisual_models(t)
-    main = proposed or main_proposed(found)
-    models = [m for m in found if m == main or m not in proposed_models(found)]
-    if main not in models or len(models) < 2:
-        raise Skip(f"needs full-AV scores of {main} and at least one audiovisual baseline "
-                   f"(found: {', '.join(models) or 'none'})")
-    name = model_label(main, short=True)
+    models = [main] + [m for m in found if m != main]
+    if main not in found or len(models) < 2:
+        raise Skip(f"needs full-AV scores of {main} and at least one other audiovisual model "
+                   f"(found: {', '.join(found) or 'none'})")
+    name = ctx.label(main, short=True)
     b = Builder(ctx, "Table 1")
     corpora = _corpora(t)
     sections = []
     regimes = ctx.regimes(t, model=main)
     for regime in regimes:
-        specs = [Spec(table_label(m), {"model": m, "variant": "default", "regime": regime, "condition": "full",
-                                       "level": None}, proposed=m == main)
+        specs = [Spec(ctx.table_label(m), {"model": m, "variant": "default", "regime": regime, "condition": "full",
+                                           "level": None}, proposed=m == main)
                  for m in models if not select(t, regime=regime, model=m).empty]
         sections.append(b.section(REGIME_SECTION[regime], specs, corpora))
     missing = [r for r in REGIMES if r not in regimes]
@@ -216,27 +205,17 @@ def table1(ctx: ReportContext, proposed: str | None = None) -> Table:
                f"over {trials_phrase(b.counts)} trials. *: {name} is significantly better than every other "
                f"model of the section ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(models)}{extra}")
-    key = "table1" if proposed is None else f"table1-{main}"
-    title = "Comparison with the audiovisual baselines" + ("" if key == "table1" else f" ({name})")
-    return b.finish(key, title, caption, "Architecture", corpora, sections)
-
-
-@artifact_family("table1-others")
-def other_proposed(ctx: ReportContext) -> list[Artifact]:
-    """A Table 1 of its own for each proposed model of the run besides the main one."""
-    found = audiovisual_models(ctx.select(condition="full", variant="default"))
-    main = main_proposed(found)
-    return [Artifact(f"table1-{m}", "table", "standard + optimized (or paper)", f"Table 1 of {m}",
-                     lambda c, m=m: table1(c, proposed=m))
-            for m in proposed_models(found) if m != main]
+    return b.finish("table1", "Comparison with the audiovisual baselines", caption, "Architecture", corpora, sections)
 
 
 # ---------------------------------------------------------------------------- Table 2
-@artifact("table2", kind="table", needs="clipping", name="Table 2 (missing modality: visual only / acoustic only)")
+@artifact("table2", kind="table", needs="clipping", name="Table 2 (missing modality: visual only / acoustic only)",
+          per_proposed=True)
 def table2(ctx: ReportContext) -> Table:
-    """Visual-only (audio clipped) and acoustic-only (visual clipped) scores with baseline 4."""
+    """Visual-only (audio clipped) and acoustic-only (visual clipped) scores of every audiovisual model, the
+    proposed first, with baseline 4."""
     t = audiovisual(ctx.select(condition=["clip_audio", "clip_visual"], variant="default", metric=list(TABLE_METRICS)))
-    main = main_proposed(t["model"].unique().tolist())
+    main = ctx.tested("Table 2 tests it with one modality clipped")
     if select(t, model=main).empty:
         raise Skip(f"needs {main} scored with one modality clipped (conditions clip_audio / clip_visual)")
     regime = ctx.regime(t, model=main)
@@ -249,7 +228,7 @@ def table2(ctx: ReportContext) -> Table:
         if select(here, model=main).empty:
             continue
         models = audiovisual_models(here)
-        specs = [Spec(table_label(main), {"model": main, "variant": "default", "regime": regime,
+        specs = [Spec(ctx.table_label(main), {"model": main, "variant": "default", "regime": regime,
                                               "condition": condition, "level": None}, proposed=True)]
         b4 = ctx.baseline4(kept, regime, metric=list(TABLE_METRICS))
         if b4:
@@ -257,8 +236,8 @@ def table2(ctx: ReportContext) -> Table:
             b4_regimes.add(b4["regime"])
         else:
             missing_b4.append(unimodal_reference(kept))
-        specs += [Spec(table_label(m), {"model": m, "variant": "default", "regime": regime, "condition": condition,
-                                        "level": None}) for m in models if m not in proposed_models(models)]
+        specs += [Spec(ctx.table_label(m), {"model": m, "variant": "default", "regime": regime,
+                                            "condition": condition, "level": None}) for m in models if m != main]
         sections.append(b.section(title, specs, corpora))
         shown |= {sp.filt["model"] for sp in specs}
     b4_text = ""
@@ -270,7 +249,7 @@ def table2(ctx: ReportContext) -> Table:
     caption = (f"Performance with a missing modality: audiovisual models trained with the {regime} regime and "
                f"tested with only the visual features (audio clipped) or only the acoustic features (visual "
                f"clipped), against the unimodal baseline 4. Mean F1-scores over {trials_phrase(b.counts)} trials."
-               f"{b4_text} *: {model_label(main, short=True)} is significantly better than every other model of the "
+               f"{b4_text} *: {ctx.label(main, short=True)} is significantly better than every other model of the "
                f"section, baseline 4 included ({b.stats_sentence()}). Bold: best value of each column and section."
                f"{model_key_sentence(shown)}")
     return b.finish("table2", "Missing modality (clipping)", caption, "Architecture", corpora, sections)
@@ -303,8 +282,7 @@ def ablation(ctx: ReportContext, key: str, preferred: str) -> Ablation:
     sub = select(run.raw, protocol=name, condition="full", metric=list(TABLE_METRICS))
     if sub.empty:
         raise Skip(f"protocol {name} is in the run but has no full-AV scores yet", name)
-    models = [m for m in (definition.get("models") or [main_proposed(sub["model"].unique())])
-              if not select(sub, model=m).empty]
+    models = [m for m in (definition.get("models") or sub["model"].unique().tolist()) if not select(sub, model=m).empty]
     rows, extra = [], []
     for model in sorted(models, key=model_sort_key):
         for v in definition.get("variants") or []:
@@ -405,7 +383,7 @@ def table5(ctx: ReportContext) -> Table:
             p = select(here, metric="params")["value"].dropna()
             s = summarize(select(here, metric="seconds_per_epoch")["value"])
             if s["n"]:
-                counts[table_label(m)] = max(counts.get(table_label(m), 0), s["n"])
+                counts[ctx.table_label(m)] = max(counts.get(ctx.table_label(m), 0), s["n"])
             if p.empty:
                 ptext = "–"
             else:
@@ -415,7 +393,7 @@ def table5(ctx: ReportContext) -> Table:
                            stats={**summarize(p), "ci95": math.nan}),
                       Cell(_seconds(s["mean"]) + (" sec/epoch" if s["n"] else ""), None, stats=s)]
         if any(c.text != "–" for c in cells):
-            rows.append(Row(table_label(m), cells, key={"model": m}))
+            rows.append(Row(ctx.table_label(m), cells, key={"model": m}))
     where = "; ".join(m["machine"] for m in run.provenance.get("machines", [])) or "an unrecorded machine"
     profiles = ", ".join(run.profiles) or "unknown"
     scaled = ("" if run.profiles == ["paper"] else
@@ -432,51 +410,84 @@ def table5(ctx: ReportContext) -> Table:
 
 
 # ---------------------------------------------------------------------------- robustness summary
+def family_kind(condition: str) -> tuple[str, str]:
+    """(kind, modality) of a condition family (``mask_audio``): the modality is the name's last part, so a
+    kind whose own name holds ``_`` (a plugin's ``pink_noise``) stays whole."""
+    kind, _, modality = str(condition).rpartition("_")
+    return (kind, modality) if kind else (modality, "")
+
+
+def _kind(name: str):
+    try:
+        return get_kind(name)
+    except Exception:  # a plugin kind not installed where the report is built
+        return None
+
+
 def family_label(condition: str) -> str:
     """``audio masked``: a condition family as its kind labels it (avbench.conditions)."""
-    kind, _, modality = condition.partition("_")
-    try:
-        label = get_kind(kind).label or kind
-    except Exception:  # a plugin kind not installed where the report is built
-        label = kind
+    kind, modality = family_kind(condition)
+    label = (getattr(_kind(kind), "label", "") or kind)
     return f"{modality} {label}".strip()
 
 
+def levels_sentence(t: pd.DataFrame) -> str:
+    """' Levels: audio masked, visual masked: 0.1 to 0.9 in steps of 0.1 (fraction of frames kept); ....' for
+    the (family, level set) pairs of ``t`` (its ``levels`` column), families sharing a set named together."""
+    by_set: dict[tuple[str, str], list[str]] = {}
+    rank = {k.name: i for i, k in enumerate(kinds())}
+    pairs = sorted({(str(c), str(lv)) for c, lv in zip(t["condition"], t["levels"]) if lv},
+                   key=lambda p: (rank.get(family_kind(p[0])[0], len(rank)), p))
+    for cond, levels in pairs:
+        unit = getattr(_kind(family_kind(cond)[0]), "level_unit", "")
+        by_set.setdefault((levels, unit), []).append(family_label(cond))
+    parts = [f"{', '.join(fams)}: {format_levels(levels, unit)}" for (levels, unit), fams in by_set.items()]
+    return f" Levels: {'; '.join(parts)}." if parts else ""
+
+
 @artifact("robustness", kind="table", needs="masking / occlusion / misalignment / noise",
-          name="Table R1 (robustness summary, AUC)")
+          name="Table R1 (robustness summary, AUC)", per_proposed=True)
 def robustness_table(ctx: ReportContext) -> Table:
     """Area under each score-vs-level curve (avbench.robustness), absolute and relative to full AV.
 
-    One section per condition family (and training variant), models as rows, corpus x (AUC, rel.)
-    as columns: narrow enough for one column however many families a run has.
+    One section per condition family and level set (and training variant), models as rows, corpus x (AUC,
+    rel.) as columns: narrow enough for one column however many families a run has.  AUCs over different
+    level sets are different quantities: they never share a section, and the caption names each set.
     """
     metric = ctx.metric
     auc, rel = f"auc_{metric}", f"relative_auc_{metric}"
     t = audiovisual(ctx.select(metric=[auc, rel]))
     if t.empty:
         raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them")
+    proposed = ctx.tested("Table R1 tests its AUCs")
     rank = {k.name: i for i, k in enumerate(kinds())}
-    families = sorted(t["condition"].unique().tolist(), key=lambda c: (rank.get(c.split("_")[0], len(rank)), c))
-    proposed = main_proposed(t["model"].unique().tolist())
+    families = sorted({(str(c), str(lv)) for c, lv in zip(t["condition"], t["levels"])},
+                      key=lambda f: (rank.get(family_kind(f[0])[0], len(rank)), f[0],
+                                     [float(v) for v in f[1].split(",") if v]))
+    several = {c for c, _ in families if sum(1 for c2, _ in families if c2 == c) > 1}
     b = Builder(ctx, "Table R1")
     corpora = _corpora(t)
     groups = sorted({(r, v) for r, v in zip(t["regime"], t["variant"])},
                     key=lambda x: (x[1] != "default", x[1], x[0] != "optimized"))
     sections, shown = [], set()
     for regime, variant in groups:
-        for fam in families:
-            here = select(t, regime=regime, variant=variant, condition=fam)
+        for fam, levels in families:
+            here = select(t, regime=regime, variant=variant, condition=fam, levels=levels)
             if here.empty:
                 continue
-            models = sorted(here["model"].unique().tolist(), key=model_sort_key)
+            found = sorted(here["model"].unique().tolist(), key=model_sort_key)
+            models = [proposed] * (proposed in found) + [m for m in found if m != proposed]
             shown |= set(models)
             title = family_label(fam).capitalize()
+            if fam in several:
+                title += f" (levels {format_levels(levels)})"
             if variant != "default":
                 title += f", {ctx.variant_label(t, variant, short=True)}"
             if len({r for r, _ in groups}) > 1:
                 title += f", {regime} training"
-            specs = [Spec(table_label(m), {"model": m, "variant": variant, "regime": regime, "condition": fam,
-                                           "level": None}, proposed=m == proposed) for m in models]
+            specs = [Spec(ctx.table_label(m), {"model": m, "variant": variant, "regime": regime, "condition": fam,
+                                               "level": None, "levels": levels}, proposed=m == proposed)
+                     for m in models]
             # '*' only on the AUC columns: the relative AUC divides by each model's own clean score
             sections.append(b.section(title, specs, corpora, metrics=(auc, rel), tested=(auc,)))
     shifted = (" Shift-trained: trained with one modality shifted at random by up to the given amount (protocol "
@@ -485,8 +496,8 @@ def robustness_table(ctx: ReportContext) -> Table:
                f"curve of each condition family (trapezoid rule over its levels: fraction of frames kept for "
                f"masking, removed for occlusion, shift in ms, SNR in dB), rel. the same divided by the model's full "
                f"audiovisual score (1.0 = no loss). Mean over {trials_phrase(b.counts)} trials. *: "
-               f"{model_label(proposed, short=True)}'s AUC is "
+               f"{ctx.label(proposed, short=True)}'s AUC is "
                f"significantly higher than every other model's ({b.stats_sentence()}). Bold: best value of each "
-               f"column and section.{shifted}{model_key_sentence(shown)}")
+               f"column and section.{levels_sentence(t)}{shifted}{model_key_sentence(shown)}")
     return b.finish("robustness", "Robustness summary", caption, "Architecture", corpora, sections,
                     columns=("AUC", "rel."))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avbench.models import AVModel, register_model
+from avbench.models import AVModel, Presentation, register_model
 from avbench.validation import DropoutRate, PositiveInt
 
 __all__ = ["LateFusionGRU", "late_fusion_gru"]
@@ -48,7 +48,10 @@ class LateFusionGRU(AVModel):
 
 
 @register_model("late-fusion-gru", citation="avbench plugin example", quick={"hidden": 32},
-                description="Example plugin: one GRU per modality, late fusion by concatenation")
+                description="Example plugin: one GRU per modality, late fusion by concatenation",
+                # role="proposed": reports test it against every other model (AuxFormer included) by default.
+                # Labels carry no "(ours)": the report adds it to the proposed model it tests.
+                presentation=Presentation("Late-fusion GRU", "LF-GRU", role="proposed", color="#D55E00", marker="h"))
 def late_fusion_gru(*, num_classes, audio_dim, visual_dim, hidden: PositiveInt = 64, dropout: DropoutRate = 0.1):
     """The options' annotations say what each accepts; avbench checks them before building."""
     return LateFusionGRU(num_classes, audio_dim, visual_dim, hidden=hidden, dropout=dropout)
