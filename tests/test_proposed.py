@@ -317,3 +317,46 @@ def test_a_failed_artifact_is_listed_and_the_command_exits_non_zero(tmp_path):
     index = (tmp_path / "out" / "index.md").read_text()
     assert "## Failed" in index and "| A broken table | ZeroDivisionError: boom |" in index
     assert (tmp_path / "out" / "tables" / "table1.md").exists()  # the others are written
+
+
+def test_run_and_reproduce_record_the_choice_and_reproduce_runs_it_under_the_comparison_protocols(tmp_path,
+                                                                                                   monkeypatch):
+    from types import SimpleNamespace
+
+    import avbench.report
+    import avbench.runner
+    from avbench.proposed import CHOICE_FILE, recorded_choice
+
+    calls = []
+
+    def fake_run(protocol, models, **kw):
+        calls.append((protocol, models))
+        return SimpleNamespace(table=pd.DataFrame(columns=COLUMNS), out=Path(kw["out"]), not_applicable=[], eval_seconds=0.0,
+                               train_seconds=0.0, trained=0, reused=0)
+
+    def fake_report(run_dir, out, **kw):
+        calls.append(("report", tuple(kw["proposed"])))
+        return SimpleNamespace(index=Path(run_dir) / "report" / "index.md", run=SimpleNamespace(synthetic=True),
+                               proposed=tuple(kw["proposed"]), tables=[], figures=[], skipped=[], in_the_way=[],
+                               failed=[])
+
+    monkeypatch.setattr(avbench.runner, "run", fake_run)
+    monkeypatch.setattr(avbench.report, "build_report", fake_report)
+    runner = CliRunner()
+    bad = runner.invoke(main, ["run", "-p", "masking", "--proposed", "late-fusion-gur", "--out", str(tmp_path / "a")])
+    assert bad.exit_code == 2 and "Unknown model 'late-fusion-gur'" in bad.output and not calls
+    bad = runner.invoke(main, ["run", "-p", "masking", "-m", "auxformer", "--proposed", "mult",
+                               "--out", str(tmp_path / "a")])
+    assert bad.exit_code == 2 and "must name a model of the run" in bad.output
+    assert not (tmp_path / "a" / CHOICE_FILE).exists()
+    ok = runner.invoke(main, ["run", "-p", "masking", "-m", "auxformer", "-m", "mult", "--proposed", "mult",
+                              "--out", str(tmp_path / "a")])
+    assert ok.exit_code == 0, ok.output
+    assert recorded_choice(tmp_path / "a") == ("mult",) and calls == [("masking", ["auxformer", "mult"])]
+    calls.clear()
+    ok = runner.invoke(main, ["reproduce", "--proposed", "mult", "--run-dir", str(tmp_path / "b")])
+    assert ok.exit_code == 0, ok.output
+    assert recorded_choice(tmp_path / "b") == ("mult",)
+    assert calls == [("paper", None), ("robustness", None)] + [
+        (name, ["mult"]) for name in ("standard", "optimized", "training-regimes", "clipping", "masking",
+                                      "misalignment", "occlusion", "noise")] + [("report", ("mult",))]
