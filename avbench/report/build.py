@@ -6,7 +6,7 @@ Layout of a report directory::
     tables/<key>.tex|.md|.csv   LaTeX (booktabs) and Markdown tables; CSV = every cell with mean, sd, n, CI
     figures/<key>.png|.pdf   PNG at 200 dpi and vector PDF
     stats.csv                every paired test behind a '*' (means, difference, CI, d_z, p, adjusted p)
-    data/                    results.csv, protocols/*.json and provenance.json: enough to rebuild the
+    data/                    results.csv, protocols/*.json, provenance.json and histories.csv: enough to rebuild the
                              report (``avbench report <report>/data --out <report>``) without the units
 """
 
@@ -27,7 +27,7 @@ import pandas as pd
 
 import avbench
 from avbench import stats
-from avbench.report import style
+from avbench.report import histories, style
 from avbench.report.artifacts import (DEFAULT_CORRECTION, SYNTHETIC_BANNER, Artifact, ReportContext, Skip,
                                       StatsConfig, planned)
 from avbench.report.figures import FigureResult
@@ -208,7 +208,7 @@ def _write_data(report: Report) -> None:
         write_json(data / "protocols" / f"{name}.json", {**manifest, "entries": [], "train": []})
         report.files.append(data / "protocols" / f"{name}.json")
     write_json(data / "provenance.json", run.provenance)
-    report.files += [data / "results.csv", data / "provenance.json"]
+    report.files += [data / "results.csv", data / "provenance.json"] + histories.write(data, run.histories)
 
 
 # ---------------------------------------------------------------------------- index
