@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -115,3 +116,91 @@ def test_training_curves_are_skipped_without_histories(tmp_path):
     skipped = {s.artifact: s.reason for s in report.skipped}
     assert skipped["Fig. T1 (training curves)"].startswith("no training histories")
     assert not (tmp_path / "rep" / "data" / "histories.csv").exists()
+
+
+# ------------------------------------------------------------------------------------ LaTeX bundle
+NASTY = "Shares of 50% & more: a_b {x} #1 ~ $5 ^2 \\ ±1 --help"  # every LaTeX special a caption may hold
+
+
+def _targets(tex: str, command: str, root: Path) -> list[Path]:
+    """The files ``\\input`` / ``\\includegraphics`` in ``tex`` bring in, with \\avbenchpaper = paper."""
+    names = re.findall(rf"\\{command}(?:\[[^\]]*\])?\{{([^}}]*)\}}", tex)
+    return [root / name.replace("\\avbenchpaper", "paper") for name in names]
+
+
+def _unescaped(text: str) -> list[str]:
+    """LaTeX specials in ``text`` that are not escaped (a bare % would end the caption)."""
+    text = re.sub(r"\$(\\[a-zA-Z]+|-)\$", "", text)  # the math latex_escape writes for ±, α, −, ...
+    return re.findall(r"(?<!\\)[%&#_$^~]", text)
+
+
+def test_latex_bundle_brings_in_every_table_and_figure(run_dir, tmp_path):
+    from avbench.report import artifact, unregister
+    from avbench.report.figures import FigureResult
+    from avbench.report.render import latex_escape
+
+    @artifact("nasty", kind="figure", needs="optimized")
+    def nasty(ctx):
+        fig = style.new_figure(style.WIDTH_SINGLE, 1.5)
+        fig.subplots().plot([0, 1], [0, 1])
+        return FigureResult("figN_nasty", "Fig. N", "Nasty_title 100%", NASTY, fig)
+
+    try:
+        report = build_report(run_dir, tmp_path / "rep", strict=True, latex_bundle=True)
+    finally:
+        unregister("nasty")
+    out = report.out
+    tables, figures = (out / "paper" / "tables.tex").read_text(), (out / "paper" / "figures.tex").read_text()
+    inputs = [p.with_suffix(".tex") for p in _targets(tables, "input", out)]
+    assert [p.stem for p in inputs] == [t.key for t in report.tables] and len(inputs) >= 2
+    for t, target in zip(report.tables, inputs):
+        assert target.read_text() == (out / "tables" / f"{t.key}.tex").read_text()
+        assert f"\\label{{tab:avbench-{t.key}}}" in target.read_text()
+    graphics = _targets(figures, "includegraphics", out)
+    assert [p.name for p in graphics] == [f"{f.key}.pdf" for f in report.figures]
+    assert "figT1_training_curves.pdf" in [p.name for p in graphics]
+    for f, target in zip(report.figures, graphics):
+        assert target.read_bytes() == (out / "figures" / f"{f.key}.pdf").read_bytes()
+        assert f"\\label{{fig:avbench-{f.key}}}" in figures
+        assert f"{{{latex_escape(f.caption)}}}" in figures
+    captions = re.findall(r"\\caption\[\{(.*)\}\]\{(.*)\}$", figures, flags=re.M)
+    assert len(captions) == len(report.figures)
+    assert ("Nasty\\_title 100\\%", latex_escape(NASTY)) in captions
+    for short, long in captions:
+        assert not _unescaped(short) and not _unescaped(long), (short, long)
+    assert figures.count("\\begin{figure") == figures.count("\\end{figure") == len(report.figures)
+    assert "\\providecommand{\\avbenchpaper}{paper}" in tables and "\\providecommand{\\avbenchpaper}{paper}" in figures
+    bundle = {p for p in (out / "paper").rglob("*") if p.is_file()}
+    assert bundle == set(inputs) | set(graphics) | {out / "paper" / "tables.tex", out / "paper" / "figures.tex"}
+    assert bundle <= set(report.files)
+
+
+def test_latex_bundle_of_tables_only_from_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from avbench.cli import main
+
+    root = make_run(tmp_path / "run", ("optimized", "clipping"), seeds=3)
+    result = CliRunner().invoke(main, ["report", str(root / "results.csv"), "--out", str(tmp_path / "rep"),
+                                       "--latex-bundle", "--no-html"])
+    assert result.exit_code == 0, result.output
+    paper = tmp_path / "rep" / "paper"
+    inputs = [p.with_suffix(".tex") for p in _targets((paper / "tables.tex").read_text(), "input", tmp_path / "rep")]
+    assert {p.name for p in inputs} == {p.name for p in (tmp_path / "rep" / "tables").glob("*.tex")} >= {"table2.tex"}
+    assert all(p.exists() for p in inputs)
+    plain = build_report(root, tmp_path / "plain", figures=False, strict=True)
+    assert not (tmp_path / "plain" / "paper").exists()  # only when asked for
+    assert not [p for p in plain.files if "paper" in p.relative_to(plain.out).parts]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_bundle_compiles(run_dir, tmp_path):
+    import subprocess
+
+    build_report(run_dir, tmp_path, strict=True, latex_bundle=True)
+    (tmp_path / "doc.tex").write_text("\\documentclass[twocolumn]{article}\n\\usepackage[T1]{fontenc}\n"
+                                      "\\usepackage{booktabs,graphicx}\n\\begin{document}\n\\input{paper/tables}\n"
+                                      "\\input{paper/figures}\n\\end{document}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]

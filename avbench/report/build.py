@@ -6,8 +6,10 @@ Layout of a report directory::
     tables/<key>.tex|.md|.csv   LaTeX (booktabs) and Markdown tables; CSV = every cell with mean, sd, n, CI
     figures/<key>.png|.pdf   PNG at 200 dpi and vector PDF
     stats.csv                every paired test behind a '*' (means, difference, CI, d_z, p, adjusted p)
-    data/                    results.csv, protocols/*.json, provenance.json and histories.csv: enough to rebuild the
-                             report (``avbench report <report>/data --out <report>``) without the units
+    data/                    results.csv, protocols/*.json, provenance.json and histories.csv: enough to rebuild
+                             the report (``avbench report <report>/data --out <report>``) without the units
+    paper/                   with --latex-bundle: tables.tex, figures.tex and the files they bring in
+                             (:mod:`avbench.report.bundle`)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pandas as pd
 
 import avbench
 from avbench import stats
-from avbench.report import histories, style
+from avbench.report import bundle, histories, style
 from avbench.report.artifacts import (DEFAULT_CORRECTION, SYNTHETIC_BANNER, Artifact, ReportContext, Skip,
                                       StatsConfig, planned)
 from avbench.report.figures import FigureResult
@@ -79,7 +81,7 @@ def _attempt(art: Artifact, ctx: ReportContext, report: Report, strict: bool) ->
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: str = "micro_f1",
                  correction: str = DEFAULT_CORRECTION, alpha: float = 0.05, test: str = "t", html_page: bool = True,
-                 figures: bool = True, strict: bool = False) -> Report:
+                 figures: bool = True, strict: bool = False, latex_bundle: bool = False) -> Report:
     """Builds every table and figure the run's results support; never trains.
 
     Args:
@@ -95,6 +97,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
         html_page: Also write ``index.html``.
         figures: Draw the figures (False: tables, statistics and index only; much faster).
         strict: Raise when a builder fails instead of listing it as failed (tests use this).
+        latex_bundle: Also write ``paper/``: every table's ``.tex`` and figure's PDF with ``tables.tex``
+            and ``figures.tex`` to ``\\input`` in a paper (:mod:`avbench.report.bundle`).
 
     Returns:
         A :class:`Report` listing the tables, figures, skipped artifacts and files written.
@@ -161,6 +165,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
         write_table(out / "stats.csv", pd.concat(comps, ignore_index=True))
         report.files.append(out / "stats.csv")
 
+    report.files += bundle.write_bundle(report) if latex_bundle else []
     _write_data(report)
     report.files.append(_write_index(report))
     if html_page:
