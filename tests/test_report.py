@@ -477,6 +477,8 @@ def test_cli_report_on_a_tiny_real_run(tiny_store, tmp_path):
         pytest.skip("the data layer (avbench.data.open_corpus / load_splits) is not there yet")
     from click.testing import CliRunner
 
+    import json
+
     from avbench.cli import main
     from avbench.runner import run
 
@@ -494,6 +496,11 @@ def test_cli_report_on_a_tiny_real_run(tiny_store, tmp_path):
     assert "Table 1" in index.split("## Skipped", 1)[1]   # one model: nothing to compare
     assert (out / "report" / "tables" / "table5.tex").exists()
     assert (out / "report" / "figures" / "fig3_trials_boxplot.png").exists()
+    histories = pd.read_csv(out / "report" / "data" / "histories.csv")  # what the runner's fit recorded
+    epochs = [len(json.loads(f.read_text())["history"]) for f in out.glob("units/**/train.json")]
+    assert len(histories) == sum(epochs) > len(epochs) == 4  # 2 seeds x (default, pos_enc=false), 2 epochs each
+    assert histories[["dev_loss", "dev_micro_f1", "dev_macro_f1"]].notna().all(None)
+    assert (out / "report" / "figures" / "figT1_training_curves.png").exists()
     bad = CliRunner().invoke(main, ["report", str(out), "--correction", "bogus"])
     assert bad.exit_code != 0 and "correction" in bad.output
 

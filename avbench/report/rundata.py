@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from avbench.provenance import describe_machine
-from avbench.report import histories
+from avbench.report.histories import load as load_histories
 from avbench.results import COLUMNS, corpus_id, load_results, parse_corpus_id, read_json
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
@@ -111,7 +111,7 @@ class RunData:
     @cached_property
     def histories(self) -> pd.DataFrame:
         """Each unit's losses and dev scores per epoch (:mod:`avbench.report.histories`)."""
-        return histories.load(self.units, self.source if self.source.is_dir() else self.source.parent)
+        return load_histories(self.units, self.source if self.source.is_dir() else self.source.parent)
 
     # ------------------------------------------------------------------ provenance
     @property
