@@ -499,7 +499,7 @@ def test_cli_report_on_a_tiny_real_run(tiny_store, tmp_path):
     histories = pd.read_csv(out / "report" / "data" / "histories.csv")  # what the runner's fit recorded
     epochs = [len(json.loads(f.read_text())["history"]) for f in out.glob("units/**/train.json")]
     assert len(histories) == sum(epochs) > len(epochs) == 4  # 2 seeds x (default, pos_enc=false), 2 epochs each
-    assert histories[["dev_loss", "dev_micro_f1", "dev_macro_f1"]].notna().all(None)
+    assert histories[["dev_loss", "dev_micro_f1", "dev_macro_f1"]].notna().all(axis=None)
     assert (out / "report" / "figures" / "figT1_training_curves.png").exists()
     bad = CliRunner().invoke(main, ["report", str(out), "--correction", "bogus"])
     assert bad.exit_code != 0 and "correction" in bad.output
