@@ -728,6 +728,8 @@ REPORT_DEFAULT_CORRECTION = "holm"  # = avbench.report.DEFAULT_CORRECTION (kept 
 
 def _report_options(fn):
     fn = click.option("--proposed", "proposed", multiple=True, metavar="MODEL", help=PROPOSED_HELP)(fn)
+    fn = click.option("--latex-bundle", is_flag=True, help="Also write paper/ in the report: every table's .tex, "
+                      "every figure's PDF, and tables.tex / figures.tex to \\input in a paper.")(fn)
     fn = click.option("--no-html", is_flag=True, help="Write index.md only (no index.html).")(fn)
     fn = click.option("--test", "test_", default="t", show_default=True, type=click.Choice(["t", "wilcoxon"]),
                       help="Paired test behind '*': one-tailed paired t-test (the paper) or Wilcoxon signed-rank.")(fn)
@@ -770,7 +772,7 @@ def _print_report(rep) -> None:
 @click.option("--force", is_flag=True, help="Write into a folder that holds files of yours and no avbench report: "
                                             "avbench keeps every file it did not write.")
 @user_errors
-def report(run_dir, out, metric, correction, alpha, test_, no_html, proposed, force):
+def report(run_dir, out, metric, correction, alpha, test_, no_html, latex_bundle, proposed, force):
     """Build paper-style tables (LaTeX + Markdown) and figures (PNG + PDF) from RUN_DIR.
 
     RUN_DIR is a run directory (avbench run --out), a report's data/ folder, or a results.csv.
@@ -780,7 +782,7 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html, proposed, fo
     from avbench.report import build_report
 
     _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
-                               html_page=not no_html, proposed=proposed, force=force))
+                               html_page=not no_html, proposed=proposed, force=force, latex_bundle=latex_bundle))
 
 
 #: What ``reproduce --proposed MODEL`` also runs MODEL under: the protocols that compare models.
@@ -805,8 +807,8 @@ ROBUSTNESS_PROTOCOLS = ("misalignment", "occlusion", "noise")
               help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster]")
 @_executor_options
 @user_errors
-def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, proposed,
-              quiet, paper_only, threads, jobs, executor, **engine):
+def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, latex_bundle,
+              proposed, quiet, paper_only, threads, jobs, executor, **engine):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
     Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
@@ -834,7 +836,7 @@ def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, 
         except UnitsFailed as exc:
             failures.append(exc)
     _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
-                               html_page=not no_html, proposed=proposed))
+                               html_page=not no_html, proposed=proposed, latex_bundle=latex_bundle))
     if failures:
         raise click.ClickException("\n".join(str(f) for f in failures) + "\nThe report above lacks their results.")
 

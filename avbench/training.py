@@ -168,17 +168,27 @@ class FitResult:
 
 
 @torch.no_grad()
-def dev_loss(model, store, rows, profile: Profile, device, norm: Normalizer | None = None) -> float:
-    """Mean cross-entropy of ``model.predict`` (the scored logits) over the dev rows."""
+def dev_scores(model, store, rows, profile: Profile, device, norm: Normalizer | None = None) -> dict[str, float]:
+    """The dev pass of an epoch: the loss selection reads and the F1 scores the training curves show.
+
+    ``dev_loss`` is the mean cross-entropy of ``model.predict`` (the scored logits) over the dev
+    rows; ``dev_micro_f1`` and ``dev_macro_f1`` score the argmax of the same logits
+    (:func:`f1_scores`), so recording them costs no second forward pass and changes nothing
+    selection sees.
+    """
     model.eval()
-    total, n = 0.0, 0
+    total, n, preds, labels = 0.0, 0, [], []
     for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool, device=device,
                      norm=norm):
         with autocast(device, profile.precision):
             logits = model.predict(model(*b.inputs())).float()
         total += float(F.cross_entropy(logits, b.labels, reduction="sum"))
         n += len(b.rows)
-    return total / max(n, 1)
+        preds.append(logits.argmax(-1).cpu().numpy())
+        labels.append(b.labels.cpu().numpy())
+    f1 = f1_scores(np.concatenate(labels), np.concatenate(preds)) if preds else {}
+    return {"dev_loss": total / max(n, 1), "dev_micro_f1": f1.get("micro_f1", float("nan")),
+            "dev_macro_f1": f1.get("macro_f1", float("nan"))}
 
 
 def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: str, profile: Profile,
@@ -206,6 +216,9 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         on_epoch: Called with each finished epoch's history entry (a worker's progress line,
             where a progress bar would interleave with other workers').
 
+    ``history[i]`` holds the epoch's mean training loss (``train_loss``, Eq. 6), the learning rate
+    after the scheduler's step (``lr``) and the scores of :func:`dev_scores` (``dev_loss``, which
+    selects, and ``dev_micro_f1`` / ``dev_macro_f1``, which only the training curves read).
     ``history[i]["train_seconds"]`` times the training loop only (reading and batching the
     training clips, forward, backward, optimiser step), not the dev evaluation nor the
     checkpoint; :attr:`FitResult.seconds_per_epoch` is its mean over the epochs.
@@ -275,10 +288,11 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - start
         it.close()
-        dl = dev_loss(model, store, dev_rows, profile, device, norm)
+        dev = dev_scores(model, store, dev_rows, profile, device, norm)
+        dl = dev["dev_loss"]
         check_finite_loss(dl, epoch=st["epoch"] + 1, batch=None, desc=desc, state_path=state_path)
         sched.step(dl)
-        st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), "dev_loss": dl,
+        st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), **dev,
                               "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
                               "data_wait_seconds": fed.seconds})
         if on_epoch is not None:

@@ -25,7 +25,7 @@ from avbench.normalization import EPS, fit_normalizer
 from avbench.profiles import get_profile
 from avbench.registry import MODELS
 from avbench.runner import run, unit_semantics
-from avbench.training import dev_loss, fit
+from avbench.training import dev_scores, fit
 from avbench.validation import ValidationError
 
 # --- causal attention --------------------------------------------------------------------------------
@@ -354,7 +354,7 @@ def test_dev_loss_is_the_cross_entropy_of_the_averaged_heads(tiny_store):
     with torch.no_grad():
         out = model(*b.inputs())
         expected = float(torch.nn.functional.cross_entropy((out["av"] + out["a"] + out["v"]) / 3, b.labels))
-    assert dev_loss(model, tiny_store, rows, smoke, torch.device("cpu")) == pytest.approx(expected, rel=1e-5)
+    assert dev_scores(model, tiny_store, rows, smoke, torch.device("cpu"))["dev_loss"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_paper_profile_has_no_patience_and_trains_every_epoch(tiny_store):

@@ -123,6 +123,30 @@ def make_run(root: Path, protocols=ALL_PROTOCOLS, *, synthetic: bool = True, cor
     return root
 
 
+def add_histories(root: Path, epochs: int = 5) -> None:
+    """Gives every trained unit of a :func:`make_run` directory a ``train.json`` with a plausible
+    per-epoch history, listed in its protocols' manifests as avbench.runner.run lists them."""
+    import json
+
+    results = pd.read_csv(root / "results.csv")
+    trained = results[results["condition"] == "train"]
+    for manifest in (root / "protocols").glob("*.json"):
+        m = json.loads(manifest.read_text())
+        units = trained[trained["protocol"] == m["protocol"]].drop_duplicates(["corpus", "model", "variant",
+                                                                                "regime", "seed"])
+        for u in units.itertuples():
+            rel = Path("units", u.corpus, u.model, u.variant, u.regime, f"seed-{u.seed:02d}", "train.json")
+            rng = _rng(u.corpus, u.model, u.variant, u.regime, u.seed, "history")
+            history = [{"epoch": e, "train_loss": 1.8 * 0.8 ** e + 0.02 * rng.random(),
+                        "dev_loss": 1.6 + 0.01 * (e - 3) ** 2 + 0.02 * rng.random(),
+                        "dev_micro_f1": 0.5 + 0.03 * e + 0.01 * rng.random(),
+                        "dev_macro_f1": 0.45 + 0.03 * e + 0.01 * rng.random()} for e in range(1, epochs + 1)]
+            write_json(root / rel, {"profile": {"name": "quick"}, "history": history, "best_epoch": 3})
+            m["train"].append({"unit": {"corpus": u.corpus, "model": u.model, "variant": u.variant,
+                                        "regime": u.regime, "seed": int(u.seed)}, "train": rel.as_posix()})
+        write_json(manifest, m)
+
+
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory):
     """Every protocol, two corpora: tables, statistics and index (figures are drawn in figure_report)."""
@@ -137,6 +161,7 @@ def full_report(tmp_path_factory):
 def figure_report(tmp_path_factory):
     """Every protocol, one corpus, with figures."""
     root = make_run(tmp_path_factory.mktemp("run1"), corpora=("crema-d",))
+    add_histories(root)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         report = build_report(root, strict=True)
@@ -200,11 +225,11 @@ def test_every_artifact_is_produced(full_report, figure_report):
     root, report = figure_report
     out = root / "report"
     for stem in ("fig3_trials_boxplot", "fig4_regimes_clipping", "fig5_masking", "fig6_self_attention", "fig7_token",
-                 "fig8_upscaled", "figR1_misalignment", "figR2_occlusion", "figR3_noise"):
+                 "fig8_upscaled", "figR1_misalignment", "figR2_occlusion", "figR3_noise", "figT1_training_curves"):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
     assert not report.skipped, report.skipped
-    for f in ("index.md", "index.html", "stats.csv", "data/results.csv", "data/provenance.json"):
+    for f in ("index.md", "index.html", "stats.csv", "data/results.csv", "data/provenance.json", "data/histories.csv"):
         assert (out / f).exists(), f
     index = (out / "index.md").read_text()
     for stem in ("fig3_trials_boxplot.png", "fig5_masking.png", "figR3_noise.png"):
@@ -452,6 +477,8 @@ def test_cli_report_on_a_tiny_real_run(tiny_store, tmp_path):
         pytest.skip("the data layer (avbench.data.open_corpus / load_splits) is not there yet")
     from click.testing import CliRunner
 
+    import json
+
     from avbench.cli import main
     from avbench.runner import run
 
@@ -469,6 +496,11 @@ def test_cli_report_on_a_tiny_real_run(tiny_store, tmp_path):
     assert "Table 1" in index.split("## Skipped", 1)[1]   # one model: nothing to compare
     assert (out / "report" / "tables" / "table5.tex").exists()
     assert (out / "report" / "figures" / "fig3_trials_boxplot.png").exists()
+    histories = pd.read_csv(out / "report" / "data" / "histories.csv")  # what the runner's fit recorded
+    epochs = [len(json.loads(f.read_text())["history"]) for f in out.glob("units/**/train.json")]
+    assert len(histories) == sum(epochs) > len(epochs) == 4  # 2 seeds x (default, pos_enc=false), 2 epochs each
+    assert histories[["dev_loss", "dev_micro_f1", "dev_macro_f1"]].notna().all(axis=None)
+    assert (out / "report" / "figures" / "figT1_training_curves.png").exists()
     bad = CliRunner().invoke(main, ["report", str(out), "--correction", "bogus"])
     assert bad.exit_code != 0 and "correction" in bad.output
 

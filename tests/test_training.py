@@ -7,7 +7,7 @@ import torch
 from avbench.batching import batches, pool_frames
 from avbench.models import create_model, get_model_meta
 from avbench.profiles import get_profile
-from avbench.training import apply_regime, f1_scores, fit, regime_groups, resolve_device
+from avbench.training import apply_regime, f1_scores, fit, predict, regime_groups, resolve_device
 from avbench.validation import ValidationError
 
 SMOKE = get_profile("smoke")
@@ -72,6 +72,22 @@ def test_same_seed_same_weights(tiny_store):
     a, b = _fit(tiny_store, SMOKE), _fit(tiny_store, SMOKE)
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     assert a.history[-1]["dev_loss"] == b.history[-1]["dev_loss"]
+
+
+def test_history_records_the_dev_f1_of_the_selected_prediction(tiny_store):
+    """Each epoch's dev micro- and macro-F1 are those of the model's scored prediction on the dev rows
+    (what avbench.training.predict gives), from the pass that computes the dev loss."""
+    one = SMOKE.replace(epochs=1)
+    result = _fit(tiny_store, one)
+    model = create_model("auxformer", num_classes=len(tiny_store.label_names), audio_dim=tiny_store.audio_dim,
+                         visual_dim=tiny_store.visual_dim, **one.model_config(model_meta()))
+    model.load_state_dict(result.state_dict)  # one epoch: the selected weights are the epoch's
+    dev = np.arange(len(tiny_store))[48:]
+    expected = f1_scores(*predict(model, tiny_store, dev, profile=one, device=torch.device("cpu"))[::-1])
+    h = result.history[0]
+    assert h["dev_micro_f1"] == pytest.approx(expected["micro_f1"])
+    assert h["dev_macro_f1"] == pytest.approx(expected["macro_f1"])
+    assert h["dev_micro_f1"] != h["dev_macro_f1"]  # two scores, not one twice
 
 
 def test_resume_after_interruption_matches_uninterrupted(tiny_store, tmp_path):

@@ -213,7 +213,8 @@ def _coerce(name: str, obj: Any) -> Artifact | ArtifactFamily:
 
 #: Every artifact (and family) by key: the built-ins, and packages' through the ``avbench.report`` group.
 ARTIFACTS: Registry[Artifact | ArtifactFamily] = Registry("report artifact", "avbench.report",
-                                                          ("avbench.report.tables", "avbench.report.figures"))
+                                                          ("avbench.report.tables", "avbench.report.figures",
+                                                           "avbench.report.curves"))
 ARTIFACTS.coerce = _coerce
 ARTIFACT_KINDS = ("table", "figure")
 

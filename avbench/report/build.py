@@ -6,8 +6,10 @@ Layout of a report directory::
     tables/<key>.tex|.md|.csv   LaTeX (booktabs) and Markdown tables; CSV = every cell with mean, sd, n, CI
     figures/<key>.png|.pdf   PNG at 200 dpi and vector PDF
     stats.csv                every paired test behind a '*' (means, difference, CI, d_z, p, adjusted p)
-    data/                    results.csv, protocols/*.json and provenance.json: enough to rebuild the
-                             report (``avbench report <report>/data --out <report>``) without the units
+    data/                    results.csv, protocols/*.json, provenance.json and histories.csv: enough to rebuild
+                             the report (``avbench report <report>/data --out <report>``) without the units
+    paper/                   with --latex-bundle: tables.tex, figures.tex and the files they bring in
+                             (:mod:`avbench.report.bundle`)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import pandas as pd
 
 import avbench
 from avbench import stats
-from avbench.report import style
+from avbench.report import bundle, histories, style
 from avbench.report.artifacts import (DEFAULT_CORRECTION, SYNTHETIC_BANNER, Artifact, ReportContext, Skip,
                                       StatsConfig, planned)
 from avbench.report.figures import FigureResult
@@ -98,7 +100,7 @@ def _attempt(art: Artifact, ctx: ReportContext, report: Report, strict: bool) ->
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: str = "micro_f1",
                  correction: str = DEFAULT_CORRECTION, alpha: float = 0.05, test: str = "t", html_page: bool = True,
                  figures: bool = True, strict: bool = False, proposed: tuple[str, ...] | list[str] = (),
-                 force: bool = False) -> Report:
+                 force: bool = False, latex_bundle: bool = False) -> Report:
     """Builds every table and figure the run's results support; never trains.
 
     Args:
@@ -119,6 +121,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
             main one); default: the choice recorded with the run, else :func:`avbench.proposed.default_proposed`.
         force: Write into a non-empty folder that holds no avbench report; its files are never removed,
             and those where the report would write are kept (and listed in ``Report.in_the_way``).
+        latex_bundle: Also write ``paper/``: every table's ``.tex`` and figure's PDF with ``tables.tex``
+            and ``figures.tex`` to ``\\input`` in a paper (:mod:`avbench.report.bundle`).
 
     Returns:
         A :class:`Report` listing the tables, figures, skipped and failed artifacts and files written.
@@ -159,14 +163,14 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     staging.mkdir(parents=True)
     report = Report(staging, run, cfg, metric, chosen, dest=dest)
     try:
-        _build(report, strict, figures, html_page)
+        _build(report, strict, figures, html_page, latex_bundle)
         _publish(report, old)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
 
 
-def _build(report: Report, strict: bool, figures: bool, html_page: bool) -> None:
+def _build(report: Report, strict: bool, figures: bool, html_page: bool, latex_bundle: bool) -> None:
     """Builds every artifact into ``report.out`` (the staging folder), then stats.csv, data/ and the index."""
     out = report.out
     ctx = ReportContext(report.run, report.config, report.metric, report.proposed)
@@ -202,6 +206,7 @@ def _build(report: Report, strict: bool, figures: bool, html_page: bool) -> None
         write_table(out / "stats.csv", pd.concat(comps, ignore_index=True))
         report.files.append(out / "stats.csv")
 
+    report.files += bundle.write_bundle(report) if latex_bundle else []
     _write_data(report)
     report.files.append(_write_index(report))
     if html_page:
@@ -293,7 +298,7 @@ def _write_data(report: Report) -> None:
     for name, manifest in run.manifests.items():
         write_json(data / "protocols" / f"{name}.json", {**manifest, "entries": [], "train": []})
         report.files.append(data / "protocols" / f"{name}.json")
-    report.files.append(data / "results.csv")
+    report.files += [data / "results.csv"] + histories.write(data, run.histories)
 
 
 # ---------------------------------------------------------------------------- index

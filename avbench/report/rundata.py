@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from avbench.provenance import describe_machine
+from avbench.report.histories import load as load_histories
 from avbench.results import COLUMNS, corpus_id, load_results, parse_corpus_id, read_json
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
@@ -53,8 +54,8 @@ class RunData:
             regime, condition, level, seed, metric, level set); ``protocol`` keeps the first protocol and
             ``levels`` holds the level set (:func:`level_sets`).
         manifests: ``protocols/<name>@<corpus>.json`` by file stem, without their entry lists.
-        units: Per trained unit (corpus, model, variant, regime, seed) the profile and provenance
-            its ``train.json`` recorded (empty when the unit directories are not there).
+        units: Per trained unit (corpus, model, variant, regime, seed) the profile, provenance and
+            history its ``train.json`` recorded (empty when the unit directories are not there).
         notes: Problems found while reading (conflicting duplicate scores, unreadable records).
     """
 
@@ -108,6 +109,11 @@ class RunData:
             if any(config_key in (v.get("config") or {}) for v in variants):
                 out.add(_protocol_name(stem, m))
         return sorted(out)
+
+    @cached_property
+    def histories(self) -> pd.DataFrame:
+        """Each unit's losses and dev scores per epoch (:mod:`avbench.report.histories`)."""
+        return load_histories(self.units, self.source if self.source.is_dir() else self.source.parent)
 
     # ------------------------------------------------------------------ provenance
     @property
@@ -236,7 +242,7 @@ def load_run(path: str | Path) -> RunData:
             notes.append(f"{file}: unreadable ({exc})")
             continue
         units.append({**unit, "profile": (rec.get("profile") or {}).get("name"),
-                      "provenance": rec.get("provenance") or {}})
+                      "provenance": rec.get("provenance") or {}, "history": rec.get("history") or []})
     saved = {}
     if (root / "provenance.json").exists():
         try:
