@@ -3,10 +3,15 @@
 Input is a manifest with one row per clip, ``clip_id, speaker, label,
 audio_path, video_path`` (paths relative to ``root`` or absolute) plus any
 extra columns, which are kept.  Each clip is extracted on its own (joblib
-processes): audio decoded with PyAV and turned into the 130 ComParE LLDs,
-video decoded with PyAV, one face per frame detected, cropped to 224x224 and
-embedded.  A frame without a face becomes a zero vector marked missing in
-the store; the fraction of such frames goes into the manifest.
+processes): audio decoded with PyAV at the extractor's rate (from the audio
+file, or with ``audio_from="video"`` from the video's own track) and turned
+into the 130 ComParE LLDs or a speech model's hidden states
+(:mod:`avbench.data.ssl_audio`), video decoded with PyAV, one face per frame
+detected, cropped to 224x224 and embedded (VGG-Face, CLIP, pixels), or
+per-clip visual arrays the user made elsewhere read instead (``import``).
+A frame without a face becomes a zero vector marked missing in the store;
+the fraction of such frames goes into the manifest.  ``pool="mean"`` stores
+one row per clip instead of frames.
 
 Each finished clip is written atomically to a staging folder keyed by the
 extraction settings (``<out>.staging/<hash>/``), so a killed prepare resumes
