@@ -627,8 +627,8 @@ def _extraction_options(fn):
                      help="mean: one vector per clip (mean over frames) for utterance-level models; frame-level "
                           "conditions (masking, bursts, shifts) are then refused."),
         click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-                     help="Compute precision of the neural extractors (fp16/bf16 on CUDA only); --dtype is the "
-                          "storage type."),
+                     help="Compute precision of the speech models and CLIP (fp16/bf16 on CUDA only; VGG-Face and "
+                          "MTCNN stay fp32); --dtype is the storage type."),
         click.option("--save-crops", default=0, show_default=True, type=click.IntRange(min=0),
                      help="Write the first N face crops of each clip as PNGs under OUT.staging/<key>/crops/ "
                           "(kept after success) to see what the detector found."),
