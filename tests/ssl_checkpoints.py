@@ -31,14 +31,20 @@ def speech_checkpoint(folder: Path, kind: str = "wav2vec2", seed: int = 0, do_no
     return folder
 
 
-def clip_checkpoint(folder: Path, seed: int = 0, image_size: int = 32) -> Path:
-    """A random CLIP vision encoder and its image processor config in ``folder``."""
+def clip_checkpoint(folder: Path, seed: int = 0, image_size: int = 32, full: bool = False) -> Path:
+    """A random CLIP vision encoder (with ``full``: a whole CLIP model, text tower included, as
+    openai/clip-* checkpoints are) and its image processor config in ``folder``."""
     import transformers as tf
 
     torch.manual_seed(seed)
-    config = tf.CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                 image_size=image_size, patch_size=8, projection_dim=8)
-    tf.CLIPVisionModel(config).eval().save_pretrained(folder)
+    vision = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": image_size, "patch_size": 8}
+    if full:
+        text = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                "vocab_size": 99, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
+        tf.CLIPModel(tf.CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).eval().save_pretrained(folder)
+    else:
+        tf.CLIPVisionModel(tf.CLIPVisionConfig(**vision)).eval().save_pretrained(folder)
     tf.CLIPImageProcessor(size={"shortest_edge": image_size},
                           crop_size={"height": image_size, "width": image_size}).save_pretrained(folder)
     return folder

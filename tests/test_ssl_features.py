@@ -121,6 +121,17 @@ def test_clip_embeddings_equal_the_transformers_model(folders):
     assert emb.settings()["output"] == "pooler_output"
 
 
+def test_clip_embeddings_from_a_whole_clip_checkpoint(tmp_path):
+    """openai/clip-* folders hold the whole CLIP model (model_type 'clip'): the vision tower is read."""
+    folder = clip_checkpoint(tmp_path / "full", full=True)
+    crops = np.random.default_rng(2).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    model = tf.CLIPModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        want = model.vision_model(**tf.CLIPImageProcessor.from_pretrained(folder)(images=list(crops),
+                                                                                  return_tensors="pt")).pooler_output
+    np.testing.assert_allclose(CLIPFaces(model=folder)(crops), want.numpy(), atol=1e-5, rtol=0)
+
+
 def test_bad_checkpoints_are_refused_in_one_line(folders, tmp_path):
     with pytest.raises(ValidationError, match=r"config.json: model_type is 'hubert', but the '--audio-model' folder "
                                               "must hold a wav2vec2 checkpoint"):
