@@ -612,10 +612,47 @@ def _extraction_options(fn):
     """The options every prepare command shares: extractors, weights, device, parallelism."""
     opts = [
         click.option("--audio-extractor", default="compare", show_default=True,
-                     help="Registered audio extractor (avbench.extractors); compare = 130 ComParE LLDs, 32/16 ms."),
+                     help="Registered audio extractor (avbench.extractors); compare = 130 ComParE LLDs, 32/16 ms; "
+                          "wav2vec2, hubert, wavlm = hidden states of the --audio-model checkpoint (50/s; [ssl] extra)."),
+        click.option("--audio-model", type=click.Path(file_okay=False), default=None,
+                     help="Local Hugging Face checkpoint folder (config.json, model.safetensors or pytorch_model.bin, "
+                          "preprocessor_config.json) for wav2vec2/hubert/wavlm; never downloaded."),
+        click.option("--audio-layer", default="last", show_default=True,
+                     help="last (last_hidden_state), N (hidden state N; 0 = the transformer's input) or mean (of all)."),
+        click.option("--audio-preset", type=click.Choice(["auxformer-release"]), default=None,
+                     help="auxformer-release: the released AuxFormer code's audio model (wav2vec2-large-robust, "
+                          "encoder layers 12+ deleted, last_hidden_state); implies --audio-extractor wav2vec2."),
+        click.option("--audio-weights", type=click.Path(dir_okay=False), default=None,
+                     help="With --audio-preset auxformer-release: a state dict of the pruned model (the release's "
+                          "final_wav2vec.pt) loaded on top; every key must match."),
+        click.option("--max-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                     help="Longer clips run through the speech model in chunks of this length, frames concatenated."),
+        click.option("--audio-from", type=click.Choice(["audio", "video"]), default="audio", show_default=True,
+                     help="Read the audio from the manifest's audio_path, or from the video's own track (as the "
+                          "released AuxFormer pre-processing does for CREMA-D's FLV files)."),
         click.option("--visual-embedder", default="vggface", show_default=True,
-                     help="vggface (fc6 of VGG-Face, needs --vggface-weights), pixels (grey 16x16 face crop, no "
-                          "weights, NOT the paper's feature) or a plugin's name."),
+                     help="vggface (fc6 of VGG-Face, needs --vggface-weights), clip (CLIP vision encoder from "
+                          "--visual-model; [ssl] extra), import (your own per-clip arrays from --visual-features, "
+                          "e.g. EMOCA codes), pixels (grey 16x16 face crop, no weights, NOT the paper's feature) or "
+                          "a plugin's name."),
+        click.option("--visual-model", type=click.Path(file_okay=False), default=None,
+                     help="Local CLIP checkpoint folder (config.json, weights, preprocessor_config.json) for "
+                          "--visual-embedder clip."),
+        click.option("--visual-layer", type=click.IntRange(min=0), default=None,
+                     help="CLIP: the class token of hidden state N instead of pooler_output."),
+        click.option("--visual-features", type=click.Path(file_okay=False), default=None,
+                     help="--visual-embedder import: folder of <clip_id>.visual.npy (frames x dim) arrays."),
+        click.option("--visual-rate", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                     help="--visual-embedder import: frames per second of those arrays."),
+        click.option("--pool", type=click.Choice(["none", "mean"]), default="none", show_default=True,
+                     help="mean: one vector per clip (mean over frames) for utterance-level models; frame-level "
+                          "conditions (masking, bursts, shifts) are then refused."),
+        click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+                     help="Compute precision of the speech models and CLIP (fp16/bf16 on CUDA only; VGG-Face and "
+                          "MTCNN stay fp32); --dtype is the storage type."),
+        click.option("--save-crops", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="Write the first N face crops of each clip as PNGs under OUT.staging/<key>/crops/ "
+                          "(kept after success) to see what the detector found."),
         click.option("--vggface-weights", type=click.Path(dir_okay=False), default=None,
                      help="VGG-Face state dict (vgg_face_dag or torchvision VGG-16 layout); never downloaded."),
         click.option("--vggface-normalisation", type=click.Choice(["vgg_face_dag", "imagenet", "unit"]), default=None,
@@ -626,8 +663,8 @@ def _extraction_options(fn):
         click.option("--face-detector", type=click.Choice(["haar", "mtcnn"]), default="haar", show_default=True,
                      help="haar: OpenCV's cascade, shipped in its wheel (not the paper's); mtcnn: the paper's, "
                           "needs --mtcnn-weights."),
-        click.option("--mtcnn-weights", type=click.Path(file_okay=False), default=None,
-                     help="Folder with pnet.pt, rnet.pt, onet.pt (as in the facenet-pytorch wheel)."),
+        click.option("--mtcnn-weights", type=click.Path(), default=None,
+                     help="The facenet-pytorch wheel file (.whl) or a folder with its pnet.pt, rnet.pt, onet.pt."),
         click.option("--pixels-side", default=16, show_default=True, type=int, help="Side of the pixels embedder's grid."),
         click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
                      help="Where the detector and embedder run (batched on cuda)."),
@@ -644,11 +681,21 @@ def _extraction_options(fn):
 def _settings(opts: dict, known_no_audio=()):
     from avbench.data.prepare import ExtractionSettings
 
-    return ExtractionSettings(audio_extractor=opts["audio_extractor"], visual_embedder=opts["visual_embedder"],
+    extractor = opts["audio_extractor"]
+    source = click.get_current_context().get_parameter_source("audio_extractor")
+    if opts["audio_preset"] and source is click.core.ParameterSource.DEFAULT:
+        extractor = "wav2vec2"  # the preset is a wav2vec2 setting
+    return ExtractionSettings(audio_extractor=extractor, visual_embedder=opts["visual_embedder"],
                               face_detector=opts["face_detector"], vggface_weights=opts["vggface_weights"],
                               vggface_normalisation=opts["vggface_normalisation"], fc6=opts["fc6"],
                               mtcnn_weights=opts["mtcnn_weights"], pixels_side=opts["pixels_side"],
-                              device=opts["device"], known_no_audio=tuple(known_no_audio))
+                              device=opts["device"], known_no_audio=tuple(known_no_audio),
+                              audio_model=opts["audio_model"], audio_layer=opts["audio_layer"],
+                              audio_preset=opts["audio_preset"], audio_weights=opts["audio_weights"],
+                              max_seconds=opts["max_seconds"], audio_from=opts["audio_from"],
+                              visual_model=opts["visual_model"], visual_layer=opts["visual_layer"],
+                              visual_features=opts["visual_features"], visual_rate=opts["visual_rate"],
+                              precision=opts["precision"], pool=opts["pool"], save_crops=opts["save_crops"])
 
 
 def _prepare(manifest, root, out, opts, label_names=None, known_no_audio=(), provenance=None):
@@ -663,6 +710,8 @@ def _prepare(manifest, root, out, opts, label_names=None, known_no_audio=(), pro
     for line in summary_lines(summary):
         click.echo(line)
     click.echo(f"per-clip report: {store.path / 'prepare_report.csv'}; failures: {store.path / 'failed.csv'}")
+    if opts["save_crops"]:
+        click.echo(f"face crops (first {opts['save_crops']} per clip): {out}.staging/*/crops/<clip_id>/")
     if opts["visual_embedder"] == "pixels":
         click.echo("note: the pixels embedder is a pipeline check, NOT the paper's visual feature.")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -85,6 +85,8 @@ class ConditionKind:
         figure: How the report draws the kind; None: no robustness figure (a kind with a
             figure of the paper's own, or without levels).
         order: Position in tables and figures (built-ins first, in the paper's order).
+        frame_level: Acts on individual frames (masking, bursts, shifts), so it needs a
+            frame-level store; refused on a pooled one (:func:`check_store`).
     """
 
     name: str
@@ -99,6 +101,7 @@ class ConditionKind:
     what: str = ""
     figure: KindFigure | None = KindFigure()
     order: int = 100
+    frame_level: bool = False
 
 
 def register_kind(kind: ConditionKind) -> ConditionKind:
@@ -243,16 +246,16 @@ for _kind in (
                   order=1),
     # Fig. 5 of the paper draws masking (avbench.report.figures.fig5); occlusion draws it beside bursts
     ConditionKind("mask", _mask, bounds=(0.0, 1.0), level_unit="fraction of frames kept", keep_mask=keep_mask,
-                  label="masked", what="frame masking", figure=None, order=2),
+                  label="masked", what="frame masking", figure=None, order=2, frame_level=True),
     ConditionKind("burst", _burst, bounds=(0.0, 1.0), level_unit="fraction of frames removed", keep_mask=burst_mask,
-                  label="occluded", what="occlusion", order=3, figure=KindFigure(
+                  label="occluded", what="occlusion", order=3, frame_level=True, figure=KindFigure(
                       "Fig. R2", "Contiguous occlusion", "Frames removed from the {mod} stream (%)", _percent,
                       "solid: one contiguous burst covering the given share of frames; dashed: the same share of "
                       "frames removed at random (frame masking)", beside="mask", beside_x=_percent_removed,
                       protocol="occlusion", key="figR2_occlusion",
                       legend=("contiguous burst", "scattered frames (masking)"))),
     ConditionKind("shift", _shift, level_unit="ms (> 0: the modality lags)", label="shifted", what="misalignment",
-                  order=4, figure=KindFigure(
+                  order=4, frame_level=True, figure=KindFigure(
                       "Fig. R1", "Temporal misalignment", "Shift of the {mod} stream (ms; > 0: it lags)",
                       note="positive shifts delay the stream (frames pushed past the end dropped, the gap "
                            "zero-filled)", zero_line=True,
@@ -264,6 +267,19 @@ for _kind in (
                                     key="figR3_noise")),
 ):
     register_kind(_kind)
+
+
+def check_store(conditions: Iterable[Condition], store) -> None:
+    """Refuses a frame-level condition on a pooled store (one row per clip, ``--pool mean``), naming
+    the condition: masking one row of one, or shifting it, would silently score something else."""
+    if getattr(store, "frame_level", True):
+        return
+    for c in conditions:
+        if get_kind(c.kind).frame_level:
+            raise ValidationError(f"The condition {c.name} ({get_kind(c.kind).what}) needs frame-level features, "
+                                  f"but the corpus {store.path} is pooled (one vector per clip, prepared with "
+                                  "--pool mean). Use a store prepared without --pool, or a protocol without "
+                                  "frame-level conditions.")
 
 
 def expand(spec: dict[str, Any]) -> list[Condition]:

@@ -138,4 +138,5 @@ PROTOCOLS: Registry[Any] = Registry("protocol", "avbench.protocols", ("protocols
 CORPORA: Registry[Callable[..., Any]] = Registry("corpus", "avbench.corpora", ("avbench.data.corpora",))
 KINDS: Registry[Any] = Registry("condition kind", "avbench.conditions", ("avbench.conditions",))
 EXTRACTORS: Registry[Any] = Registry("extractor", "avbench.extractors",
-                                     ("avbench.data.extract_audio", "avbench.data.embedders"))
+                                     ("avbench.data.extract_audio", "avbench.data.embedders",
+                                      "avbench.data.ssl_audio", "avbench.data.clip_faces"))

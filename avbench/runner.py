@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from avbench.atomic import atomic_path, remove_stale_temporaries
 from avbench.checkpoint import load_checkpoint
 from avbench.faults import crash_point
-from avbench.conditions import Condition, get_kind
+from avbench.conditions import Condition, check_store, get_kind
 from avbench.devices import DEVICES
 from avbench.models import count_parameters, create_model, get_model_meta
 from avbench.models.base import check_config
@@ -519,6 +519,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
         by_unit.setdefault(u, [])
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
     check_buildable(by_unit, store)
+    check_store((c for cs in by_unit.values() for c in cs), store)
     return RunPlan(runner, protocols, work, by_unit, n_seeds, threads, request)
 
 

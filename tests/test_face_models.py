@@ -1,8 +1,9 @@
 """MTCNN and VGG-Face re-implementations: weight layouts by key and shape, loaders, and a few frames.
 
-No real weights are available offline, so these tests pin the key/shape layout the
-re-implementations expect (facenet-pytorch's pnet/rnet/onet.pt; vgg_face_dag and torchvision VGG-16)
-and check the forward passes' plumbing with weights made here.
+These tests pin the key/shape layout the re-implementations expect (facenet-pytorch's
+pnet/rnet/onet.pt; vgg_face_dag and torchvision VGG-16) and check the forward passes' plumbing with
+weights made here; where the facenet-pytorch wheel is at hand (.ci/run fetches it), MTCNN also runs
+with its real weights on real photographs.
 """
 
 import numpy as np
@@ -149,3 +150,48 @@ def test_vggface_needs_a_weights_file_and_names_it(tmp_path):
     with pytest.raises(ValidationError, match=r"dag\.pth: conv1_1\.weight has shape \(4, 3, 3, 3\); VGGFace "
                                               r"expects \(64, 3, 3, 3\)"):
         VGGFaceEmbedder(_small(tmp_path, "dag"))  # a reduced-width file into the full-size network
+
+
+def _facenet_wheel():
+    """The facenet-pytorch wheel .ci/run fetches (pip download, no install), or $AVBENCH_FACENET_WHEEL."""
+    import os
+    from pathlib import Path
+
+    given = os.environ.get("AVBENCH_FACENET_WHEEL")
+    found = [Path(given)] if given else sorted((Path(__file__).parent.parent / ".ci" / "wheels").glob(
+        "facenet_pytorch-2.6.0-*.whl"))
+    if not found or not found[0].is_file():
+        pytest.skip("the facenet-pytorch 2.6.0 wheel (real MTCNN weights) is not here: .ci/run fetches it with "
+                    "`pip download facenet-pytorch==2.6.0 --no-deps -d .ci/wheels`, which needs PyPI")
+    return found[0]
+
+
+def test_real_mtcnn_weights_from_the_wheel_find_the_face_in_real_photographs():
+    """The wheel itself is accepted as --mtcnn-weights; on scikit-image's bundled photographs the real
+    weights find the astronaut's face (Eileen Collins, upper middle of the picture) and none in a
+    cup of coffee."""
+    data = pytest.importorskip("skimage.data")
+    model = MTCNN.from_dir(_facenet_wheel())
+    astronaut, coffee = data.astronaut(), data.coffee()  # 512x512 and 400x600 RGB
+    box = model.detect(astronaut)
+    assert box is not None and box[4] > 0.99
+    x0, y0, x1, y1 = box[:4]
+    # her face (about 87 x 110 px at x 181, y 62), not the flag or the suit
+    np.testing.assert_allclose([x0, y0, x1, y1], [181, 62, 268, 172], atol=6)
+    assert model.detect(coffee) is None
+    assert model.settings()["weights"].endswith(".whl")
+
+
+def test_mtcnn_wheel_errors_name_the_file(tmp_path):
+    import zipfile
+
+    wheel = tmp_path / "facenet_pytorch-0-py3-none-any.whl"
+    torch.save(PNet().state_dict(), tmp_path / "pnet.pt")
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.write(tmp_path / "pnet.pt", "facenet_pytorch/data/pnet.pt")
+    with pytest.raises(ValidationError, match=r"\.whl/facenet_pytorch/data/rnet\.pt: MTCNN weight file is missing "
+                                              "from the wheel"):
+        MTCNN.from_dir(wheel)
+    (tmp_path / "x.txt").write_text("")
+    with pytest.raises(ValidationError, match=r"x\.txt: expected a folder holding pnet\.pt"):
+        MTCNN.from_dir(tmp_path / "x.txt")

@@ -6,7 +6,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("av")
 
-from avbench.data.embedders import PixelEmbedder, make_embedder  # noqa: E402
+from avbench.data.embedders import PixelEmbedder, make_extractor  # noqa: E402
 from avbench.data.faces import HaarDetector, crop_faces, make_detector  # noqa: E402
 from avbench.data.media import MediaError, iter_video, probe_video  # noqa: E402
 from avbench.validation import ValidationError  # noqa: E402
@@ -45,7 +45,7 @@ def test_crops_are_square_224_and_pad_outside_the_frame():
 
 
 def test_pixels_embedder_is_grey_downsampled_in_unit_range():
-    emb = make_embedder("pixels", side=8, weights="ignored")
+    emb = make_extractor("visual", "pixels", {"side": ("--pixels-side", 8, True), "weights": ("--w", "ignored", True)})
     crops = np.zeros((2, 224, 224, 3), np.uint8)
     crops[1] = 255
     out = emb(crops)

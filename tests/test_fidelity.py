@@ -299,7 +299,7 @@ def test_missing_frames_are_left_out_and_stay_zero(tiny_store, tmp_path):
 
 def test_missing_mask_must_mark_zero_frames(tiny_store, tmp_path):
     with StoreWriter(tmp_path / "bad", name="bad", audio_dim=2, visual_dim=2, audio_rate=10, visual_rate=10,
-                     label_names=["a"]) as w:
+                     label_names=["a", "b"]) as w:
         with pytest.raises(ValidationError, match="visual frames marked missing must hold zeros"):
             w.add("c1", "s1", "a", np.ones((3, 2)), np.ones((2, 2)), visual_missing=np.array([True, False]))
         with pytest.raises(ValidationError, match="one entry per visual frame"):

@@ -121,7 +121,7 @@ def test_bad_manifests_and_options_are_refused(tree, tmp_path):
     with pytest.raises(ValidationError, match=r"line 3: duplicate clip_id 'a'"):
         prepare(dup, tree, tmp_path / "o", settings=PIXELS)
     with pytest.raises(ValidationError, match="needs --vggface-weights FILE"):
-        prepare(dup.iloc[:1], tree, tmp_path / "o")
+        prepare(dup.iloc[:1], tree, tmp_path / "o", label_names=["x", "y"])
     r = CliRunner().invoke(main, ["data", "crema-d", "prepare", "--root", str(tree), "--out", str(tmp_path / "o"),
                                   "--visual-embedder", "pixelz"])
     assert r.exit_code == 2 and "Unknown extractor 'pixelz'. Did you mean 'pixels'" in r.output
@@ -193,10 +193,23 @@ def test_extractor_plugins_join_through_the_registry(tree, tmp_path):
         s = prepare(crema_d_manifest(tree).iloc[2:5], tree, tmp_path / "s", settings=settings,
                     label_names=list(LABELS), progress=False)
         assert s.store.audio_dim == 1 and s.store.audio_rate == 100
-        assert s.store.provenance["extraction"]["audio"] == {"extractor": "loudness", "what": "frame RMS, 10 ms"}
+        assert s.store.provenance["extraction"]["audio"] == {"extractor": "loudness", "from": "audio",
+                                                             "what": "frame RMS, 10 ms"}
         assert s.store.provenance["extraction"]["code"]["audio"] == "test_prepare"
         with pytest.raises(ValidationError, match="'--audio-extractor' option must name an audio extractor"):
             prepare(crema_d_manifest(tree).iloc[2:5], tree, tmp_path / "t",
                     settings=ExtractionSettings(audio_extractor="pixels", visual_embedder="pixels"))
     finally:
         EXTRACTORS.unregister("loudness")
+
+
+def test_a_failing_prepare_leaves_no_store_and_one_label_is_refused_before_extraction(tree, tmp_path):
+    """A store appears only complete: a one-label manifest used to be extracted, moved into place
+    and then refused on opening, leaving a store.json that made every rerun say 'already exists'."""
+    manifest = crema_d_manifest(tree).iloc[2:6].assign(label="anger")
+    out = tmp_path / "store"
+    with pytest.raises(ValidationError, match="has only the label 'anger'; a feature store needs at least two"):
+        prepare(manifest, tree, out, settings=PIXELS, progress=False)
+    assert not out.exists() and not (tmp_path / "store.staging").exists()  # nothing extracted
+    fixed = prepare(crema_d_manifest(tree).iloc[2:6], tree, out, settings=PIXELS, progress=False)
+    assert fixed.store.path == out and (out / "failed.csv").is_file() and (out / "prepare_report.csv").is_file()

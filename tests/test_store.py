@@ -147,6 +147,20 @@ def test_failed_writer_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_store_that_would_not_open_is_never_moved_into_place(tmp_path):
+    """One class used to pass the writer, be renamed into place, then fail FeatureStore.open,
+    leaving a store.json that blocked every rerun."""
+    with pytest.raises(ValidationError, match="label_names' parameter of StoreWriter must be a list of at least two"):
+        StoreWriter(tmp_path / "one", name="one", audio_dim=4, visual_dim=3, audio_rate=1, visual_rate=1,
+                    label_names=["anger"])
+    with writer(tmp_path / "s") as w:
+        w.add("x", "s0", "anger", np.zeros((3, 4)), np.zeros((2, 3)))
+        w.audio_rate = -1.0  # what close() writes into store.json would not open
+        with pytest.raises(ValidationError, match="audio_rate must be a positive number"):
+            w.close({})
+    assert list(tmp_path.iterdir()) == []
+
+
 def export_npy(tmp_path):
     rows = []
     (tmp_path / "feat").mkdir()

@@ -27,8 +27,10 @@ from torch import nn
 from avbench.validation import ValidationError
 
 WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
+WHEEL_DIR = "facenet_pytorch/data"  # where the facenet-pytorch wheel keeps them
 WHERE = ("MTCNN weights are the files pnet.pt, rnet.pt and onet.pt shipped inside the facenet-pytorch wheel "
-         "(facenet_pytorch/data/ in the wheel from PyPI); copy them into one folder and pass that folder. "
+         "(facenet_pytorch/data/ in the wheel from PyPI); pass the wheel itself (pip download "
+         "facenet-pytorch==2.6.0 --no-deps) or a folder holding the three files. "
          "avbench never downloads weights.")
 
 
@@ -165,21 +167,17 @@ class MTCNN(nn.Module):
 
     @classmethod
     def from_dir(cls, weights_dir: str | os.PathLike | None, device: str = "cpu", **kwargs) -> "MTCNN":
-        """Loads ``pnet.pt``, ``rnet.pt``, ``onet.pt`` (facenet-pytorch's state dicts) from one folder."""
+        """Loads ``pnet.pt``, ``rnet.pt``, ``onet.pt`` (facenet-pytorch's state dicts) from one folder, or
+        straight from the facenet-pytorch wheel file (``facenet_pytorch/data/`` inside it), so a user
+        can pass the wheel ``pip download facenet-pytorch --no-deps`` fetched without unpacking it."""
         if weights_dir is None:
             raise ValidationError(f"The 'mtcnn' face detector needs --mtcnn-weights DIR. {WHERE}")
-        folder = Path(weights_dir)
+        source = Path(weights_dir)
         model = cls(device=device, **kwargs)
         for net, file in zip((model.pnet, model.rnet, model.onet), WEIGHT_FILES):
-            path = folder / file
-            if not path.is_file():
-                raise ValidationError(f"{path}: MTCNN weight file is missing. {WHERE}")
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # torch raises many types for a bad file
-                raise ValidationError(f"{path}: cannot be read as a torch state dict ({exc}).") from None
+            path, state = _read_weights(source, file)
             load_exact(net, state, path)
-        model.weights_dir = str(folder.resolve())
+        model.weights_dir = str(source.resolve())
         return model.to(model.device)
 
     def settings(self) -> dict:
@@ -251,6 +249,34 @@ class MTCNN(nn.Module):
         return _regress(boxes[keep], reg[keep])
 
 
+def _read_weights(source: Path, file: str) -> tuple[Path, dict]:
+    """(where, state dict) of one weight file, from a folder or from inside a wheel (zip) file."""
+    if source.suffix == ".whl" and source.is_file():
+        import io
+        import zipfile
+
+        path = source / WHEEL_DIR / file
+        try:
+            with zipfile.ZipFile(source) as wheel:
+                raw = io.BytesIO(wheel.read(f"{WHEEL_DIR}/{file}"))
+        except KeyError:
+            raise ValidationError(f"{path}: MTCNN weight file is missing from the wheel. {WHERE}") from None
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ValidationError(f"{source}: cannot be read as a wheel (zip) file ({exc}). {WHERE}") from None
+    else:
+        path = source / file
+        if source.is_file():
+            raise ValidationError(f"{source}: expected a folder holding {', '.join(WEIGHT_FILES)} or the "
+                                  f"facenet-pytorch wheel (.whl). {WHERE}")
+        if not path.is_file():
+            raise ValidationError(f"{path}: MTCNN weight file is missing. {WHERE}")
+        raw = path
+    try:
+        return path, torch.load(raw, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ValidationError(f"{path}: cannot be read as a torch state dict ({exc}).") from None
+
+
 def load_exact(module: nn.Module, state: dict, path: Path) -> None:
     """Loads a state dict that must match ``module`` key for key and shape for shape, naming any difference."""
     if not isinstance(state, dict):
@@ -261,9 +287,17 @@ def load_exact(module: nn.Module, state: dict, path: Path) -> None:
     extra = sorted(set(state) - set(own))
     if missing or extra:
         raise ValidationError(f"{path}: parameter names do not match {type(module).__name__}: missing "
-                              f"{', '.join(missing) or 'none'}; unexpected {', '.join(extra) or 'none'}.")
+                              f"{_some(missing)}; unexpected {_some(extra)}.")
     for k, v in own.items():
         if tuple(state[k].shape) != tuple(v.shape):
             raise ValidationError(f"{path}: {k} has shape {tuple(state[k].shape)}; {type(module).__name__} "
                                   f"expects {tuple(v.shape)}.")
     module.load_state_dict(state)
+
+
+def _some(names: list[str], shown: int = 4) -> str:
+    """Up to ``shown`` names and how many more: a 24-layer model's key list would fill a screen."""
+    if not names:
+        return "none"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

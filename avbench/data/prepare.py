@@ -3,10 +3,15 @@
 Input is a manifest with one row per clip, ``clip_id, speaker, label,
 audio_path, video_path`` (paths relative to ``root`` or absolute) plus any
 extra columns, which are kept.  Each clip is extracted on its own (joblib
-processes): audio decoded with PyAV and turned into the 130 ComParE LLDs,
-video decoded with PyAV, one face per frame detected, cropped to 224x224 and
-embedded.  A frame without a face becomes a zero vector marked missing in
-the store; the fraction of such frames goes into the manifest.
+processes): audio decoded with PyAV at the extractor's rate (from the audio
+file, or with ``audio_from="video"`` from the video's own track) and turned
+into the 130 ComParE LLDs or a speech model's hidden states
+(:mod:`avbench.data.ssl_audio`), video decoded with PyAV, one face per frame
+detected, cropped to 224x224 and embedded (VGG-Face, CLIP, pixels), or
+per-clip visual arrays the user made elsewhere read instead (``import``).
+A frame without a face becomes a zero vector marked missing in the store;
+the fraction of such frames goes into the manifest.  ``pool="mean"`` stores
+one row per clip instead of frames.
 
 Each finished clip is written atomically to a staging folder keyed by the
 extraction settings (``<out>.staging/<hash>/``), so a killed prepare resumes
@@ -68,18 +73,53 @@ class ExtractionSettings:
     known_no_audio: tuple[str, ...] = ()
     trim_ratio: float = 1.5
     batch_size: int = 32
+    audio_model: str | None = None
+    audio_layer: str = "last"
+    audio_preset: str | None = None
+    audio_weights: str | None = None
+    max_seconds: float = 30.0
+    audio_from: str = "audio"
+    visual_model: str | None = None
+    visual_layer: int | None = None
+    visual_features: str | None = None
+    visual_rate: float = 30.0
+    precision: str = "fp32"
+    pool: str = "none"
+    save_crops: int = 0
 
     def key(self) -> str:
         d = asdict(self)
-        d.pop("device")  # the device does not change the features (up to float rounding)
-        d.pop("batch_size")
+        for name in NOT_IN_KEY:  # these do not change the staged per-clip arrays
+            d.pop(name)
+        for name, default in ADDED_LATER.items():  # at their defaults, earlier staging folders stay valid
+            if d[name] == default:
+                d.pop(name)
         d["staging_version"] = STAGING_VERSION
         # Weights are identified by content, so replacing a file at the same path never reuses clips.
-        if self.vggface_weights and Path(self.vggface_weights).is_file():
-            d["vggface_weights"] = _digest([Path(self.vggface_weights)])
-        if self.mtcnn_weights and Path(self.mtcnn_weights).is_dir():
-            d["mtcnn_weights"] = _digest(sorted(Path(self.mtcnn_weights).glob("*.pt")))
+        for name in ("vggface_weights", "audio_weights", "mtcnn_weights", "audio_model", "visual_model"):
+            if d.get(name):
+                d[name] = _content(Path(d[name]))
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# device and batch size change features only up to float rounding; pooling happens when the store
+# is written, so a pooled and a frame-level store share their staged clips
+NOT_IN_KEY = ("device", "batch_size", "pool", "save_crops")
+ADDED_LATER = {"audio_model": None, "audio_layer": "last", "audio_preset": None, "audio_weights": None,
+               "max_seconds": 30.0, "audio_from": "audio", "visual_model": None, "visual_layer": None,
+               "visual_features": None, "visual_rate": 30.0, "precision": "fp32"}
+POOLS = ("none", "mean")
+AUDIO_SOURCES = ("audio", "video")
+
+
+def _content(path: Path) -> str:
+    """A digest of a weights file, a checkpoint folder's files or a wheel; the path when it is absent."""
+    if path.is_file():
+        return _digest([path])
+    if path.is_dir():
+        return _digest(sorted(f for f in path.iterdir() if f.is_file() and f.suffix in (".pt", ".json", ".bin",
+                                                                                     ".safetensors")))
+    return str(path)
 
 
 def _digest(files: list[Path]) -> str:
@@ -89,25 +129,38 @@ def _digest(files: list[Path]) -> str:
 
 
 _TOOLS: dict[str, tuple] = {}
+# extractor keyword <- ExtractionSettings field, per modality
+AUDIO_OPTIONS = {"model": "audio_model", "layer": "audio_layer", "max_seconds": "max_seconds",
+                 "preset": "audio_preset", "weights": "audio_weights"}
+VISUAL_OPTIONS = {"weights": "vggface_weights", "normalisation": "vggface_normalisation", "fc6": "fc6",
+                  "side": "pixels_side", "model": "visual_model", "layer": "visual_layer",
+                  "features": "visual_features", "rate": "visual_rate"}
+
+
+def _options(settings: ExtractionSettings, names: dict[str, str]) -> dict[str, tuple[str, object, bool]]:
+    """keyword -> (command-line option, value, given: differs from the default)."""
+    default = ExtractionSettings()
+    return {kw: ("--" + field.replace("_", "-"), getattr(settings, field),
+                 getattr(settings, field) != getattr(default, field)) for kw, field in names.items()}
 
 
 def build_tools(settings: ExtractionSettings) -> tuple:
-    """(audio extractor, face detector, visual embedder), built once per process and settings."""
+    """(audio extractor, face detector or None, visual embedder), built once per process and settings.
+
+    The detector is None for an embedder that reads no video (``import``)."""
     key = json.dumps(asdict(settings), sort_keys=True)
     if key not in _TOOLS:
-        from avbench.data.embedders import make_embedder
+        from avbench.data.embedders import make_extractor
         from avbench.data.faces import make_detector
-        from avbench.registry import EXTRACTORS
 
-        audio_cls = EXTRACTORS.get(settings.audio_extractor)
-        if getattr(audio_cls, "modality", None) != "audio":
-            raise ValidationError(f"The '--audio-extractor' option must name an audio extractor. "
-                                  f"{settings.audio_extractor!r} is a {getattr(audio_cls, 'modality', '?')} extractor.")
-        embedder = make_embedder(settings.visual_embedder, weights=settings.vggface_weights,
-                                 normalisation=settings.vggface_normalisation, fc6=settings.fc6,
-                                 device=settings.device, side=settings.pixels_side, batch_size=settings.batch_size)
-        detector = make_detector(settings.face_detector, settings.mtcnn_weights, settings.device)
-        _TOOLS[key] = (audio_cls(), detector, embedder)
+        check_choice(settings.pool, "pool", "--pool", POOLS)
+        check_choice(settings.audio_from, "audio_from", "--audio-from", AUDIO_SOURCES)
+        common = {"device": settings.device, "precision": settings.precision, "batch_size": settings.batch_size}
+        audio = make_extractor("audio", settings.audio_extractor, _options(settings, AUDIO_OPTIONS), common)
+        embedder = make_extractor("visual", settings.visual_embedder, _options(settings, VISUAL_OPTIONS), common)
+        detector = (make_detector(settings.face_detector, settings.mtcnn_weights, settings.device)
+                    if getattr(embedder, "reads_video", True) else None)
+        _TOOLS[key] = (audio, detector, embedder)
     return _TOOLS[key]
 
 
@@ -131,40 +184,58 @@ def extract_clip(row: dict, root: Path, settings: ExtractionSettings, staging: P
         except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError):
             target.unlink(missing_ok=True)  # a damaged staging file: extract again
     audio_tool, detector, embedder = build_tools(settings)
+    rate = getattr(audio_tool, "sample_rate", 16000)
     flags = []
-    audio_path, video_path = _resolve(root, row.get("audio_path")), _resolve(root, row.get("video_path"))
+    video_path = _resolve(root, row.get("video_path"))
+    from_video = settings.audio_from == "video"
+    audio_path = video_path if from_video else _resolve(root, row.get("audio_path"))
     try:
-        if video_path is None:
-            raise MediaError(f"clip {clip_id}", "missing", "the manifest gives no video_path.")
-        info = probe_video(video_path)
+        info = None
+        if detector is not None:
+            if video_path is None:
+                raise MediaError(f"clip {clip_id}", "missing", "the manifest gives no video_path.")
+            info = probe_video(video_path)
         signal = None
         if audio_path is None:
             if clip_id not in settings.known_no_audio:
-                raise MediaError(f"clip {clip_id}", "missing", "the manifest gives no audio_path.")
+                raise MediaError(f"clip {clip_id}", "missing", f"the manifest gives no {'video' if from_video else 'audio'}"
+                                 "_path.")
         else:
             try:
-                signal = read_audio(audio_path)
+                signal = read_audio(audio_path, rate)
             except MediaError as exc:
-                if exc.reason != "no_audio" and clip_id not in settings.known_no_audio:
+                known = clip_id in settings.known_no_audio
+                if not known and (exc.reason != "no_audio" or from_video):  # --audio-from video: the track is the input
+                    if exc.reason == "no_audio":
+                        exc.detail += " (--audio-from video reads the video's audio track)"
                     raise
                 flags.append(f"no_audio ({exc.reason})")
-        max_frames = None
-        if signal is not None:
-            audio_seconds = len(signal) / 16000
-            audio_frames_of_video = math.ceil(audio_seconds * info.fps)
-            if info.expected_frames > settings.trim_ratio * audio_frames_of_video + info.fps:
-                max_frames = audio_frames_of_video
-                flags.append(f"video_trimmed ({info.expected_frames} -> {max_frames} frames)")
-        visual, missing_v, fps = _visual(video_path, info, detector, embedder, max_frames, settings.batch_size)
+        if signal is not None and len(signal) < getattr(audio_tool, "min_samples", 0):
+            raise MediaError(audio_path, "too_short", f"audio lasts {len(signal) / rate:.3f} s, shorter than the "
+                             f"{settings.audio_extractor} model's receptive field ({audio_tool.min_samples} samples "
+                             f"= {audio_tool.min_samples / rate * 1000:.0f} ms).")
+        if info is None:
+            visual = embedder.load(clip_id)
+            missing_v, fps = np.zeros(len(visual), bool), embedder.rate
+        else:
+            max_frames = None
+            if signal is not None:
+                audio_frames_of_video = math.ceil(len(signal) / rate * info.fps)
+                if info.expected_frames > settings.trim_ratio * audio_frames_of_video + info.fps:
+                    max_frames = audio_frames_of_video
+                    flags.append(f"video_trimmed ({info.expected_frames} -> {max_frames} frames)")
+            crops_dir = staging / "crops" / clip_id if settings.save_crops else None
+            visual, missing_v, fps = _visual(video_path, info, detector, embedder, max_frames, settings.batch_size,
+                                             crops_dir, settings.save_crops)
         if signal is None:
-            n_audio = max(1, round(len(visual) / info.fps * audio_tool.rate))
+            n_audio = max(1, round(len(visual) / fps * audio_tool.rate))
             audio = np.zeros((n_audio, audio_tool.dim), np.float32)
             missing_a = np.ones(n_audio, bool)
         else:
-            audio = audio_tool(signal)
+            audio = audio_tool(signal, rate)
             if len(audio) == 0:
                 raise MediaError(audio_path, "zero_duration", f"audio is too short for one frame "
-                                 f"({len(signal) / 16000:.3f} s).")
+                                 f"({len(signal) / rate:.3f} s).")
             missing_a = np.zeros(len(audio), bool)
         if not np.isfinite(audio).all():
             raise MediaError(audio_path, "unreadable", "audio features contain NaN or inf.")
@@ -178,12 +249,18 @@ def extract_clip(row: dict, root: Path, settings: ExtractionSettings, staging: P
     return {**report, **meta}
 
 
-def _visual(path: Path, info, detector, embedder, max_frames: int | None, batch: int):
+def _visual(path: Path, info, detector, embedder, max_frames: int | None, batch: int, crops_dir: Path | None = None,
+            save_crops: int = 0):
     feats, missing, buf = [], [], []
+    saved = 0
 
     def flush():
+        nonlocal saved
         boxes = detector(buf)
-        emb = embedder(crop_faces(buf, boxes))
+        crops = crop_faces(buf, boxes)
+        if crops_dir is not None and saved < save_crops:
+            saved += _save_crops(crops_dir, crops[:save_crops - saved], saved)
+        emb = embedder(crops)
         out = np.zeros((len(buf), embedder.dim), np.float32)
         found = np.array([b is not None for b in boxes])
         out[found] = emb
@@ -198,6 +275,17 @@ def _visual(path: Path, info, detector, embedder, max_frames: int | None, batch:
     if buf:
         flush()
     return np.concatenate(feats), np.concatenate(missing), info.fps
+
+
+def _save_crops(folder: Path, crops: np.ndarray, first: int) -> int:
+    """Writes face crops as ``folder/NNNN.png`` (numbered from ``first``), so a user can look at
+    what the detector found; returns how many."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, crop in enumerate(crops):
+        cv2.imwrite(str(folder / f"{first + i:04d}.png"), np.ascontiguousarray(crop[..., ::-1]))
+    return len(crops)
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
@@ -281,6 +369,9 @@ def prepare(manifest: pd.DataFrame | str | os.PathLike, root: str | os.PathLike,
     unknown = sorted(set(df["label"]) - set(labels))
     if unknown:
         raise ValidationError(f"labels {', '.join(unknown)} of the manifest are not in label_names ({', '.join(labels)}).")
+    if len(set(labels)) < 2:  # checked before hours of extraction, not when the store is written
+        raise ValidationError(f"{manifest if not isinstance(manifest, pd.DataFrame) else 'the manifest'}: has only "
+                              f"the label {labels[0]!r}; a feature store needs at least two classes.")
     audio_tool, detector, embedder = build_tools(settings)  # fails fast on a missing weights file
     staging = Path(f"{out}.staging") / settings.key()
     staging.mkdir(parents=True, exist_ok=True)
@@ -305,30 +396,51 @@ def prepare(manifest: pd.DataFrame | str | os.PathLike, root: str | os.PathLike,
                              f"{visual_rate:g} fps for every clip.")
     extras = [c for c in df.columns if c not in ("clip_id", "speaker", "label")]
     writer = StoreWriter(out, name=name or out.name, audio_dim=audio_tool.dim, visual_dim=embedder.dim,
-                         audio_rate=audio_tool.rate, visual_rate=visual_rate, label_names=labels, dtype=dtype)
+                         audio_rate=audio_tool.rate, visual_rate=visual_rate, label_names=labels, dtype=dtype,
+                         frame_level=settings.pool == "none")
     with writer:
         for row, res in zip(rows, report.to_dict("records")):
             if res["status"] == "failed":
                 continue
             with np.load(staging / f"{row['clip_id']}.npz", allow_pickle=False) as z:
-                writer.add(row["clip_id"], row["speaker"], row["label"], z["audio"], z["visual"],
-                           audio_missing=z["audio_missing"], visual_missing=z["visual_missing"],
+                (audio, missing_a), (visual, missing_v) = (POOLING[settings.pool](z[m], z[f"{m}_missing"])
+                                                           for m in ("audio", "visual"))
+                writer.add(row["clip_id"], row["speaker"], row["label"], audio, visual,
+                           audio_missing=missing_a, visual_missing=missing_v,
                            **{c: row[c] for c in extras}, face_rate=round(res["face_rate"], 4),
                            visual_missing_fraction=round(res["visual_missing_fraction"], 4),
                            audio_missing_fraction=round(res["audio_missing_fraction"], 4), flags=res["flags"])
-        tool_settings = {"audio": {"extractor": settings.audio_extractor, **audio_tool.settings()},
-                         "face_detector": detector.settings(),
+        tool_settings = {"audio": {"extractor": settings.audio_extractor, "from": settings.audio_from,
+                                   **audio_tool.settings()},
+                         "face_detector": detector.settings() if detector is not None else None,
                          "visual": {"extractor": settings.visual_embedder, **embedder.settings()},
+                         "pool": settings.pool,
                          "code": {k: _origin(t) for k, t in (("audio", audio_tool), ("visual", embedder))}}
+        _write_side_files(writer.folder, report, failed)  # inside the store before it becomes visible
         summary.store = writer.close({"generator": "avbench.data.prepare", "sources": {"root": str(root.resolve())},
                                       "extraction": tool_settings, "normalized": False,
                                       "clips": {"extracted": int(ok.sum()), "failed": len(failed)},
                                       **(provenance or {})})
-    _write_side_files(out, report, failed)
-    if not keep_staging:
+    if not keep_staging and not settings.save_crops:  # the crops a user asked to see live there
         shutil.rmtree(Path(f"{out}.staging"), ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _frames(frames: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return frames, missing
+
+
+def mean_pool(frames: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One row per clip: the mean of the frames not marked missing (zeros, marked missing, when
+    every frame is), so a clip's missing faces do not pull its mean towards zero."""
+    kept = frames[~missing]
+    if not len(kept):
+        return np.zeros((1, frames.shape[1]), np.float32), np.ones(1, bool)
+    return kept.astype(np.float64).mean(0, keepdims=True).astype(np.float32), np.zeros(1, bool)
+
+
+POOLING = {"none": _frames, "mean": mean_pool}
 
 
 def _origin(tool) -> str:

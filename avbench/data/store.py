@@ -136,6 +136,12 @@ class FeatureStore:
         return self._frames("visual", i)
 
     @property
+    def frame_level(self) -> bool:
+        """False for a pooled store (``--pool mean``: one row per clip); frame-level conditions
+        (masking, bursts, shifts) are meaningless on it and refused when a run is planned."""
+        return bool(self.meta.get("frame_level", True))
+
+    @property
     def normalized(self) -> bool:
         """True when store.json says the features are already z-normalised."""
         return bool(self.meta.get("normalized", False))
@@ -183,8 +189,9 @@ def _read_meta(path: Path) -> dict:
     if not isinstance(missing_frames, list) or not set(missing_frames) <= set(MODALITIES):
         _fail(meta_path, f"missing_frames must be a list of modalities ({', '.join(MODALITIES)}). "
               f"Got {missing_frames!r} instead.")
-    if not isinstance(meta.get("normalized", False), bool):
-        _fail(meta_path, f"normalized must be true or false. Got {meta['normalized']!r} instead.")
+    for key, default in (("normalized", False), ("frame_level", True)):
+        if not isinstance(meta.get(key, default), bool):
+            _fail(meta_path, f"{key} must be true or false. Got {meta[key]!r} instead.")
     for name in DATA_FILES + tuple(f"{m}_missing.bin" for m in missing_frames):
         if not (path / name).is_file():
             _fail(path / name, "file is missing; the feature store is incomplete. Re-create it.")
@@ -296,7 +303,8 @@ class StoreWriter:
 
     def __init__(self, path: str | os.PathLike, *, name: str, audio_dim: int, visual_dim: int,
                  audio_rate: float, visual_rate: float, label_names: list[str],
-                 dtype: str = "float16", synthetic: bool = False, normalized: bool = False):
+                 dtype: str = "float16", synthetic: bool = False, normalized: bool = False,
+                 frame_level: bool = True):
         owner = "StoreWriter"
         self.audio_dim = check_int(audio_dim, "audio_dim", owner, minimum=1)
         self.visual_dim = check_int(visual_dim, "visual_dim", owner, minimum=1)
@@ -304,11 +312,12 @@ class StoreWriter:
         self.visual_rate = check_float(visual_rate, "visual_rate", owner, low=0, low_open=True)
         self.dtype = check_choice(dtype, "dtype", owner, DTYPES)
         names = list(label_names) if not isinstance(label_names, str) else []
-        if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
-            raise ValidationError(f"The 'label_names' parameter of {owner} must be a non-empty list of "
+        if len(names) < 2 or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+            raise ValidationError(f"The 'label_names' parameter of {owner} must be a list of at least two "
                                   f"distinct non-empty strings. Got {label_names!r} instead.")
         self.label_names, self.name, self.synthetic = names, str(name), bool(synthetic)
         self.normalized = bool(check_choice(normalized, "normalized", owner, (True, False)))
+        self.frame_level = bool(check_choice(frame_level, "frame_level", owner, (True, False)))
         self.path = Path(path)
         if self.path.exists():
             _fail(self.path, "already exists; remove it or choose another output path.")
@@ -327,6 +336,12 @@ class StoreWriter:
         self._rows: list[dict] = []
         self._ids: set[str] = set()
         self._closed = False
+
+    @property
+    def folder(self) -> Path:
+        """The hidden folder the store is written in until :meth:`close` moves it into place; side
+        files written here (a prepare's report) appear with the store, never before it."""
+        return self._tmp
 
     def __enter__(self) -> "StoreWriter":
         return self
@@ -438,7 +453,14 @@ class StoreWriter:
                 "n_clips": len(manifest), "synthetic": self.synthetic, "normalized": self.normalized,
                 "missing_frames": missing_frames, "checksums": checksums,
                 "provenance": {**_default_provenance(), **provenance}}
+        if not self.frame_level:
+            meta["frame_level"] = False
         (self._tmp / "store.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        try:
+            FeatureStore.open(self._tmp)  # a store that would not open is never moved into place
+        except DataError:
+            self.abort()
+            raise
         try:
             os.rename(self._tmp, self.path)
         except OSError as exc:
