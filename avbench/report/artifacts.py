@@ -64,6 +64,9 @@ class StatsConfig:
     correction: str = "none"
     alpha: float = 0.05
     test: str = "t"
+    rope: float = 0.01       # region of practical equivalence of the Bayesian comparisons (F1)
+    effect: float = 0.01     # the difference the power columns of stats.csv plan trials for (F1)
+    interval: str = "t"      # interval of the mean differences in stats.csv: t, or also BCa bootstrap
 
     def sentence(self, n: str) -> str:
         test = "one-tailed paired t-test" if self.test == "t" else "one-tailed Wilcoxon signed-rank test"
@@ -72,7 +75,8 @@ class StatsConfig:
         else:
             name = CORRECTION_NAMES.get(self.correction, self.correction)
             corr = f"{name} correction over the comparisons of each cell"
-        return f"{test}, {n} paired trials, α = {self.alpha:g}, {corr}"
+        boot = "; stats.csv adds BCa bootstrap intervals of the mean differences" if self.interval == "bootstrap" else ""
+        return f"{test}, {n} paired trials, α = {self.alpha:g}, {corr}{boot}"
 
 
 @dataclass
@@ -180,7 +184,8 @@ def _coerce(name: str, obj: Any) -> Artifact | ArtifactFamily:
 
 #: Every artifact (and family) by key: the built-ins, and packages' through the ``avbench.report`` group.
 ARTIFACTS: Registry[Artifact | ArtifactFamily] = Registry("report artifact", "avbench.report",
-                                                          ("avbench.report.tables", "avbench.report.figures"))
+                                                          ("avbench.report.tables", "avbench.report.figures",
+                                                           "avbench.report.significance"))
 ARTIFACTS.coerce = _coerce
 ARTIFACT_KINDS = ("table", "figure")
 

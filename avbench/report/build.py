@@ -56,6 +56,7 @@ class Report:
     figures: list[FigureResult] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    power_note: str | None = None   # one line when most comparisons could not detect the wanted effect
 
     @property
     def index(self) -> Path:
@@ -79,7 +80,8 @@ def _attempt(art: Artifact, ctx: ReportContext, report: Report, strict: bool) ->
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: str = "micro_f1",
                  correction: str = DEFAULT_CORRECTION, alpha: float = 0.05, test: str = "t", html_page: bool = True,
-                 figures: bool = True, strict: bool = False) -> Report:
+                 figures: bool = True, strict: bool = False, rope: float = stats.DEFAULT_ROPE,
+                 effect: float = stats.DEFAULT_EFFECT, interval: str = "t") -> Report:
     """Builds every table and figure the run's results support; never trains.
 
     Args:
@@ -95,6 +97,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
         html_page: Also write ``index.html``.
         figures: Draw the figures (False: tables, statistics and index only; much faster).
         strict: Raise when a builder fails instead of listing it as failed (tests use this).
+        rope: Region of practical equivalence of the Bayesian comparisons (0 < rope < 1; default 0.01 F1).
+        effect: The difference the power columns of ``stats.csv`` plan trials for (0 < effect < 1).
+        interval: ``t``, or ``bootstrap`` to add BCa bootstrap intervals of the mean differences to
+            ``stats.csv`` (refused below :data:`avbench.stats.MIN_BOOTSTRAP_TRIALS` trials).
 
     Returns:
         A :class:`Report` listing the tables, figures, skipped artifacts and files written.
@@ -122,7 +128,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     correction = check_choice(str(correction).lower(), "correction", "avbench report", stats.CORRECTIONS)
     alpha = check_float(alpha, "alpha", "avbench report", low=0, high=1, low_open=True, high_open=True)
     check_choice(test, "test", "avbench report", stats.TESTS)
-    cfg = StatsConfig(correction=correction, alpha=alpha, test=test)
+    rope = stats.check_rope(rope, "avbench report")
+    effect = stats.check_effect(effect, "avbench report")
+    stats.check_interval(interval, run.seeds, "avbench report")
+    cfg = StatsConfig(correction=correction, alpha=alpha, test=test, rope=rope, effect=effect, interval=interval)
     src = Path(run_dir)
     out = Path(out) if out is not None else (src if src.is_dir() else src.parent) / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +167,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     # statistics behind the marks
     comps = [t.comparisons for t in report.tables if len(t.comparisons)]
     if comps:
-        write_table(out / "stats.csv", pd.concat(comps, ignore_index=True))
+        tests = stats.add_power(pd.concat(comps, ignore_index=True), effect=cfg.effect)
+        report.power_note = stats.underpowered_message(tests)
+        write_table(out / "stats.csv", tests)
         report.files.append(out / "stats.csv")
 
     _write_data(report)
@@ -277,7 +288,11 @@ def _write_index(report: Report) -> Path:
         lines.append("")
     if (report.out / "stats.csv").exists():
         lines += ["## Statistics", "", "[stats.csv](stats.csv) lists every paired test behind a `*`: means, mean "
-                  "difference with its 95% CI, Cohen's d_z, raw and adjusted p-values.", ""]
+                  "difference with its 95% CI, Cohen's d_z, raw and adjusted p-values, and its power: the minimum "
+                  f"detectable difference (mdd) at power {stats.power.POWER:g} and the trials a difference of "
+                  f"{report.config.effect:g} would need, both at the unadjusted α of each test.", ""]
+        if report.power_note:
+            lines += [f"**Power:** {md_escape(report.power_note)}.", ""]
     path = report.out / "index.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

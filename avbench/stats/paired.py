@@ -231,7 +231,7 @@ def check_interval(interval: Any, n: int, owner: str) -> str:
         raise ValidationError(f"The 'interval' parameter of {owner} is 'bootstrap', which needs at least "
                               f"{MIN_BOOTSTRAP_TRIALS} paired trials; got {n}. With so few trials the "
                               f"resampled means take only a few distinct values and the BCa correction "
-                              f"rests on almost nothing: use interval='t'.", param="interval", owner=owner)
+                              f"rests on almost nothing: use the t-interval.", param="interval", owner=owner)
     return interval
 
 
