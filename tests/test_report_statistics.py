@@ -62,7 +62,9 @@ def test_ranking_skipped_below_five_blocks(tmp_path):
     report = build_report(run, tmp_path / "report", figures=False)
     reasons = {s.artifact: s.reason for s in report.skipped}
     assert "at least 5 blocks" in reasons["Table R2 (mean ranks across conditions)"]
-    assert "at least 5 blocks" in (tmp_path / "report" / "index.md").read_text()
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "at least 5 blocks" in index
+    assert "ROPE of ±0.01" in index  # the ROPE is recorded with the run's statistics settings
 
 
 def test_without_the_extra_only_its_artifacts_are_skipped(tmp_path, monkeypatch):
@@ -107,17 +109,19 @@ def test_unpaired_trials_get_a_note_not_an_abort(tmp_path):
     assert any("not paired" in n and "Baseline 1" in n for n in table.notes)
 
 
-def test_stats_csv_has_power_and_report_prints_the_line(tmp_path):
-    out = CliRunner().invoke(main, ["report", str(EXAMPLE), "--out", str(tmp_path / "r"), "--no-html",
-                                    "--effect", "0.02"])
-    assert out.exit_code == 0, out.output
+def test_stats_csv_has_power_and_report_prints_the_line(tmp_path, capsys):
+    from avbench.cli import _print_report
+
+    report = build_report(EXAMPLE, tmp_path / "r", figures=False, html_page=False, effect=0.02)
+    _print_report(report)
+    output = capsys.readouterr().out
     tests = pd.read_csv(tmp_path / "r" / "stats.csv")
     for col in ("sd_diff", "mdd", "trials_needed", "effect"):
         assert col in tests.columns
     row = tests.iloc[0]
     assert row["mdd"] == pytest.approx(stats.minimum_detectable_difference(row["sd_diff"], row["n"]))
     assert row["effect"] == 0.02
-    line = next(x for x in out.output.splitlines() if "power:" in x)
+    line = next(x for x in output.splitlines() if "power:" in x)
     assert "with 3 trials, differences below" in line and "would be needed for 0.02" in line
 
 

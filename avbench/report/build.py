@@ -243,7 +243,8 @@ def provenance_rows(report: Report) -> list[tuple[str, str]]:
                                         for m in machines) or "not recorded"))
     cfg = report.config
     rows.append(("Statistics", f"{cfg.sentence(str(prov.get('seeds', run.seeds)))}; '*' needs every comparison "
-                               f"of a cell to be significant"))
+                               f"of a cell to be significant; Bayesian comparisons with a ROPE of ±{cfg.rope:g}; "
+                               f"trials planned for a difference of {cfg.effect:g}"))
     rows.append(("Figure metric", style.metric_label(report.metric)))
     rows.append(("Report", f"avbench {avbench.__version__}, built "
                            f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from {run.source}"))

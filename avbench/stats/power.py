@@ -12,7 +12,6 @@ its asymptotic efficiency (at least 0.864 of the t-test's) makes a mild under-es
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -72,14 +71,22 @@ def trials_needed(sd: float, effect: float, alpha: float = 0.05, power: float = 
     if not (math.isfinite(sd) and sd > 0):
         return math.nan
     d = effect / sd
-    solver = TTestPower()
     alt = _ALTERNATIVE[alternative]
-    if solver.power(d, MAX_TRIALS, alpha, alternative=alt) < power:
+
+    def enough(n: int) -> bool:
+        return float(TTestPower().power(d, n, alpha, alternative=alt)) >= power
+
+    # power grows with n: double, then bisect (statsmodels' own solve_power for nobs gives up, NaN, when the
+    # answer is below its first bracket, as for an effect many sds large)
+    if not enough(MAX_TRIALS):
         return math.inf
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # statsmodels warns when its first bracket misses; the fallback converges
-        n = solver.solve_power(effect_size=d, nobs=None, alpha=alpha, power=power, alternative=alt)
-    return max(2, math.ceil(float(np.asarray(n).item()) - 1e-9))
+    lo, hi = 1, 2
+    while not enough(hi):
+        lo, hi = hi, min(2 * hi, MAX_TRIALS)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
 
 
 def add_power(comparisons: pd.DataFrame, effect: float = DEFAULT_EFFECT, power: float = POWER) -> pd.DataFrame:
