@@ -164,3 +164,25 @@ def test_calibration_figures_read_metric_rows(tmp_path, ctx):
     v = t[(t["model"] == "auxformer") & (t["condition"] == "full") & (t["metric"] == "ece") & (t["variant"] == "default")
           & (t["regime"] == "optimized")]["value"]
     assert float(cell.text) == pytest.approx(v.mean(), abs=0.0006)
+
+
+def test_reproduce_refuses_bad_statistics_options_before_training(tmp_path):
+    for args, what in ((["--rope", "0"], "--rope"), (["--effect", "-0.1"], "--effect"),
+                       (["--interval", "bootstrap"], "--interval")):  # the quick profile has 3 trials
+        out = CliRunner().invoke(main, ["reproduce", "--run-dir", str(tmp_path / "run"), *args])
+        assert out.exit_code == 2 and what in out.output, out.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_bootstrap_intervals_reach_stats_csv_from_ten_trials(tmp_path):
+    # ten trials: the example's three, and seven more shifted copies of them (paired by seed across models)
+    def more_trials(t):
+        extra = [t.assign(seed=t["seed"] + 3 * k, value=t["value"] + 0.001 * k) for k in range(1, 4)]
+        t = pd.concat([t, *extra])
+        return t[t["seed"] < 10]
+    run = copy_run(tmp_path, more_trials)
+    report = build_report(run, tmp_path / "r", figures=False, html_page=False, interval="bootstrap")
+    tests = pd.read_csv(tmp_path / "r" / "stats.csv")
+    row = tests[tests["n"] == 10].iloc[0]
+    assert np.isfinite(row["boot_low"]) and row["boot_low"] <= row["mean_diff"] <= row["boot_high"]
+    assert "BCa bootstrap" in report.tables[0].caption
