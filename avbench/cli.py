@@ -703,16 +703,17 @@ def msp_improv_prepare(labels, root, out, name_regex, **opts):
 
 # --------------------------------------------------------------------------- reports
 REPORT_DEFAULT_CORRECTION = "holm"  # = avbench.report.DEFAULT_CORRECTION (kept here so --help stays fast)
+DEFAULT_ROPE = DEFAULT_EFFECT = 0.01  # = avbench.stats.DEFAULT_ROPE and DEFAULT_EFFECT (likewise)
 
 
 def _report_options(fn):
     fn = click.option("--interval", default="t", show_default=True, type=click.Choice(["t", "bootstrap"]),
                       help="Interval of the mean differences in stats.csv: the t-interval, or also a BCa bootstrap "
                            "interval (from 10 trials up).")(fn)
-    fn = click.option("--effect", default=0.01, show_default=True, type=float,
+    fn = click.option("--effect", default=DEFAULT_EFFECT, show_default=True, type=float,
                       help="The difference (F1) stats.csv plans trials for: its trials_needed column and the power "
                            "line printed when most comparisons could not detect it.")(fn)
-    fn = click.option("--rope", default=0.01, show_default=True, type=float,
+    fn = click.option("--rope", default=DEFAULT_ROPE, show_default=True, type=float,
                       help="Region of practical equivalence (F1) of the Bayesian comparisons: differences within "
                            "±ROPE count as equivalent.")(fn)
     fn = click.option("--no-html", is_flag=True, help="Write index.md only (no index.html).")(fn)
@@ -761,7 +762,7 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html, rope, effect
 
 @main.command(short_help="How small a difference a run can detect, and how many trials a wanted one needs.")
 @click.argument("run_dir", type=click.Path())
-@click.option("--effect", default=0.01, show_default=True, type=float, help="The difference (F1) to detect.")
+@click.option("--effect", default=DEFAULT_EFFECT, show_default=True, type=float, help="The difference (F1) to detect.")
 @click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Level of each paired test (unadjusted).")
 @click.option("--test", "test_", default="t", show_default=True, type=click.Choice(["t", "wilcoxon"]),
@@ -792,7 +793,7 @@ def power(run_dir, effect, alpha, test_, out):
 @click.argument("run_b", type=click.Path())
 @click.option("--metric", "metrics", multiple=True, default=("micro_f1", "macro_f1"), show_default=True,
               help="Metric to compare (repeatable); the cells --fail-if-worse checks.")
-@click.option("--rope", default=0.01, show_default=True, type=float,
+@click.option("--rope", default=DEFAULT_ROPE, show_default=True, type=float,
               help="Region of practical equivalence of the Bayesian comparison.")
 @click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Level of the Holm-corrected paired t-tests.")

@@ -186,3 +186,9 @@ def test_bootstrap_intervals_reach_stats_csv_from_ten_trials(tmp_path):
     row = tests[tests["n"] == 10].iloc[0]
     assert np.isfinite(row["boot_low"]) and row["boot_low"] <= row["mean_diff"] <= row["boot_high"]
     assert "BCa bootstrap" in report.tables[0].caption
+
+
+def test_cli_defaults_match_the_library():
+    from avbench import cli
+
+    assert cli.DEFAULT_ROPE == stats.DEFAULT_ROPE and cli.DEFAULT_EFFECT == stats.DEFAULT_EFFECT

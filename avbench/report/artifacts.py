@@ -26,7 +26,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from avbench.registry import Registry, RegistryError
-from avbench.stats import CORRECTION_NAMES
+from avbench.stats import CORRECTION_NAMES, DEFAULT_EFFECT, DEFAULT_ROPE
 from avbench.report.presentation import unimodal_reference
 from avbench.report.rundata import RunData
 from avbench.results import select, shift_suffix
@@ -64,8 +64,8 @@ class StatsConfig:
     correction: str = "none"
     alpha: float = 0.05
     test: str = "t"
-    rope: float = 0.01       # region of practical equivalence of the Bayesian comparisons (F1)
-    effect: float = 0.01     # the difference the power columns of stats.csv plan trials for (F1)
+    rope: float = DEFAULT_ROPE      # region of practical equivalence of the Bayesian comparisons (F1)
+    effect: float = DEFAULT_EFFECT  # the difference the power columns of stats.csv plan trials for (F1)
     interval: str = "t"      # interval of the mean differences in stats.csv: t, or also BCa bootstrap
 
     def sentence(self, n: str) -> str:
