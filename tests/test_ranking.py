@@ -86,6 +86,12 @@ def test_models_missing_from_a_block_are_dropped_and_named():
                                      "metric": "auc", "value": 0.9}])])
     r = rank_models(t, "auc")
     assert "partial" not in r.mean_ranks.index and "13 of 14" in r.dropped["partial"]
+    # a NaN trial leaves its block's score unknown: the model drops out, named, instead of averaging the rest
+    t = tidy(AUC, trials=2)
+    t.loc[(t["model"] == "C4.5") & (t["condition"] == "set03") & (t["seed"] == 1), "value"] = float("nan")
+    with pytest.raises(ValidationError, match="at least 3 models"):
+        rank_models(t[t["model"] != "C4.5+cf"], "auc")
+    assert "1 of 14" in rank_models(t, "auc").dropped["C4.5"]
 
 
 def test_too_few_models_or_unknown_columns_refused():

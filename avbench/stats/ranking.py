@@ -138,14 +138,16 @@ class Ranking:
 
 
 def _block_matrix(rows: pd.DataFrame, blocks: list[str], model: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    means = rows.groupby(blocks + [model], dropna=False, observed=True)["value"].mean().unstack(model)
+    grouped = rows.groupby(blocks + [model], dropna=False, observed=True)["value"]
+    # a NaN trial makes its block's mean unknown rather than the mean of the other trials
+    means = grouped.mean().where(grouped.count() == grouped.size()).unstack(model)
     means.index = [" / ".join("–" if pd.isna(v) else str(v) for v in (key if isinstance(key, tuple) else (key,)))
                    for key in means.index]
     dropped = {}
     for m in means.columns:
         missing = int(means[m].isna().sum())
         if missing:
-            dropped[str(m)] = f"not scored in {missing} of {len(means)} blocks"
+            dropped[str(m)] = f"not scored (or a NaN score) in {missing} of {len(means)} blocks"
     means = means.dropna(axis=1)
     means.columns = [str(c) for c in means.columns]
     return means, dropped
