@@ -107,3 +107,11 @@ def choose_proposed(requested: Sequence[str], models: Iterable[str], *, recorded
         if names:
             return check_proposed(names, models, where)
     return default_proposed(models)
+
+
+def proposed_of_run(run, requested: Sequence[str] = ()) -> tuple[str, ...]:
+    """:func:`choose_proposed` for a :class:`avbench.report.rundata.RunData`: its models, the choice recorded
+    in its directory and the one its saved ``data/provenance.json`` holds."""
+    root = run.source if Path(run.source).is_dir() else Path(run.source).parent
+    return choose_proposed(requested, run.table["model"].astype(str).unique(), recorded=recorded_choice(root),
+                           saved=run.saved_provenance.get("proposed") or ())

@@ -327,3 +327,20 @@ def test_stats_and_the_report_select_rows_by_one_rule():
         assert set(picked["condition"]) == {condition} and len(picked) == 5
         pairs = paired_scores(table, "micro_f1", {"model": "a", "level": level}, {"model": "b", "level": level})
         assert pairs["a"].tolist() == picked["value"].tolist()
+
+
+# ---------------------------------------------------------------------------- bootstrap intervals
+def test_bootstrap_interval_is_scipys_bca():
+    rng = np.random.default_rng(5)
+    a = rng.normal(0.72, 0.02, 12)
+    b = a - rng.normal(0.01, 0.01, 12)
+    res = paired_test(a, b, interval="bootstrap")
+    ref = stats.bootstrap((a - b,), np.mean, method="BCa", n_resamples=9999, rng=np.random.default_rng(0))
+    assert (res.boot_low, res.boot_high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
+    assert (res.ci_low, res.ci_high) != pytest.approx((res.boot_low, res.boot_high))  # beside the t-interval
+    assert math.isnan(paired_test(a, b).boot_low)
+
+
+def test_bootstrap_refused_below_ten_trials():
+    with pytest.raises(ValidationError, match="at least 10 paired trials"):
+        paired_test([0.7] * 9, [0.6] * 9, interval="bootstrap")

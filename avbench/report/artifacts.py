@@ -28,7 +28,7 @@ import pandas as pd
 
 from avbench.proposed import default_proposed
 from avbench.registry import Registry, RegistryError
-from avbench.stats import CORRECTION_NAMES
+from avbench.stats import CORRECTION_NAMES, DEFAULT_EFFECT, DEFAULT_ROPE
 from avbench.report.presentation import model_label, table_label, unimodal_reference
 from avbench.report.rundata import RunData
 from avbench.results import select, shift_suffix
@@ -66,6 +66,9 @@ class StatsConfig:
     correction: str = "none"
     alpha: float = 0.05
     test: str = "t"
+    rope: float = DEFAULT_ROPE      # region of practical equivalence of the Bayesian comparisons (F1)
+    effect: float = DEFAULT_EFFECT  # the difference the power columns of stats.csv plan trials for (F1)
+    interval: str = "t"      # interval of the mean differences in stats.csv: t, or also BCa bootstrap
 
     def sentence(self, n: str) -> str:
         test = "one-tailed paired t-test" if self.test == "t" else "one-tailed Wilcoxon signed-rank test"
@@ -74,7 +77,8 @@ class StatsConfig:
         else:
             name = CORRECTION_NAMES.get(self.correction, self.correction)
             corr = f"{name} correction over the comparisons of each cell"
-        return f"{test}, {n} paired trials, α = {self.alpha:g}, {corr}"
+        boot = "; stats.csv adds BCa bootstrap intervals of the mean differences" if self.interval == "bootstrap" else ""
+        return f"{test}, {n} paired trials, α = {self.alpha:g}, {corr}{boot}"
 
 
 @dataclass
@@ -214,7 +218,7 @@ def _coerce(name: str, obj: Any) -> Artifact | ArtifactFamily:
 #: Every artifact (and family) by key: the built-ins, and packages' through the ``avbench.report`` group.
 ARTIFACTS: Registry[Artifact | ArtifactFamily] = Registry("report artifact", "avbench.report",
                                                           ("avbench.report.tables", "avbench.report.figures",
-                                                           "avbench.report.curves"))
+                                                           "avbench.report.curves", "avbench.report.significance"))
 ARTIFACTS.coerce = _coerce
 ARTIFACT_KINDS = ("table", "figure")
 

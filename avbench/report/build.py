@@ -36,7 +36,7 @@ from avbench.report.artifacts import (DEFAULT_CORRECTION, SYNTHETIC_BANNER, Arti
 from avbench.report.figures import FigureResult
 from avbench.report.render import Table, md_escape
 from avbench.report.rundata import PERFORMANCE_METRICS, RunData, load_run
-from avbench.proposed import choose_proposed, recorded_choice
+from avbench.proposed import proposed_of_run
 from avbench.results import write_json, write_table
 from avbench.validation import ValidationError, check_choice, check_float
 
@@ -77,6 +77,7 @@ class Report:
     files: list[Path] = field(default_factory=list)
     in_the_way: list[Path] = field(default_factory=list)  # the user's files kept where the report would write
     dest: Path | None = None  # the report directory (``out`` once published)
+    power_note: str | None = None   # one line when most comparisons could not detect the wanted effect
 
     @property
     def index(self) -> Path:
@@ -100,7 +101,8 @@ def _attempt(art: Artifact, ctx: ReportContext, report: Report, strict: bool) ->
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: str = "micro_f1",
                  correction: str = DEFAULT_CORRECTION, alpha: float = 0.05, test: str = "t", html_page: bool = True,
                  figures: bool = True, strict: bool = False, proposed: tuple[str, ...] | list[str] = (),
-                 force: bool = False, latex_bundle: bool = False) -> Report:
+                 force: bool = False, latex_bundle: bool = False,
+                 rope: float = stats.DEFAULT_ROPE, effect: float = stats.DEFAULT_EFFECT, interval: str = "t") -> Report:
     """Builds every table and figure the run's results support; never trains.
 
     Args:
@@ -123,6 +125,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
             and those where the report would write are kept (and listed in ``Report.in_the_way``).
         latex_bundle: Also write ``paper/``: every table's ``.tex`` and figure's PDF with ``tables.tex``
             and ``figures.tex`` to ``\\input`` in a paper (:mod:`avbench.report.bundle`).
+        rope: Region of practical equivalence of the Bayesian comparisons (0 < rope < 1; default 0.01 F1).
+        effect: The difference the power columns of ``stats.csv`` plan trials for (0 < effect < 1).
+        interval: ``t``, or ``bootstrap`` to add BCa bootstrap intervals of the mean differences to
+            ``stats.csv`` (refused below :data:`avbench.stats.MIN_BOOTSTRAP_TRIALS` trials).
 
     Returns:
         A :class:`Report` listing the tables, figures, skipped and failed artifacts and files written.
@@ -150,11 +156,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     correction = check_choice(str(correction).lower(), "correction", "avbench report", stats.CORRECTIONS)
     alpha = check_float(alpha, "alpha", "avbench report", low=0, high=1, low_open=True, high_open=True)
     check_choice(test, "test", "avbench report", stats.TESTS)
-    cfg = StatsConfig(correction=correction, alpha=alpha, test=test)
+    rope = stats.check_rope(rope, "avbench report")
+    effect = stats.check_effect(effect, "avbench report")
+    stats.check_interval(interval, run.seeds, "avbench report")
+    cfg = StatsConfig(correction=correction, alpha=alpha, test=test, rope=rope, effect=effect, interval=interval)
     src = Path(run_dir)
     root = src if src.is_dir() else src.parent
-    chosen = choose_proposed(list(proposed), run.table["model"].astype(str).unique(), recorded=recorded_choice(root),
-                             saved=run.saved_provenance.get("proposed") or ())
+    chosen = proposed_of_run(run, list(proposed))
     dest = Path(out) if out is not None else root / "report"
     old = check_out(dest, force)
     staging = dest / STAGING
@@ -203,7 +211,9 @@ def _build(report: Report, strict: bool, figures: bool, html_page: bool, latex_b
     # statistics behind the marks
     comps = [t.comparisons for t in report.tables if len(t.comparisons)]
     if comps:
-        write_table(out / "stats.csv", pd.concat(comps, ignore_index=True))
+        tests = stats.add_power(pd.concat(comps, ignore_index=True), effect=report.config.effect)
+        report.power_note = stats.underpowered_message(tests)
+        write_table(out / "stats.csv", tests)
         report.files.append(out / "stats.csv")
 
     report.files += bundle.write_bundle(report) if latex_bundle else []
@@ -325,7 +335,8 @@ def provenance_rows(report: Report) -> list[tuple[str, str]]:
                                         for m in machines) or "not recorded"))
     cfg = report.config
     rows.append(("Statistics", f"{cfg.sentence(str(prov.get('seeds', run.seeds)))}; '*' needs every comparison "
-                               f"of a cell to be significant"))
+                               f"of a cell to be significant; Bayesian comparisons with a ROPE of ±{cfg.rope:g}; "
+                               f"trials planned for a difference of {cfg.effect:g}"))
     rows.append(("Figure metric", style.metric_label(report.metric)))
     rows.append(("Report", f"avbench {avbench.__version__}, built "
                            f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from {run.source}"))
@@ -377,7 +388,11 @@ def _write_index(report: Report) -> Path:
         lines.append("")
     if (report.out / "stats.csv").exists():
         lines += ["## Statistics", "", "[stats.csv](stats.csv) lists every paired test behind a `*`: means, mean "
-                  "difference with its 95% CI, Cohen's d_z, raw and adjusted p-values.", ""]
+                  "difference with its 95% CI, Cohen's d_z, raw and adjusted p-values, and its power: the minimum "
+                  f"detectable difference (mdd) at power {stats.power.POWER:g} and the trials a difference of "
+                  f"{report.config.effect:g} would need, both at the unadjusted α of each test.", ""]
+        if report.power_note:
+            lines += [f"**Power:** {md_escape(report.power_note)}.", ""]
     path = report.out / "index.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

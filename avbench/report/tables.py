@@ -133,7 +133,7 @@ class Builder:
                 res = stats.compare(stacked, metric, {"arm": 0},
                                     {spec.label: {"arm": i} for i, (spec, _) in enumerate(arms[1:], 1)},
                                     test=self.ctx.config.test, alpha=self.ctx.config.alpha,
-                                    correction=self.ctx.config.correction)
+                                    correction=self.ctx.config.correction, interval=self.ctx.config.interval)
             if any(issubclass(w.category, stats.TooFewTrialsWarning) for w in caught):
                 self.few_trials = True
         except ValidationError as exc:

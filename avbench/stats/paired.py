@@ -29,12 +29,21 @@ from avbench.results import matches
 from avbench.validation import ValidationError, check_choice, check_float
 
 __all__ = [
-    "ALTERNATIVES", "COLUMNS", "CORRECTION_NAMES", "CORRECTIONS", "MIN_TRIALS", "TESTS", "PairedTest",
-    "TooFewTrialsWarning", "compare", "compare_all", "correct", "paired_scores", "paired_test", "significance_mark",
-    "summarize",
+    "ALTERNATIVES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "COLUMNS", "CORRECTION_NAMES", "CORRECTIONS",
+    "INTERVALS", "MIN_BOOTSTRAP_TRIALS", "MIN_TRIALS", "TESTS", "PairedTest", "TooFewTrialsWarning",
+    "bootstrap_interval", "check_interval", "compare", "compare_all", "correct", "paired_arrays", "paired_scores",
+    "paired_test", "significance_mark", "summarize",
 ]
 
 TESTS = ("t", "wilcoxon")
+#: How the interval of a mean difference is computed: the t-interval, or also scipy's BCa bootstrap.
+INTERVALS = ("t", "bootstrap")
+#: Fewer trials than this and a bootstrap interval is refused: with a handful of values the resamples
+#: take only a few distinct means, and BCa's bias and acceleration estimates rest on almost nothing.
+MIN_BOOTSTRAP_TRIALS = 10
+#: Resamples and seed of every bootstrap interval, so a report rebuilt from the same data is identical.
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0
 ALTERNATIVES = ("greater", "less", "two-sided")
 MIN_TRIALS = 5
 #: "none" (the paper) plus every name ``multipletests`` accepts (statsmodels 0.14/0.15 aliases).
@@ -48,8 +57,8 @@ CORRECTIONS = (
 CORRECTION_NAMES = {"holm": "Holm", "h": "Holm", "bonferroni": "Bonferroni", "b": "Bonferroni", "bonf": "Bonferroni",
                     "sidak": "Šidák", "holm-sidak": "Holm-Šidák", "hommel": "Hommel", "simes-hochberg": "Hochberg",
                     "fdr_bh": "Benjamini-Hochberg (FDR)", "fdr_by": "Benjamini-Yekutieli (FDR)"}
-COLUMNS = ("metric", "proposed", "baseline", "n", "mean_proposed", "mean_baseline", "mean_diff",
-           "ci_low", "ci_high", "cohen_dz", "statistic", "pvalue", "p_adjusted", "significant",
+COLUMNS = ("metric", "proposed", "baseline", "n", "mean_proposed", "mean_baseline", "mean_diff", "sd_diff",
+           "ci_low", "ci_high", "boot_low", "boot_high", "cohen_dz", "statistic", "pvalue", "p_adjusted", "significant",
            "test", "alternative", "correction", "alpha")
 
 
@@ -66,10 +75,13 @@ class PairedTest:
         mean_a: Mean score of ``a``.
         mean_b: Mean score of ``b``.
         mean_diff: Mean of the per-seed differences ``a - b``.
+        sd_diff: Sample standard deviation (ddof 1) of those differences: what power and trial counts need.
         statistic: The test statistic as scipy reports it (t, or Wilcoxon's signed-rank sum).
         pvalue: The p-value as scipy reports it (NaN when every difference is zero for the t-test).
         ci_low: Lower end of the two-sided t-interval of ``mean_diff``.
         ci_high: Upper end of that interval.
+        boot_low: Lower end of the BCa bootstrap interval of ``mean_diff`` (NaN unless asked for).
+        boot_high: Upper end of that interval.
         cohen_dz: Cohen's d_z = mean(diff) / std(diff, ddof=1); +/-inf when the differences are a
             nonzero constant, NaN when they are all zero.
         test: "t" or "wilcoxon".
@@ -81,6 +93,7 @@ class PairedTest:
     mean_a: float
     mean_b: float
     mean_diff: float
+    sd_diff: float
     statistic: float
     pvalue: float
     ci_low: float
@@ -89,6 +102,8 @@ class PairedTest:
     test: str
     alternative: str
     significant: bool
+    boot_low: float = math.nan
+    boot_high: float = math.nan
 
 
 def _check_table(table: Any, owner: str) -> None:
@@ -182,20 +197,54 @@ def paired_scores(table: pd.DataFrame, metric: str, a: Mapping[str, Any],
     return pd.DataFrame({"seed": seeds, "a": sa.loc[seeds].to_numpy(), "b": sb.loc[seeds].to_numpy()})
 
 
-def _scores(x: Any, name: str) -> np.ndarray:
+def _scores(x: Any, name: str, owner: str = "paired_test") -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=float)
     except (TypeError, ValueError):
-        raise ValidationError(f"The {name!r} parameter of paired_test must be a 1-D array of numeric "
+        raise ValidationError(f"The {name!r} parameter of {owner} must be a 1-D array of numeric "
                               f"per-seed scores. Got {x!r} instead.") from None
     if arr.ndim != 1:
-        raise ValidationError(f"The {name!r} parameter of paired_test must be a 1-D array of per-seed "
+        raise ValidationError(f"The {name!r} parameter of {owner} must be a 1-D array of per-seed "
                               f"scores. Got shape {arr.shape} instead.")
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise ValidationError(f"The {name!r} scores of paired_test are NaN or inf at positions "
+        raise ValidationError(f"The {name!r} scores of {owner} are NaN or inf at positions "
                               f"{bad.tolist()}; every trial needs a finite score.")
     return arr
+
+
+def paired_arrays(a: Any, b: Any, owner: str, least: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` as finite 1-D float arrays of equal length, at least ``least`` long (else refused)."""
+    a, b = _scores(a, "a", owner), _scores(b, "b", owner)
+    if a.size != b.size:
+        raise ValidationError(f"{owner} needs one score per trial on both sides, paired by seed. "
+                              f"Got {a.size} scores in 'a' and {b.size} in 'b' instead.")
+    if a.size < least:
+        raise ValidationError(f"{owner} needs at least {least} paired trials. Got {a.size} instead.")
+    return a, b
+
+
+def check_interval(interval: Any, n: int, owner: str) -> str:
+    """Refuses an unknown interval, and ``bootstrap`` below :data:`MIN_BOOTSTRAP_TRIALS` trials."""
+    check_choice(interval, "interval", owner, INTERVALS)
+    if interval == "bootstrap" and n < MIN_BOOTSTRAP_TRIALS:
+        raise ValidationError(f"The 'interval' parameter of {owner} is 'bootstrap', which needs at least "
+                              f"{MIN_BOOTSTRAP_TRIALS} paired trials; got {n}. With so few trials the "
+                              f"resampled means take only a few distinct values and the BCa correction "
+                              f"rests on almost nothing: use the t-interval.", param="interval", owner=owner)
+    return interval
+
+
+def bootstrap_interval(diff: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The BCa bootstrap interval of the mean of ``diff`` (``scipy.stats.bootstrap``, fixed seed).
+
+    Constant differences have no spread to resample: their interval is the single value itself.
+    """
+    if np.ptp(diff) == 0:
+        return float(diff[0]), float(diff[0])
+    res = stats.bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES,
+                          method="BCa", rng=np.random.default_rng(BOOTSTRAP_SEED))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _t_half_width(sd: float, n: int, confidence: float) -> float:
@@ -222,7 +271,7 @@ def _cohen_dz(mean: float, sd: float) -> float:
 
 
 def paired_test(a: Any, b: Any, *, alternative: str = "greater", test: str = "t",
-                alpha: float = 0.05, confidence: float = 0.95) -> PairedTest:
+                alpha: float = 0.05, confidence: float = 0.95, interval: str = "t") -> PairedTest:
     """Tests whether scores ``a`` beat scores ``b`` over the same trials (paired by position).
 
     The defaults are the paper's: a one-tailed matched-pair t-test (``scipy.stats.ttest_rel``) at
@@ -238,6 +287,8 @@ def paired_test(a: Any, b: Any, *, alternative: str = "greater", test: str = "t"
         test: "t" or "wilcoxon".
         alpha: Significance level for ``significant``.
         confidence: Coverage of the interval of the mean difference.
+        interval: "t" (the t-interval only) or "bootstrap": also the BCa bootstrap interval
+            (``boot_low``, ``boot_high``), refused below :data:`MIN_BOOTSTRAP_TRIALS` trials.
 
     Returns:
         A :class:`PairedTest`. When every difference is the same, the t-test's p-value is what scipy
@@ -255,13 +306,9 @@ def paired_test(a: Any, b: Any, *, alternative: str = "greater", test: str = "t"
     alpha = check_float(alpha, "alpha", owner, low=0, high=1, low_open=True, high_open=True)
     confidence = check_float(confidence, "confidence", owner, low=0, high=1, low_open=True,
                              high_open=True)
-    a, b = _scores(a, "a"), _scores(b, "b")
-    if a.size != b.size:
-        raise ValidationError(f"paired_test needs one score per trial on both sides, paired by seed. "
-                              f"Got {a.size} scores in 'a' and {b.size} in 'b' instead.")
+    a, b = paired_arrays(a, b, owner)
     n = a.size
-    if n < 2:
-        raise ValidationError(f"paired_test needs at least 2 paired trials. Got {n} instead.")
+    check_interval(interval, n, owner)
     if n < MIN_TRIALS:
         warnings.warn(f"Only {n} paired trials: too few trials for the test to mean anything "
                       f"(use at least {MIN_TRIALS}; the paper uses 20).", TooFewTrialsWarning,
@@ -272,10 +319,11 @@ def paired_test(a: Any, b: Any, *, alternative: str = "greater", test: str = "t"
     run = stats.ttest_rel if test == "t" else stats.wilcoxon
     res = run(a, b, alternative=alternative)
     p = float(res.pvalue)
-    return PairedTest(n=n, mean_a=float(a.mean()), mean_b=float(b.mean()), mean_diff=mean,
+    boot = bootstrap_interval(diff, confidence) if interval == "bootstrap" else (math.nan, math.nan)
+    return PairedTest(n=n, mean_a=float(a.mean()), mean_b=float(b.mean()), mean_diff=mean, sd_diff=sd,
                       statistic=float(res.statistic), pvalue=p, ci_low=mean - half,
                       ci_high=mean + half, cohen_dz=_cohen_dz(mean, sd), test=test,
-                      alternative=alternative, significant=bool(p <= alpha))
+                      alternative=alternative, significant=bool(p <= alpha), boot_low=boot[0], boot_high=boot[1])
 
 
 def _check_correction(method: Any, owner: str) -> str:
@@ -325,7 +373,7 @@ def _label(filt: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
 def compare(table: pd.DataFrame, metric: str, proposed: Mapping[str, Any],
             baselines: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]], *,
             alternative: str = "greater", test: str = "t", alpha: float = 0.05,
-            correction: str = "holm", confidence: float = 0.95) -> pd.DataFrame:
+            correction: str = "holm", confidence: float = 0.95, interval: str = "t") -> pd.DataFrame:
     """Tests the proposed model against each baseline on the same seeds, then corrects.
 
     Defaults follow the paper (one-tailed paired t-test, alpha 0.05) except the correction: the
@@ -343,6 +391,7 @@ def compare(table: pd.DataFrame, metric: str, proposed: Mapping[str, Any],
         alpha: Significance level, used for the raw tests and the correction.
         correction: "none" or a ``multipletests`` method; see :func:`correct`.
         confidence: Coverage of the interval of the mean difference.
+        interval: See :func:`paired_test`.
 
     Returns:
         One row per baseline with columns :data:`COLUMNS`: means, mean difference (proposed minus
@@ -370,7 +419,7 @@ def compare(table: pd.DataFrame, metric: str, proposed: Mapping[str, Any],
                                   f"({dict(proposed)!r}); a model cannot be its own baseline.")
         pairs = paired_scores(table, metric, proposed, filt)
         res = paired_test(pairs["a"], pairs["b"], alternative=alternative, test=test, alpha=alpha,
-                          confidence=confidence)
+                          confidence=confidence, interval=interval)
         rows.append({"baseline": name, **asdict(res)})
     out = pd.DataFrame(rows).rename(columns={"mean_a": "mean_proposed", "mean_b": "mean_baseline"})
     out["significant"], out["p_adjusted"] = correct(out["pvalue"], correction, alpha)
