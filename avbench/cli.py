@@ -339,13 +339,16 @@ def models_list(classes, audio_dim, visual_dim, profile, as_json):
                                 **prof.model_config(meta))
         rows.append({"name": name, "modalities": list(meta.modalities), "params": n,
                      "paper_params": meta.paper_params, "description": meta.description})
+    broken = MODELS.broken()  # listed with their error; only a run naming one fails
     if as_json:
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(rows + [{"name": name, "error": error} for name, error in broken.items()], indent=1))
         return
     click.echo(f"{'model':<18} {'modalities':<13} {'params':>11} {'paper':>11}  description")
     for r in rows:
         paper = f"{r['paper_params']:,}" if r["paper_params"] else "-"
         click.echo(f"{r['name']:<18} {'+'.join(r['modalities']):<13} {r['params']:>11,} {paper:>11}  {r['description']}")
+    for name, error in broken.items():
+        click.echo(f"{name:<18} {'?':<13} {'-':>11} {'-':>11}  BROKEN: {error}")
     click.echo(f"\n(counts at {classes} classes, audio {audio_dim}, visual {visual_dim}, profile {profile}; "
                "the paper's Table 5 is at 4 / 130 / 4096)")
 
