@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from avbench.conditions import Condition, expand
+from avbench.conditions import Condition, check_distinct, expand
 from avbench.registry import PROTOCOLS
 from avbench.training import REGIMES
 from avbench.validation import ValidationError, check_choice, check_float, check_path_component
@@ -97,8 +97,10 @@ class Protocol:
         regimes = tuple(check_choice(r, "regimes", owner, REGIMES) for r in d.get("regimes", ["optimized"]))
         variants = _variants(d.get("variants") or [], owner) or (DEFAULT_VARIANT,)
         conditions = tuple(c for spec in d.get("conditions", [{"kind": "full"}]) for c in expand(spec))
+        check_distinct(conditions, owner)
         nc = d.get("needs_conditions")
         needs_conditions = None if nc is None else tuple(c for spec in nc for c in expand(spec))
+        check_distinct(needs_conditions or (), owner)
         shift = check_float(d.get("train_shift_ms", 0.0), "train_shift_ms", owner, low=0.0)
         nr = d.get("needs_regimes")
         return cls(name=str(d["name"]), description=str(d.get("description", "")).strip(),
@@ -161,7 +163,12 @@ def members(protocol: Protocol) -> list[Protocol]:
             visit(get_protocol(name))
 
     visit(protocol)
-    return [p for p in seen.values() if p.conditions and (p.regimes or p.needs)]
+    found = [p for p in seen.values() if p.conditions and (p.regimes or p.needs)]
+    # a unit serving several of them is scored under the union of their conditions
+    check_distinct((c for p in found for c in (*p.conditions, *(p.needs_conditions or ()))),
+                   f"the protocols {', '.join(repr(p.name) for p in found)}" if len(found) > 1 else
+                   f"protocol {protocol.name!r}")
+    return found
 
 
 def with_options(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:

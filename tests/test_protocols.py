@@ -416,3 +416,26 @@ def test_a_protocol_including_masking_with_other_levels_runs(tiny_store, tmp_pat
     scored = t[(t.metric == "micro_f1") & (t.condition == "mask_visual")]
     assert sorted(scored.level) == [0.25, 0.75] and set(t.protocol) == {"masking-coarse"}
     assert "auc_micro_f1" in set(t.metric)  # masking's `summary: true`, inherited
+
+
+@pytest.mark.parametrize("spec, shown, clash", [
+    ({"kind": "mask", "modality": "audio", "levels": [0.1, 0.1004]}, "0.1 and 0.1004", "same random masks"),
+    ({"kind": "noise", "modality": "visual", "levels": [5, 5.0000001]}, "5.0 and 5.0000001", "same random masks"),
+    ({"kind": "shift", "modality": "audio", "levels": [1000000, 1000001]}, "1000000.0 and 1000001.0",
+     "one evaluation (shift_audio@1e+06)"),
+])
+def test_levels_that_would_share_masks_or_an_evaluation_file_are_refused(spec, shown, clash):
+    with pytest.raises(ValidationError, match="The 'levels' parameter of condition") as err:
+        Protocol.from_dict({"name": "x", "conditions": [{"kind": "full"}, spec]})
+    assert shown in str(err.value) and clash in str(err.value) and "protocol 'x'" in str(err.value)
+    # the thousandths apart (the seeds are today's, so stored masks and results stay valid)
+    ok = Protocol.from_dict({"name": "x", "conditions": [{**spec, "levels": [spec["levels"][0], 0.5]}]})
+    assert ok.conditions[0].seed_level == int(round(spec["levels"][0] * 1000)) & 0xFFFFFFFF
+
+
+def test_levels_of_a_group_that_would_share_masks_are_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nconditions: [{kind: mask, modality: audio, levels: [0.2]}]\n")
+    (tmp_path / "b.yaml").write_text("name: b\nconditions: [{kind: mask, modality: audio, levels: [0.2001]}]\n")
+    (tmp_path / "ab.yaml").write_text(f"name: ab\nregimes: []\ngroup: [{tmp_path / 'a.yaml'}, {tmp_path / 'b.yaml'}]\n")
+    with pytest.raises(ValidationError, match="in the protocols 'a', 'b' holds 0.2 and 0.2001"):
+        expand_includes(get_protocol(str(tmp_path / "ab.yaml")))
