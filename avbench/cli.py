@@ -124,7 +124,9 @@ def main(debug: bool) -> None:
 def _plan_options(fn):
     """The options that say which units a run has: shared by ``run`` and ``plan``."""
     for option in reversed((
-        click.option("--protocol", "-p", required=True, help="Protocol name (avbench protocols list) or a YAML file."),
+        click.option("--protocol", "-p", "protocol", required=True, multiple=True,
+                     help="Protocol name (avbench protocols list) or a YAML file; repeat for several, run as one "
+                          "(their union, as 'group:': each unit trained once, --model applies to each)."),
         click.option("--model", "-m", "models", multiple=True, help="Model name; repeat for several. Default: the protocol's."),
         click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path."),
         click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)), help=PROFILE_HELP),
@@ -212,7 +214,7 @@ def run(protocol, models, corpus, profile, seeds, out, device, sets, splits, thr
     from avbench.results import summary_table
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
-    summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
+    summary = run_protocol(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
                            echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
                            dry_run=dry_run, executor=executor, executor_options=executor_kwargs(executor, **engine))
@@ -259,7 +261,7 @@ def plan(protocol, models, corpus, profile, seeds, out, device, sets, splits, th
     from avbench.runner import emit_commands, prepare
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
-    planned = prepare(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
+    planned = prepare(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                       device=device, options=parse_sets(sets), splits=splits, threads=threads,
                       dry_run=emit is None, executor="slurm")  # run elsewhere, as a job array's tasks are
     if emit is None:

@@ -39,7 +39,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -78,6 +78,7 @@ class Protocol:
     needs_conditions: tuple[Condition, ...] | None = None
     train_shift_ms: float = 0.0
     source: dict[str, Any] = field(default_factory=dict, compare=False)
+    parts: tuple[str, ...] = ()  # a union's protocols (``--protocol`` repeated): ``--model`` applies to each
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "protocol", base_dir: Path | None = None) -> "Protocol":
@@ -169,6 +170,35 @@ def members(protocol: Protocol) -> list[Protocol]:
                    f"the protocols {', '.join(repr(p.name) for p in found)}" if len(found) > 1 else
                    f"protocol {protocol.name!r}")
     return found
+
+
+def resolve(protocol: str | Protocol | Sequence[str]) -> Protocol:
+    """The protocol a run is asked for: a name, a YAML path or a :class:`Protocol`, or several names
+    (``--protocol`` repeated), run together as their union.
+
+    A union works as ``group:`` does (each unit trained once, scored under every condition its
+    protocols ask for, each protocol with its own manifest and rows), and ``--model`` replaces the
+    model set of each protocol named, as it does for a single one.  A name given twice counts once.
+    """
+    if isinstance(protocol, Protocol):
+        return protocol
+    if isinstance(protocol, str):
+        return get_protocol(protocol)
+    names = list(dict.fromkeys(str(p) for p in protocol))
+    if not names:
+        raise ValidationError("The 'protocol' parameter of avbench run must name at least one protocol. Got none.")
+    if len(names) == 1:
+        return get_protocol(names[0])
+    parts = tuple(get_protocol(n).name for n in names)
+    name = "+".join(parts)
+    return Protocol(name, description=f"The union of {', '.join(parts)}.", regimes=(), conditions=(),
+                    group=tuple(names), parts=parts, source={"name": name, "group": names})
+
+
+def takes_models(top: Protocol, member: Protocol) -> bool:
+    """Whether ``--model`` replaces the model set of ``member``, one of ``members(top)``: that of
+    the protocol (or each protocol of a union) the user named, and of members that name none."""
+    return member is top or member.name in top.parts or not member.models
 
 
 def with_options(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:

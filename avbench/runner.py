@@ -32,7 +32,7 @@ from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.provenance import provenance
-from avbench.protocol import DEFAULT_VARIANT, Protocol, get_protocol, members, with_options
+from avbench.protocol import DEFAULT_VARIANT, Protocol, members, resolve, takes_models, with_options
 from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, canonical_config,
                              collect, corpus_id, read_json, shift_suffix, write_json, write_manifest, write_npz,
                              write_table)
@@ -333,7 +333,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     """Runs a protocol (and the protocols of its group) and returns the tidy results.
 
     Args:
-        protocol: Registered protocol name, YAML path, or :class:`Protocol`.
+        protocol: Registered protocol name, YAML path, or :class:`Protocol`; or several names, run
+            as their union (:func:`avbench.protocol.resolve`).
         models: Model names; default: the protocol's own model set.
         corpus: Registered corpus name or feature-store path.
         profile: ``quick``, ``paper`` or ``smoke`` (or a :class:`Profile`).
@@ -468,7 +469,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
     n_seeds = prof.seeds if seeds is None else seeds
     if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
         raise ValidationError(f"The 'seeds' parameter of avbench run must be a positive integer. Got {seeds!r} instead.")
-    proto = protocol if isinstance(protocol, Protocol) else get_protocol(str(protocol))
+    proto = resolve(protocol)
     for name in models or []:
         get_model_meta(name)  # unknown names fail before any work
     check_int(jobs, "jobs", "avbench run", minimum=1)
@@ -511,7 +512,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
     runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
     protocols = members(proto)
     work = [(p, u, cs) for p in protocols
-            for u, cs in plan(p, models if p is proto or not p.models else None,
+            for u, cs in plan(p, models if takes_models(proto, p) else None,
                               corpus=runner.store_id, profile=prof, seeds=n_seeds, options=options)]
     # one unit may serve several protocols: train once, score the union of their conditions
     by_unit: dict[UnitKey, list[Condition]] = {}

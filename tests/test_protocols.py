@@ -439,3 +439,21 @@ def test_levels_of_a_group_that_would_share_masks_are_refused(tmp_path):
     (tmp_path / "ab.yaml").write_text(f"name: ab\nregimes: []\ngroup: [{tmp_path / 'a.yaml'}, {tmp_path / 'b.yaml'}]\n")
     with pytest.raises(ValidationError, match="in the protocols 'a', 'b' holds 0.2 and 0.2001"):
         expand_includes(get_protocol(str(tmp_path / "ab.yaml")))
+
+
+def test_protocol_given_twice_runs_both_as_one_run(tiny_store, tmp_path):
+    """`--protocol` repeats as `--model` does: the union, --model applying to each, a repeat counted once."""
+    from click.testing import CliRunner
+
+    from avbench.cli import main
+
+    r = CliRunner().invoke(main, ["run", "-p", "standard", "--protocol", "optimized", "-p", "standard", "--model",
+                                  "mult", "--corpus", str(tiny_store.path), "--profile", "smoke", "--seeds", "1",
+                                  "--out", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(tmp_path / "run" / "results.csv")
+    scored = t[t.metric == "micro_f1"]
+    assert sorted(zip(scored.protocol, scored.model, scored.regime)) == [("optimized", "mult", "optimized"),
+                                                                         ("standard", "mult", "standard")]
+    assert "units trained now: 2" in r.output
+    assert sorted(p.name for p in (tmp_path / "run" / "protocols").iterdir())[0].startswith("optimized@")
