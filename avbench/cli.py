@@ -93,12 +93,12 @@ def _option_message(exc: Exception) -> str:
 
 
 def parse_sets(values: tuple[str, ...]) -> dict:
-    """``key=value`` pairs; values are parsed as YAML (numbers, booleans, lists)."""
+    """``key=value`` and ``model.key=value`` pairs; values are parsed as YAML (numbers, booleans, lists)."""
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValidationError(f"The '--set' option must look like key=value (e.g. pos_enc=false). Got {item!r} instead.")
+            raise ValidationError(f"The '--set' option must look like key=value or model.key=value (e.g. pos_enc=false). Got {item!r} instead.")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
@@ -134,7 +134,9 @@ def _plan_options(fn):
         click.option("--out", default="runs/avbench", show_default=True, type=click.Path(file_okay=False),
                      help="Run directory; rerunning with the same one resumes and reuses finished work."),
         click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help=DEVICE_HELP),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false."),
+        click.option("--set", "sets", multiple=True, metavar="[MODEL.]KEY=VALUE",
+                     help="Model option for every model (heads=2) or for one (auxformer.pos_enc=false, which wins "
+                          "over heads=2 for that model); repeat for several."),
         click.option("--splits", default=None, metavar="NAME",
                      help="Partitions registered with 'avbench data splits import' (e.g. the authors' own) instead of "
                           "the store's drawn splits; --seeds defaults to all of their trials."),

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from avbench.registry import KINDS
-from avbench.validation import ValidationError, check_choice, check_float
+from avbench.validation import ValidationError, check_choice, check_float, did_you_mean
 
 MODALITY_CODES = {"audio": "a", "visual": "v"}
 Transform = Callable[[np.ndarray, float, np.random.Generator, float], np.ndarray]
@@ -278,10 +278,10 @@ def expand(spec: dict[str, Any]) -> list[Condition]:
     conditions; ``full`` and ``clip`` take no levels.
     """
     owner = "a protocol condition"
-    unknown = set(spec) - {"kind", "modality", "levels"}
+    unknown = sorted(set(spec) - {"kind", "modality", "levels"})
     if unknown:
-        raise ValidationError(f"A protocol condition has unknown keys {sorted(unknown)}; "
-                              f"expected kind, modality, levels. Got {spec!r}.")
+        raise ValidationError(f"A protocol condition has unknown keys {unknown}; expected kind, modality, levels."
+                              f"{did_you_mean(unknown[0], ('kind', 'modality', 'levels'))} Got {spec!r}.")
     kind = get_kind(check_choice(spec.get("kind"), "kind", owner, tuple(KINDS.names())))
     modality = check_choice(spec.get("modality"), "modality", owner, tuple(MODALITY_CODES)) if kind.modality else None
     if not kind.levels:

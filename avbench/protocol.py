@@ -46,7 +46,7 @@ import yaml
 from avbench.conditions import Condition, check_distinct, expand
 from avbench.registry import PROTOCOLS
 from avbench.training import REGIMES
-from avbench.validation import ValidationError, check_choice, check_float, check_path_component
+from avbench.validation import ValidationError, check_choice, check_float, check_path_component, did_you_mean
 
 KEYS = {"name", "description", "reference", "regimes", "models", "variants", "conditions", "needs",
         "needs_regimes", "needs_conditions", "include", "group", "summary", "train_shift_ms"}
@@ -87,9 +87,10 @@ class Protocol:
         if not isinstance(d, dict) or "name" not in d:
             raise ValidationError(f"{where}: a protocol must be a mapping with at least a 'name'. Got {d!r}.")
         d = inherit(d, where, base_dir)
-        unknown = set(d) - KEYS
+        unknown = sorted(set(d) - KEYS)
         if unknown:
-            raise ValidationError(f"{where}: unknown protocol keys {sorted(unknown)}; known: {sorted(KEYS)}.")
+            raise ValidationError(f"{where}: unknown protocol keys {unknown}.{did_you_mean(unknown[0], KEYS)} "
+                                  f"Known: {sorted(KEYS)}.")
         owner = f"protocol {d['name']!r}"
         check_path_component(d["name"], "name", owner)  # it names the protocol's manifest file
         for key in ("models", "needs", "group", "regimes", "needs_regimes", "conditions", "needs_conditions"):
@@ -201,9 +202,39 @@ def takes_models(top: Protocol, member: Protocol) -> bool:
     return member is top or member.name in top.parts or not member.models
 
 
-def with_options(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:
+def options_for(options: dict[str, Any] | None, model: str) -> dict[str, Any]:
+    """The ``--set`` options that apply to ``model``: ``key`` ones apply to every model, ``MODEL.key``
+    ones to that model only (and win over a ``key`` one)."""
+    options = options or {}
+    general = {k: v for k, v in options.items() if "." not in k}
+    own = {k.rsplit(".", 1)[1]: v for k, v in options.items() if "." in k and k.rsplit(".", 1)[0] == model}
+    return general | own
+
+
+def check_model_options(options: dict[str, Any] | None, protocol: Protocol, models: list[str] | None) -> None:
+    """Refuses a ``MODEL.key`` option whose model the run does not train with its options (it would
+    be ignored), suggesting close names."""
+    configured = sorted({m for p in members(protocol)
+                         for m in (models if models and takes_models(protocol, p) else p.models)})
+    for key in options or {}:
+        model = key.rsplit(".", 1)[0] if "." in key else None
+        if model is not None and model not in configured:
+            raise ValidationError(f"The 'set' parameter of avbench run must name, before the '.', a model this run "
+                                  f"trains ({', '.join(configured)}). Got {key!r} instead.{did_you_mean(model, configured)}",
+                                  param="set", owner="avbench run")
+
+
+def with_options(protocol: Protocol, options: dict[str, Any] | None, model: str | None = None) -> tuple[Variant, ...]:
     """The protocol's variants with ``--set`` options applied on top, each renamed after them
-    (``pos_enc=false+heads=2``; the default variant becomes ``heads=2``)."""
+    (``pos_enc=false+heads=2``; the default variant becomes ``heads=2``).
+
+    Args:
+        protocol: Whose variants.
+        options: ``key`` and ``MODEL.key`` options (:func:`options_for`).
+        model: The model they are for; None: ``options`` are taken as they are.
+    """
+    if model is not None:
+        options = options_for(options, model)
     if not options:
         return protocol.variants
     tag = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(options.items()))
@@ -219,8 +250,10 @@ def _variants(specs: Any, owner: str) -> tuple[Variant, ...]:
     for v in specs:
         if not isinstance(v, dict) or "name" not in v or set(v) - VARIANT_KEYS \
                 or not isinstance(v.get("config") or {}, dict):
+            extra = sorted(map(str, set(v) - VARIANT_KEYS)) if isinstance(v, dict) else []
+            hint = did_you_mean(extra[0], VARIANT_KEYS) if extra else ""
             raise ValidationError(f"Each variant of {owner} must be a mapping with a 'name' and an optional "
-                                  f"'config' mapping. Got {v!r} instead.")
+                                  f"'config' mapping. Got {v!r} instead.{hint}")
         out.append(Variant(check_path_component(v["name"], "variants", owner), dict(v.get("config") or {})))
     names = [v.name for v in out]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -17,11 +17,12 @@ nor breaks a run that does not name it.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import threading
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from avbench.validation import did_you_mean
 
 T = TypeVar("T")
 
@@ -156,8 +157,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         names = self.names()
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, names)
         broken = f" (plugins that failed to load: {', '.join(self.broken())})" if self._broken else ""
         return f"Unknown {self.kind} {name!r}.{hint} Available: {', '.join(names)}{broken}."
 

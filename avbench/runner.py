@@ -32,7 +32,8 @@ from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.provenance import provenance
-from avbench.protocol import DEFAULT_VARIANT, Protocol, members, resolve, takes_models, with_options
+from avbench.protocol import (DEFAULT_VARIANT, Protocol, check_model_options, members, resolve, takes_models,
+                              with_options)
 from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, canonical_config,
                              collect, corpus_id, read_json, shift_suffix, write_json, write_manifest, write_npz,
                              write_table)
@@ -82,12 +83,12 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
     """
     work: list[tuple[UnitKey, tuple[Condition, ...]]] = []
     model_set = list(models or protocol.models)
-    base = with_options(Protocol("_", variants=(DEFAULT_VARIANT,)), options)[0]
     shift = protocol.train_shift_ms
     suffix = shift_suffix(shift)
     for name in model_set:
         meta = get_model_meta(name)
-        for variant in with_options(protocol, options):
+        base = with_options(Protocol("_", variants=(DEFAULT_VARIANT,)), options, name)[0]
+        for variant in with_options(protocol, options, name):
             config = {**profile.model_config(meta), **variant.config}
             check_config(name, config)
             vname, label = check_path_component(variant.name, "set", "avbench run") + suffix, ""
@@ -341,7 +342,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         seeds: Number of trials (splits 0..N-1); default: the profile's.
         out: Run directory; rerunning with the same one resumes and reuses.
         device: ``auto``, ``cpu`` or ``cuda``.
-        options: Model options applied on top of each variant (``--set k=v``).
+        options: Model options applied on top of each variant: ``key`` to every model, ``MODEL.key``
+            to one (``--set k=v``, ``--set auxformer.k=v``).
         progress: Show progress bars.
         echo: Where to print one line per unit.
         jobs: Units trained at once in separate processes (joblib), each with an equal share of the
@@ -472,6 +474,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
     proto = resolve(protocol)
     for name in models or []:
         get_model_meta(name)  # unknown names fail before any work
+    check_model_options(options, proto, models)
     check_int(jobs, "jobs", "avbench run", minimum=1)
     local = executor == "local"
     if threads is None:  # a cluster's workers are not this machine: one thread each unless told

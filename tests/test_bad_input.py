@@ -115,6 +115,17 @@ def test_set_unknown_option(tiny_store, run_dir):
             run_dir)
 
 
+def test_set_misspelt_option_suggests_the_close_name(tiny_store, run_dir):
+    refused(run_args(tiny_store.path, run_dir, "--set", "out_dropuot=0.1"),
+            ["'mult' has no option 'out_dropuot'. Did you mean 'out_dropout'"], 2, run_dir)
+
+
+def test_set_for_a_model_the_run_does_not_train(tiny_store, run_dir):
+    refused(run_args(tiny_store.path, run_dir, "--set", "mlt.heads=2"),
+            ["The '--set' option must name, before the '.', a model this run trains (mult)", "'mlt.heads'",
+             "Did you mean 'mult'?"], 2, run_dir)
+
+
 def test_set_value_that_would_leave_out(tiny_store, run_dir, monkeypatch):
     """A plugin's free-text option cannot make a variant directory outside --out."""
     import avbench.runner

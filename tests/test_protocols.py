@@ -122,7 +122,10 @@ def test_a_dict_or_callable_registered_as_plugin_works_with_get_protocol():
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"name": "x", "conditon": []}, "unknown protocol keys"),
+    ({"name": "x", "conditon": []}, r"unknown protocol keys \['conditon'\]. Did you mean 'conditions'"),
+    ({"name": "x", "conditions": [{"kind": "mask", "modality": "audio", "levles": [0.5]}]},
+     r"unknown keys \['levles'\]; expected kind, modality, levels. Did you mean 'levels'\?"),
+    ({"name": "x", "variants": [{"name": "a", "confg": {}}]}, r"optional 'config' mapping.*Did you mean 'config'\?"),
     ({"name": "x", "models": "auxformer"}, "'models'.*must be a list"),
     ({"name": "x", "regimes": ["fast"]}, "'regimes'"),
     ({"name": "x", "variants": [{"name": "a"}, {"name": "a"}]}, "distinct names"),
@@ -179,6 +182,24 @@ def test_variants_equal_to_the_default_model_share_its_unit():
     opts = plan(get_protocol("posenc"), None, corpus="x", profile=prof, seeds=1, options={"heads": 2})
     assert sorted(u.key()["variant"] for u, _ in opts) == ["pos_enc=false+heads=2", "pos_enc=true+heads=2"]
     assert sorted(u.variant for u, _ in opts) == ["heads=2", "pos_enc=false+heads=2"]
+
+
+def test_an_option_set_for_one_model_applies_to_it_only():
+    """`--set auxformer.pos_enc=false` in a comparison: mult has no such option and keeps its default
+    unit; `MODEL.key` wins over a `key` given for every model."""
+    from avbench.protocol import check_model_options
+
+    prof = get_profile("quick")
+    units = {u.model: u for u, _ in plan(get_protocol("optimized"), ["auxformer", "mult"], corpus="x", profile=prof,
+                                         seeds=1, options={"auxformer.pos_enc": False, "heads": 2,
+                                                           "mult.heads": 1})}
+    assert units["auxformer"].config["pos_enc"] is False and units["auxformer"].config["heads"] == 2
+    assert units["auxformer"].variant == "heads=2,pos_enc=false"
+    assert "pos_enc" not in units["mult"].config and units["mult"].config["heads"] == 1
+    assert units["mult"].variant == "heads=1"
+    with pytest.raises(ValidationError, match=r"must name, before the '.', a model this run trains \(auxformer, "
+                                              r"mult\). Got 'mlt.heads' instead. Did you mean 'mult'\?"):
+        check_model_options({"mlt.heads": 1}, get_protocol("optimized"), ["auxformer", "mult"])
 
 
 # --- every protocol end to end -------------------------------------------------------------------
