@@ -24,6 +24,9 @@ DEVICE_HELP = "auto: CUDA when torch sees a GPU, else the CPU."
 RESUME_HINT = "Everything finished so far is kept; run the same command again to resume."
 # library parameter -> the option that sets it, where the two names differ
 OPTION_NAMES = {"n_speakers": "speakers", "n_splits": "seeds", "set": "sets"}
+# Trials a run takes without --yes: ten times the paper's 20.  A mistyped --seeds 100000 would
+# otherwise draw splits and plan units by the hundred thousand before saying a word.
+MAX_SEEDS = 200
 
 
 def user_errors(fn):
@@ -92,6 +95,30 @@ def _option_message(exc: Exception) -> str:
     return str(exc)
 
 
+def check_run_size(protocols: list, models: list[str] | None, seeds: int | None, profile, options: dict,
+                   yes: bool) -> None:
+    """Refuses more than :data:`MAX_SEEDS` trials unless ``yes``, saying how many units they would plan.
+
+    Args:
+        protocols: What each run of the command is asked for (:func:`avbench.protocol.resolve`).
+        models, options: ``--model`` and ``--set``.
+        seeds: ``--seeds`` (None: the profile's, which is never that large).
+        profile: The :class:`avbench.profiles.Profile`.
+        yes: ``--yes`` was given.
+    """
+    if seeds is None or seeds <= MAX_SEEDS or yes:
+        return
+    from avbench.protocol import members, resolve, takes_models
+    from avbench.runner import plan as plan_units
+
+    per_trial = {u for spec in protocols for top in [resolve(spec)] for p in members(top)
+                 for u, _ in plan_units(p, models if takes_models(top, p) else None, corpus="", profile=profile,
+                                        seeds=1, options=options)}
+    raise ValidationError(f"The 'seeds' parameter of avbench run asks for {seeds} trials: {seeds * len(per_trial):,} "
+                          f"units would be planned ({len(per_trial)} per trial). More than {MAX_SEEDS} trials are "
+                          "run only with --yes.", param="seeds", owner="avbench run")
+
+
 def parse_sets(values: tuple[str, ...]) -> dict:
     """``key=value`` and ``model.key=value`` pairs; values are parsed as YAML (numbers, booleans, lists)."""
     out = {}
@@ -130,7 +157,9 @@ def _plan_options(fn):
         click.option("--model", "-m", "models", multiple=True, help="Model name; repeat for several. Default: the protocol's."),
         click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path."),
         click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)), help=PROFILE_HELP),
-        click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials (splits). Default: the profile's."),
+        click.option("--seeds", type=click.IntRange(min=1), default=None,
+                     help=f"Number of trials (splits). Default: the profile's. More than {MAX_SEEDS} need --yes."),
+        click.option("--yes", is_flag=True, help=f"Confirm a run of more than {MAX_SEEDS} trials."),
         click.option("--out", default="runs/avbench", show_default=True, type=click.Path(file_okay=False),
                      help="Run directory; rerunning with the same one resumes and reuses finished work."),
         click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help=DEVICE_HELP),
@@ -208,7 +237,7 @@ def executor_kwargs(executor, scheduler, address, partition, gpus, time_min, arr
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--dry-run", is_flag=True, help="Print the units it would train, reuse, and not apply; run nothing.")
 @user_errors
-def run(protocol, models, corpus, profile, seeds, out, device, sets, splits, threads, batching, precision,
+def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, threads, batching, precision,
         memory, jobs, executor, quiet, dry_run, **engine):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.profiles import get_profile
@@ -216,6 +245,7 @@ def run(protocol, models, corpus, profile, seeds, out, device, sets, splits, thr
     from avbench.results import summary_table
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
+    check_run_size([list(protocol)], list(models) or None, seeds, profile, parse_sets(sets), yes)
     summary = run_protocol(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
                            echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
@@ -250,8 +280,8 @@ def _print_plan(summary) -> None:
               help="Write one 'avbench run-unit SPEC' line per unit still to train or score, for any scheduler "
                    "(sbatch --array, GNU parallel); the specs go to OUT/specs/.")
 @user_errors
-def plan(protocol, models, corpus, profile, seeds, out, device, sets, splits, threads, batching, precision, memory,
-         emit):
+def plan(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, threads, batching, precision,
+         memory, emit):
     """Plan a run without training: print the units to train, to reuse and not applicable.
 
     With --emit FILE, also write each pending unit as a self-contained spec and FILE as one
@@ -263,6 +293,7 @@ def plan(protocol, models, corpus, profile, seeds, out, device, sets, splits, th
     from avbench.runner import emit_commands, prepare
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
+    check_run_size([list(protocol)], list(models) or None, seeds, profile, parse_sets(sets), yes)
     planned = prepare(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                       device=device, options=parse_sets(sets), splits=splits, threads=threads,
                       dry_run=emit is None, executor="slurm")  # run elsewhere, as a job array's tasks are
@@ -759,7 +790,9 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
 @click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
 @click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)),
               help="paper = the paper's models, 25 epochs, 20 trials (GPU days); quick = scaled down (CPU).")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials.  [default: the profile's: paper 20, quick 3]")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help=f"Number of trials.  [default: the profile's: paper 20, quick 3; more than {MAX_SEEDS} need --yes]")
+@click.option("--yes", is_flag=True, help=f"Confirm a run of more than {MAX_SEEDS} trials.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Where units are trained and resumed.  [default: runs/paper-PROFILE]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -772,7 +805,7 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html):
               help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster]")
 @_executor_options
 @user_errors
-def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, quiet,
+def reproduce(corpus, profile, seeds, yes, run_dir, out, device, metric, correction, alpha, test_, no_html, quiet,
               paper_only, threads, jobs, executor, **engine):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
@@ -785,9 +818,13 @@ def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, 
     from avbench.report import build_report
     from avbench.runner import UnitsFailed, run as run_protocol
 
+    from avbench.profiles import get_profile
+
     run_dir = run_dir or f"runs/paper-{profile}"
     failures = []
-    for name in ("paper",) if paper_only else ("paper", "robustness"):
+    names = ("paper",) if paper_only else ("paper", "robustness")
+    check_run_size(list(names), None, seeds, get_profile(profile), {}, yes)
+    for name in names:
         try:
             run_protocol(name, None, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
                          progress=not quiet, echo=lambda s: click.echo(s, err=True), jobs=jobs, threads=threads,

@@ -145,6 +145,19 @@ def test_run_counts_must_be_positive(tiny_store, run_dir, option, value):
     refused(run_args(tiny_store.path, run_dir, option, value), option, 2, run_dir)
 
 
+def test_more_than_200_seeds_need_yes_and_the_unit_count_is_said(copy_store, tmp_path):
+    args = run_args(copy_store, tmp_path / "run", "--seeds", "1000", "--model", "auxformer", "--dry-run")
+    refused(args, ["The '--seeds' option asks for 1000 trials: 2,000 units would be planned (2 per trial)",
+                   "--yes"], 2, copy_store)
+    refused(["plan", *[a for a in args[1:] if a not in ("--quiet", "--dry-run")]], "2,000 units", 2, copy_store)
+    refused(["reproduce", "--seeds", "201", "--profile", "smoke", "--corpus", copy_store, "--run-dir", tmp_path / "r"],
+            ["201 trials", "per trial", "--yes"], 2, copy_store)
+    assert not (tmp_path / "r").exists()
+    r = CliRunner().invoke(main, list(map(str, run_args(copy_store, tmp_path / "run", "--seeds", "201", "--yes",
+                                                        "--dry-run"))))
+    assert r.exit_code == 0 and "201 unit(s) to train" in r.output, r.output
+
+
 def test_corpus_not_found(run_dir, tmp_path):
     refused(run_args(tmp_path / "no-such-store", run_dir), ["--corpus", "no-such-store", "not found"], 2, run_dir)
 
