@@ -158,6 +158,15 @@ def test_more_than_200_seeds_need_yes_and_the_unit_count_is_said(copy_store, tmp
     assert r.exit_code == 0 and "201 unit(s) to train" in r.output, r.output
 
 
+def test_a_corpus_of_two_speakers_is_a_data_error_naming_it(tmp_path):
+    from avbench.data.synthetic import generate_synthetic
+
+    store = generate_synthetic(tmp_path / "two", n_speakers=2, clips_per_speaker=6, visual_dim=4)
+    output = refused(run_args(store.path, tmp_path / "run"), [f"{store.path}: the corpus has 2 speaker(s)",
+                                                              "at least 3, one per partition"], 1)
+    assert "make_split" not in output
+
+
 def test_corpus_not_found(run_dir, tmp_path):
     refused(run_args(tmp_path / "no-such-store", run_dir), ["--corpus", "no-such-store", "not found"], 2, run_dir)
 

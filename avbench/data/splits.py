@@ -205,6 +205,11 @@ def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None =
         base_seed = check_int(base_seed, "base_seed", owner, minimum=0)
     if fractions is not None:
         fractions = check_fractions(fractions, owner)
+    speakers = np.unique(np.asarray(store.speakers).astype(str))
+    if len(speakers) < len(PARTITIONS):  # the corpus's fault, not an option's: say which corpus
+        raise DataError(f"{store.path}: the corpus has {len(speakers)} speaker(s) ({', '.join(speakers)}); "
+                        f"speaker-independent train/dev/test splits need at least {len(PARTITIONS)}, one per "
+                        "partition. Use a corpus with more speakers.")
     sources, target = splits_files(store)
     records = [_read_record(f, store) | {"file": f} for f in sources if f.exists()]
     if records:
