@@ -462,6 +462,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
     """Checks every option, opens corpus and splits and plans the units of :func:`run` (same
     arguments), training nothing; ``avbench plan`` stops here."""
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
+    from avbench.data.splits import audit_splits
     from avbench.data.integrity import ensure_verified
     from avbench.executors import EXECUTORS
     from avbench.validation import check_choice
@@ -509,6 +510,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
             raise ValidationError(f"The 'seeds' parameter of avbench run must be at most {len(trial_splits)}, the "
                                   f"number of trials in the partitions {splits!r}. Got {seeds!r} instead.")
         trial_splits = trial_splits[:n_seeds]
+    trial_splits = audit_splits(trial_splits, store, echo)  # warns of thin partitions, refuses untrainable ones
     out = Path(out)
     if not dry_run:
         remove_stale_temporaries(out)  # left by a killed run
