@@ -108,12 +108,12 @@ def check_run_size(protocols: list, models: list[str] | None, seeds: int | None,
     """
     if seeds is None or seeds <= MAX_SEEDS or yes:
         return
-    from avbench.protocol import members, resolve, takes_models
+    from avbench.protocol import members, models_of, resolve
     from avbench.runner import plan as plan_units
 
     per_trial = {u for spec in protocols for top in [resolve(spec)] for p in members(top)
-                 for u, _ in plan_units(p, models if takes_models(top, p) else None, corpus="", profile=profile,
-                                        seeds=1, options=options)}
+                 for u, _ in plan_units(p, models_of(top, p, models), corpus="", profile=profile, seeds=1,
+                                        options=options)}
     raise ValidationError(f"The 'seeds' parameter of avbench run asks for {seeds} trials: {seeds * len(per_trial):,} "
                           f"units would be planned ({len(per_trial)} per trial). More than {MAX_SEEDS} trials are "
                           "run only with --yes.", param="seeds", owner="avbench run")
@@ -815,10 +815,9 @@ def reproduce(corpus, profile, seeds, yes, run_dir, out, device, metric, correct
     reproduction whose numbers test the software, not emotion recognition.  Units that fail are
     listed at the end (the report is built from the others); rerunning retries them.
     """
+    from avbench.profiles import get_profile
     from avbench.report import build_report
     from avbench.runner import UnitsFailed, run as run_protocol
-
-    from avbench.profiles import get_profile
 
     run_dir = run_dir or f"runs/paper-{profile}"
     failures = []

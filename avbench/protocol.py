@@ -196,10 +196,12 @@ def resolve(protocol: str | Protocol | Sequence[str]) -> Protocol:
                     group=tuple(names), parts=parts, source={"name": name, "group": names})
 
 
-def takes_models(top: Protocol, member: Protocol) -> bool:
-    """Whether ``--model`` replaces the model set of ``member``, one of ``members(top)``: that of
-    the protocol (or each protocol of a union) the user named, and of members that name none."""
-    return member is top or member.name in top.parts or not member.models
+def models_of(top: Protocol, member: Protocol, models: Sequence[str] | None) -> tuple[str, ...]:
+    """The models ``member``, one of ``members(top)``, trains: ``models`` (``--model``) for the
+    protocol the user named (each protocol of a union) and for members that name none, else the
+    member's own."""
+    takes = member is top or member.name in top.parts or not member.models
+    return tuple(models) if models and takes else member.models
 
 
 def options_for(options: dict[str, Any] | None, model: str) -> dict[str, Any]:
@@ -214,8 +216,7 @@ def options_for(options: dict[str, Any] | None, model: str) -> dict[str, Any]:
 def check_model_options(options: dict[str, Any] | None, protocol: Protocol, models: list[str] | None) -> None:
     """Refuses a ``MODEL.key`` option whose model the run does not train with its options (it would
     be ignored), suggesting close names."""
-    configured = sorted({m for p in members(protocol)
-                         for m in (models if models and takes_models(protocol, p) else p.models)})
+    configured = sorted({m for p in members(protocol) for m in models_of(protocol, p, models)})
     for key in options or {}:
         model = key.rsplit(".", 1)[0] if "." in key else None
         if model is not None and model not in configured:

@@ -32,7 +32,7 @@ from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.provenance import provenance
-from avbench.protocol import (DEFAULT_VARIANT, Protocol, check_model_options, members, resolve, takes_models,
+from avbench.protocol import (DEFAULT_VARIANT, Protocol, check_model_options, members, models_of, resolve,
                               with_options)
 from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, canonical_config,
                              collect, corpus_id, read_json, shift_suffix, write_json, write_manifest, write_npz,
@@ -517,7 +517,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
     runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
     protocols = members(proto)
     work = [(p, u, cs) for p in protocols
-            for u, cs in plan(p, models if takes_models(proto, p) else None,
+            for u, cs in plan(p, models_of(proto, p, models),
                               corpus=runner.store_id, profile=prof, seeds=n_seeds, options=options)]
     # one unit may serve several protocols: train once, score the union of their conditions
     by_unit: dict[UnitKey, list[Condition]] = {}
