@@ -24,6 +24,9 @@ DEVICE_HELP = "auto: CUDA when torch sees a GPU, else the CPU."
 RESUME_HINT = "Everything finished so far is kept; run the same command again to resume."
 # library parameter -> the option that sets it, where the two names differ
 OPTION_NAMES = {"n_speakers": "speakers", "n_splits": "seeds", "set": "sets"}
+# Trials a run takes without --yes: ten times the paper's 20.  A mistyped --seeds 100000 would
+# otherwise draw splits and plan units by the hundred thousand before saying a word.
+MAX_SEEDS = 200
 
 
 def user_errors(fn):
@@ -92,13 +95,37 @@ def _option_message(exc: Exception) -> str:
     return str(exc)
 
 
+def check_run_size(protocols: list, models: list[str] | None, seeds: int | None, profile, options: dict,
+                   yes: bool) -> None:
+    """Refuses more than :data:`MAX_SEEDS` trials unless ``yes``, saying how many units they would plan.
+
+    Args:
+        protocols: What each run of the command is asked for (:func:`avbench.protocol.resolve`).
+        models, options: ``--model`` and ``--set``.
+        seeds: ``--seeds`` (None: the profile's, which is never that large).
+        profile: The :class:`avbench.profiles.Profile`.
+        yes: ``--yes`` was given.
+    """
+    if seeds is None or seeds <= MAX_SEEDS or yes:
+        return
+    from avbench.protocol import members, models_of, resolve
+    from avbench.runner import plan as plan_units
+
+    per_trial = {u for spec in protocols for top in [resolve(spec)] for p in members(top)
+                 for u, _ in plan_units(p, models_of(top, p, models), corpus="", profile=profile, seeds=1,
+                                        options=options)}
+    raise ValidationError(f"The 'seeds' parameter of avbench run asks for {seeds} trials: {seeds * len(per_trial):,} "
+                          f"units would be planned ({len(per_trial)} per trial). More than {MAX_SEEDS} trials are "
+                          "run only with --yes.", param="seeds", owner="avbench run")
+
+
 def parse_sets(values: tuple[str, ...]) -> dict:
-    """``key=value`` pairs; values are parsed as YAML (numbers, booleans, lists)."""
+    """``key=value`` and ``model.key=value`` pairs; values are parsed as YAML (numbers, booleans, lists)."""
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValidationError(f"The '--set' option must look like key=value (e.g. pos_enc=false). Got {item!r} instead.")
+            raise ValidationError(f"The '--set' option must look like key=value or model.key=value (e.g. pos_enc=false). Got {item!r} instead.")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
@@ -129,15 +156,21 @@ PROPOSED_HELP = ("The model every testing table and figure treats as yours (its 
 def _plan_options(fn):
     """The options that say which units a run has: shared by ``run`` and ``plan``."""
     for option in reversed((
-        click.option("--protocol", "-p", required=True, help="Protocol name (avbench protocols list) or a YAML file."),
+        click.option("--protocol", "-p", "protocol", required=True, multiple=True,
+                     help="Protocol name (avbench protocols list) or a YAML file; repeat for several, run as one "
+                          "(their union, as 'group:': each unit trained once, --model applies to each)."),
         click.option("--model", "-m", "models", multiple=True, help="Model name; repeat for several. Default: the protocol's."),
         click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path."),
         click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)), help=PROFILE_HELP),
-        click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials (splits). Default: the profile's."),
+        click.option("--seeds", type=click.IntRange(min=1), default=None,
+                     help=f"Number of trials (splits). Default: the profile's. More than {MAX_SEEDS} need --yes."),
+        click.option("--yes", is_flag=True, help=f"Confirm a run of more than {MAX_SEEDS} trials."),
         click.option("--out", default="runs/avbench", show_default=True, type=click.Path(file_okay=False),
                      help="Run directory; rerunning with the same one resumes and reuses finished work."),
         click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help=DEVICE_HELP),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model option for every model, e.g. pos_enc=false."),
+        click.option("--set", "sets", multiple=True, metavar="[MODEL.]KEY=VALUE",
+                     help="Model option for every model (heads=2) or for one (auxformer.pos_enc=false, which wins "
+                          "over heads=2 for that model); repeat for several."),
         click.option("--splits", default=None, metavar="NAME",
                      help="Partitions registered with 'avbench data splits import' (e.g. the authors' own) instead of "
                           "the store's drawn splits; --seeds defaults to all of their trials."),
@@ -210,7 +243,7 @@ def executor_kwargs(executor, scheduler, address, partition, gpus, time_min, arr
 @click.option("--dry-run", is_flag=True, help="Print the units it would train, reuse, and not apply; run nothing.")
 @click.option("--proposed", "proposed", multiple=True, metavar="MODEL", help=PROPOSED_HELP)
 @user_errors
-def run(protocol, models, corpus, profile, seeds, out, device, sets, splits, threads, batching, precision,
+def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, threads, batching, precision,
         memory, jobs, executor, quiet, dry_run, proposed, **engine):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.profiles import get_profile
@@ -218,9 +251,10 @@ def run(protocol, models, corpus, profile, seeds, out, device, sets, splits, thr
     from avbench.results import summary_table
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
+    check_run_size([list(protocol)], list(models) or None, seeds, profile, parse_sets(sets), yes)
     if proposed and not dry_run:
         _record_proposed(out, proposed, models)
-    summary = run_protocol(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
+    summary = run_protocol(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
                            echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
                            dry_run=dry_run, executor=executor, executor_options=executor_kwargs(executor, **engine))
@@ -267,8 +301,8 @@ def _print_plan(summary) -> None:
               help="Write one 'avbench run-unit SPEC' line per unit still to train or score, for any scheduler "
                    "(sbatch --array, GNU parallel); the specs go to OUT/specs/.")
 @user_errors
-def plan(protocol, models, corpus, profile, seeds, out, device, sets, splits, threads, batching, precision, memory,
-         emit):
+def plan(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, threads, batching, precision,
+         memory, emit):
     """Plan a run without training: print the units to train, to reuse and not applicable.
 
     With --emit FILE, also write each pending unit as a self-contained spec and FILE as one
@@ -280,7 +314,8 @@ def plan(protocol, models, corpus, profile, seeds, out, device, sets, splits, th
     from avbench.runner import emit_commands, prepare
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
-    planned = prepare(protocol, list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
+    check_run_size([list(protocol)], list(models) or None, seeds, profile, parse_sets(sets), yes)
+    planned = prepare(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                       device=device, options=parse_sets(sets), splits=splits, threads=threads,
                       dry_run=emit is None, executor="slurm")  # run elsewhere, as a job array's tasks are
     if emit is None:
@@ -360,13 +395,16 @@ def models_list(classes, audio_dim, visual_dim, profile, as_json):
                                 **prof.model_config(meta))
         rows.append({"name": name, "modalities": list(meta.modalities), "params": n,
                      "paper_params": meta.paper_params, "description": meta.description})
+    broken = MODELS.broken()  # listed with their error; only a run naming one fails
     if as_json:
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(rows + [{"name": name, "error": error} for name, error in broken.items()], indent=1))
         return
     click.echo(f"{'model':<18} {'modalities':<13} {'params':>11} {'paper':>11}  description")
     for r in rows:
         paper = f"{r['paper_params']:,}" if r["paper_params"] else "-"
         click.echo(f"{r['name']:<18} {'+'.join(r['modalities']):<13} {r['params']:>11,} {paper:>11}  {r['description']}")
+    for name, error in broken.items():
+        click.echo(f"{name:<18} {'?':<13} {'-':>11} {'-':>11}  BROKEN: {error}")
     click.echo(f"\n(counts at {classes} classes, audio {audio_dim}, visual {visual_dim}, profile {profile}; "
                "the paper's Table 5 is at 4 / 130 / 4096)")
 
@@ -957,7 +995,9 @@ ROBUSTNESS_PROTOCOLS = ("misalignment", "occlusion", "noise")
 @click.option("--corpus", default="synthetic", show_default=True, help="Registered corpus or feature-store path.")
 @click.option("--profile", default="quick", show_default=True, type=click.Choice(list(PROFILES)),
               help="paper = the paper's models, 25 epochs, 20 trials (GPU days); quick = scaled down (CPU).")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Number of trials.  [default: the profile's: paper 20, quick 3]")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help=f"Number of trials.  [default: the profile's: paper 20, quick 3; more than {MAX_SEEDS} need --yes]")
+@click.option("--yes", is_flag=True, help=f"Confirm a run of more than {MAX_SEEDS} trials.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Where units are trained and resumed.  [default: runs/paper-PROFILE]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -970,8 +1010,8 @@ ROBUSTNESS_PROTOCOLS = ("misalignment", "occlusion", "noise")
               help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster]")
 @_executor_options
 @user_errors
-def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, alpha, test_, no_html, latex_bundle,
-              proposed, rope, effect, interval, quiet, paper_only, threads, jobs, executor, **engine):
+def reproduce(corpus, profile, seeds, yes, run_dir, out, device, metric, correction, alpha, test_, no_html,
+              latex_bundle, proposed, rope, effect, interval, quiet, paper_only, threads, jobs, executor, **engine):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
     Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
@@ -981,6 +1021,7 @@ def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, 
     listed at the end (the report is built from the others); rerunning retries them.
     """
     from avbench import stats
+    from avbench.profiles import get_profile
     from avbench.report import build_report
     from avbench.runner import UnitsFailed, run as run_protocol
 
@@ -995,6 +1036,7 @@ def reproduce(corpus, profile, seeds, run_dir, out, device, metric, correction, 
     runs += [(name, list(proposed)) for name in COMPARISON_PROTOCOLS + ((() if paper_only else ROBUSTNESS_PROTOCOLS))
              if proposed]
     failures = []
+    check_run_size([name for name, models in runs if models is None], None, seeds, get_profile(profile), {}, yes)
     for name, models in runs:
         try:
             run_protocol(name, models, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,

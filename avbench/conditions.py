@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from avbench.registry import KINDS
-from avbench.validation import ValidationError, check_choice, check_float
+from avbench.validation import ValidationError, check_choice, check_float, did_you_mean
 
 MODALITY_CODES = {"audio": "a", "visual": "v"}
 Transform = Callable[[np.ndarray, float, np.random.Generator, float], np.ndarray]
@@ -153,10 +153,15 @@ class Condition:
         """Modalities this condition removes entirely (a model reading only those is not scored)."""
         return frozenset({self.modality}) if get_kind(self.kind).removes else frozenset()
 
+    @property
+    def seed_level(self) -> int:
+        """The level's part of the random draws' seed: ``round(level * 1000)`` (in 32 bits), so levels
+        closer than 0.001 would draw alike (:func:`check_distinct` refuses them)."""
+        return 0 if self.level is None else int(round(self.level * 1000)) & 0xFFFFFFFF
+
     def rng(self, trial_seed: int, clip_id: str) -> np.random.Generator:
-        level = 0 if self.level is None else int(round(self.level * 1000))
         return np.random.default_rng([trial_seed, zlib.crc32(clip_id.encode()), zlib.crc32(self.name.encode()),
-                                      level & 0xFFFFFFFF])
+                                      self.seed_level])
 
     def apply(self, audio: np.ndarray, visual: np.ndarray, *, rng: np.random.Generator,
               rates: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -289,10 +294,10 @@ def expand(spec: dict[str, Any]) -> list[Condition]:
     conditions; ``full`` and ``clip`` take no levels.
     """
     owner = "a protocol condition"
-    unknown = set(spec) - {"kind", "modality", "levels"}
+    unknown = sorted(set(spec) - {"kind", "modality", "levels"})
     if unknown:
-        raise ValidationError(f"A protocol condition has unknown keys {sorted(unknown)}; "
-                              f"expected kind, modality, levels. Got {spec!r}.")
+        raise ValidationError(f"A protocol condition has unknown keys {unknown}; expected kind, modality, levels."
+                              f"{did_you_mean(unknown[0], ('kind', 'modality', 'levels'))} Got {spec!r}.")
     kind = get_kind(check_choice(spec.get("kind"), "kind", owner, tuple(KINDS.names())))
     modality = check_choice(spec.get("modality"), "modality", owner, tuple(MODALITY_CODES)) if kind.modality else None
     if not kind.levels:
@@ -304,3 +309,30 @@ def expand(spec: dict[str, Any]) -> list[Condition]:
     low, high = kind.bounds
     return [Condition(kind.name, modality, check_float(lv, "levels", f"condition {kind.name!r}", low=low, high=high))
             for lv in levels]
+
+
+def check_distinct(conditions: Iterable[Condition], owner: str) -> None:
+    """Refuses two levels of one condition that would share random draws or an evaluation file.
+
+    Masks and noise are seeded by :attr:`Condition.seed_level` and evaluations are filed under
+    :attr:`Condition.key` (the level to 6 significant digits); both stay as they are so that stored
+    masks and results remain valid, so levels that they cannot tell apart are refused instead of
+    being scored alike, or into one file, and reported as independent rows.
+
+    Args:
+        conditions: Every condition a run scores (one protocol's, or a group's union).
+        owner: Who declared them, for the message (``protocol 'masking'``).
+    """
+    seen: dict[tuple[str, Any], Condition] = {}
+    for c in conditions:
+        if c.level is None:
+            continue
+        for ident, clash in (
+                (("seed", c.name, c.seed_level), "would draw the same random masks and noise (a level is seeded "
+                                                 "by round(level * 1000)); give levels 0.001 or more apart"),
+                (("key", c.key), f"would be filed as one evaluation ({c.key}); levels must differ within "
+                                 "their first 6 significant digits")):
+            other = seen.setdefault(ident, c)
+            if other != c:
+                raise ValidationError(f"The 'levels' parameter of condition {c.name!r} in {owner} holds "
+                                      f"{other.level!r} and {c.level!r}, which {clash}.")

@@ -39,14 +39,14 @@ import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
-from avbench.conditions import Condition, expand
+from avbench.conditions import Condition, check_distinct, expand
 from avbench.registry import PROTOCOLS
 from avbench.training import REGIMES
-from avbench.validation import ValidationError, check_choice, check_float, check_path_component
+from avbench.validation import ValidationError, check_choice, check_float, check_path_component, did_you_mean
 
 KEYS = {"name", "description", "reference", "regimes", "models", "variants", "conditions", "needs",
         "needs_regimes", "needs_conditions", "include", "group", "summary", "train_shift_ms"}
@@ -78,6 +78,7 @@ class Protocol:
     needs_conditions: tuple[Condition, ...] | None = None
     train_shift_ms: float = 0.0
     source: dict[str, Any] = field(default_factory=dict, compare=False)
+    parts: tuple[str, ...] = ()  # a union's protocols (``--protocol`` repeated): ``--model`` applies to each
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "protocol", base_dir: Path | None = None) -> "Protocol":
@@ -86,9 +87,10 @@ class Protocol:
         if not isinstance(d, dict) or "name" not in d:
             raise ValidationError(f"{where}: a protocol must be a mapping with at least a 'name'. Got {d!r}.")
         d = inherit(d, where, base_dir)
-        unknown = set(d) - KEYS
+        unknown = sorted(set(d) - KEYS)
         if unknown:
-            raise ValidationError(f"{where}: unknown protocol keys {sorted(unknown)}; known: {sorted(KEYS)}.")
+            raise ValidationError(f"{where}: unknown protocol keys {unknown}.{did_you_mean(unknown[0], KEYS)} "
+                                  f"Known: {sorted(KEYS)}.")
         owner = f"protocol {d['name']!r}"
         check_path_component(d["name"], "name", owner)  # it names the protocol's manifest file
         for key in ("models", "needs", "group", "regimes", "needs_regimes", "conditions", "needs_conditions"):
@@ -97,8 +99,10 @@ class Protocol:
         regimes = tuple(check_choice(r, "regimes", owner, REGIMES) for r in d.get("regimes", ["optimized"]))
         variants = _variants(d.get("variants") or [], owner) or (DEFAULT_VARIANT,)
         conditions = tuple(c for spec in d.get("conditions", [{"kind": "full"}]) for c in expand(spec))
+        check_distinct(conditions, owner)
         nc = d.get("needs_conditions")
         needs_conditions = None if nc is None else tuple(c for spec in nc for c in expand(spec))
+        check_distinct(needs_conditions or (), owner)
         shift = check_float(d.get("train_shift_ms", 0.0), "train_shift_ms", owner, low=0.0)
         nr = d.get("needs_regimes")
         return cls(name=str(d["name"]), description=str(d.get("description", "")).strip(),
@@ -161,12 +165,77 @@ def members(protocol: Protocol) -> list[Protocol]:
             visit(get_protocol(name))
 
     visit(protocol)
-    return [p for p in seen.values() if p.conditions and (p.regimes or p.needs)]
+    found = [p for p in seen.values() if p.conditions and (p.regimes or p.needs)]
+    # a unit serving several of them is scored under the union of their conditions
+    check_distinct((c for p in found for c in (*p.conditions, *(p.needs_conditions or ()))),
+                   f"the protocols {', '.join(repr(p.name) for p in found)}" if len(found) > 1 else
+                   f"protocol {protocol.name!r}")
+    return found
 
 
-def with_options(protocol: Protocol, options: dict[str, Any] | None) -> tuple[Variant, ...]:
+def resolve(protocol: str | Protocol | Sequence[str]) -> Protocol:
+    """The protocol a run is asked for: a name, a YAML path or a :class:`Protocol`, or several names
+    (``--protocol`` repeated), run together as their union.
+
+    A union works as ``group:`` does (each unit trained once, scored under every condition its
+    protocols ask for, each protocol with its own manifest and rows), and ``--model`` replaces the
+    model set of each protocol named, as it does for a single one.  A name given twice counts once.
+    """
+    if isinstance(protocol, Protocol):
+        return protocol
+    if isinstance(protocol, str):
+        return get_protocol(protocol)
+    names = list(dict.fromkeys(str(p) for p in protocol))
+    if not names:
+        raise ValidationError("The 'protocol' parameter of avbench run must name at least one protocol. Got none.")
+    if len(names) == 1:
+        return get_protocol(names[0])
+    parts = tuple(get_protocol(n).name for n in names)
+    name = "+".join(parts)
+    return Protocol(name, description=f"The union of {', '.join(parts)}.", regimes=(), conditions=(),
+                    group=tuple(names), parts=parts, source={"name": name, "group": names})
+
+
+def models_of(top: Protocol, member: Protocol, models: Sequence[str] | None) -> tuple[str, ...]:
+    """The models ``member``, one of ``members(top)``, trains: ``models`` (``--model``) for the
+    protocol the user named (each protocol of a union) and for members that name none, else the
+    member's own."""
+    takes = member is top or member.name in top.parts or not member.models
+    return tuple(models) if models and takes else member.models
+
+
+def options_for(options: dict[str, Any] | None, model: str) -> dict[str, Any]:
+    """The ``--set`` options that apply to ``model``: ``key`` ones apply to every model, ``MODEL.key``
+    ones to that model only (and win over a ``key`` one)."""
+    options = options or {}
+    general = {k: v for k, v in options.items() if "." not in k}
+    own = {k.rsplit(".", 1)[1]: v for k, v in options.items() if "." in k and k.rsplit(".", 1)[0] == model}
+    return general | own
+
+
+def check_model_options(options: dict[str, Any] | None, protocol: Protocol, models: list[str] | None) -> None:
+    """Refuses a ``MODEL.key`` option whose model the run does not train with its options (it would
+    be ignored), suggesting close names."""
+    configured = sorted({m for p in members(protocol) for m in models_of(protocol, p, models)})
+    for key in options or {}:
+        model = key.rsplit(".", 1)[0] if "." in key else None
+        if model is not None and model not in configured:
+            raise ValidationError(f"The 'set' parameter of avbench run must name, before the '.', a model this run "
+                                  f"trains ({', '.join(configured)}). Got {key!r} instead.{did_you_mean(model, configured)}",
+                                  param="set", owner="avbench run")
+
+
+def with_options(protocol: Protocol, options: dict[str, Any] | None, model: str | None = None) -> tuple[Variant, ...]:
     """The protocol's variants with ``--set`` options applied on top, each renamed after them
-    (``pos_enc=false+heads=2``; the default variant becomes ``heads=2``)."""
+    (``pos_enc=false+heads=2``; the default variant becomes ``heads=2``).
+
+    Args:
+        protocol: Whose variants.
+        options: ``key`` and ``MODEL.key`` options (:func:`options_for`).
+        model: The model they are for; None: ``options`` are taken as they are.
+    """
+    if model is not None:
+        options = options_for(options, model)
     if not options:
         return protocol.variants
     tag = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(options.items()))
@@ -182,8 +251,10 @@ def _variants(specs: Any, owner: str) -> tuple[Variant, ...]:
     for v in specs:
         if not isinstance(v, dict) or "name" not in v or set(v) - VARIANT_KEYS \
                 or not isinstance(v.get("config") or {}, dict):
+            extra = sorted(map(str, set(v) - VARIANT_KEYS)) if isinstance(v, dict) else []
+            hint = did_you_mean(extra[0], VARIANT_KEYS) if extra else ""
             raise ValidationError(f"Each variant of {owner} must be a mapping with a 'name' and an optional "
-                                  f"'config' mapping. Got {v!r} instead.")
+                                  f"'config' mapping. Got {v!r} instead.{hint}")
         out.append(Variant(check_path_component(v["name"], "variants", owner), dict(v.get("config") or {})))
     names = [v.name for v in out]
     dupes = sorted({n for n in names if names.count(n) > 1})

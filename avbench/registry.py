@@ -7,15 +7,22 @@ points (``avbench.models``, ``avbench.protocols``, ``avbench.corpora``,
 ``avbench.conditions``, ``avbench.extractors``): each
 entry point names either a module (imported for its side effects, which
 register things) or a callable/object registered under the entry point's name.
+
+Entry points are loaded lazily and one by one: looking up a built-in name
+imports no plugin, looking up a plugin's name imports that plugin only, and
+listing every name imports them all but sets aside those that fail
+(:meth:`Registry.broken`), so that one broken package neither hides the others
+nor breaks a run that does not name it.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import threading
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from avbench.validation import did_you_mean
 
 T = TypeVar("T")
 
@@ -49,6 +56,8 @@ class Registry(Generic[T]):
         # the module owning the entries' type, e.g. models.base for MODELS
         self.coerce: Callable[[str, Any], T] | None = None
         self._entries: dict[str, T] = {}
+        self._pending: dict[str, Any] = {}  # entry points not loaded yet, by name
+        self._broken: dict[str, Exception] = {}  # entry points that failed to load, by name
         self._loaded = False
         self._loading = False
 
@@ -68,6 +77,8 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def _load(self) -> None:
+        """Imports the built-in modules and lists the entry points, importing none of them: each is
+        loaded when its name is asked for (:meth:`get`) or when every name is (:meth:`names`)."""
         # the lock makes another thread (a multi-threaded Dask worker) wait for the whole load
         # instead of seeing a half-filled registry; it is re-entrant for the loading thread
         with _LOAD_LOCK:
@@ -77,19 +88,48 @@ class Registry(Generic[T]):
             try:
                 for module in self.builtin_modules:
                     importlib.import_module(module)
-                for ep in entry_points(group=self.group):
-                    self._load_entry_point(ep)
+                self._pending = {ep.name: ep for ep in entry_points(group=self.group)}
                 self._loaded = True
             finally:
                 self._loading = False
+
+    def _load_plugin(self, name: str) -> None:
+        """Loads the entry point ``name`` if it is pending; a failure is kept (see :meth:`broken`)
+        and raised, so that only a lookup of that name fails."""
+        with _LOAD_LOCK:
+            ep = self._pending.pop(name, None)
+            if ep is not None:
+                try:
+                    self._load_entry_point(ep)
+                except Exception as exc:  # whatever a plugin's import raises is the plugin's fault
+                    self._broken[name] = exc
+            if name in self._broken:
+                raise RegistryError(str(self._broken[name])) from self._broken[name]  # --debug shows its traceback
+
+    def _load_plugins(self) -> None:
+        """Loads every pending entry point (a module may register names other than its own); the
+        broken ones are kept aside without hiding the others."""
+        self._load()
+        for name in list(self._pending):
+            try:
+                self._load_plugin(name)
+            except RegistryError:
+                pass
+
+    def broken(self) -> dict[str, str]:
+        """Entry points that failed to load: name -> one-line error (``avbench models list`` shows them)."""
+        self._load_plugins()
+        return {name: str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                for name, exc in sorted(self._broken.items())}
 
     def _load_entry_point(self, ep: Any) -> None:
         try:
             obj = ep.load()
         except Exception as exc:  # a broken plugin must not hide the built-ins
+            problem = (str(exc).splitlines() or [""])[0]
             raise ImportError(
                 f"The {self.kind} plugin {ep.name!r} (entry point {ep.value!r} in group "
-                f"{self.group!r}) failed to load: {exc}"
+                f"{self.group!r}) failed to load: {type(exc).__name__}: {problem}"
             ) from exc
         if isinstance(obj, type(importlib)):  # a module: importing it registered its entries
             return
@@ -105,6 +145,11 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """Returns the entry, or raises RegistryError naming close matches and all names."""
         self._load()
+        if name not in self._entries:
+            if isinstance(name, str):
+                self._load_plugin(name)  # the plugin of that name only; raises if it is broken
+            if name not in self._entries:
+                self._load_plugins()  # a plugin module may register names other than its own
         try:
             return self._entries[name]
         except KeyError:
@@ -112,24 +157,28 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         names = self.names()
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return f"Unknown {self.kind} {name!r}.{hint} Available: {', '.join(names)}."
+        hint = did_you_mean(name, names)
+        broken = f" (plugins that failed to load: {', '.join(self.broken())})" if self._broken else ""
+        return f"Unknown {self.kind} {name!r}.{hint} Available: {', '.join(names)}{broken}."
 
     def names(self) -> list[str]:
-        self._load()
+        """Every usable name (entry points that fail to load are left out: :meth:`broken`)."""
+        self._load_plugins()
         return sorted(self._entries)
 
     def items(self) -> Iterator[tuple[str, T]]:
-        self._load()
+        self._load_plugins()
         return iter(sorted(self._entries.items()))
 
     def __contains__(self, name: object) -> bool:
-        self._load()
-        return name in self._entries
+        try:
+            self.get(name)  # type: ignore[arg-type]
+        except RegistryError:
+            return False
+        return True
 
     def __len__(self) -> int:
-        self._load()
+        self._load_plugins()
         return len(self._entries)
 
 

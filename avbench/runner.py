@@ -32,7 +32,8 @@ from avbench.models.base import check_config
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile, get_profile
 from avbench.provenance import provenance
-from avbench.protocol import DEFAULT_VARIANT, Protocol, get_protocol, members, with_options
+from avbench.protocol import (DEFAULT_VARIANT, Protocol, check_model_options, members, models_of, resolve,
+                              with_options)
 from avbench.results import (EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord, UnitKey, canonical_config,
                              collect, corpus_id, read_json, shift_suffix, write_json, write_manifest, write_npz,
                              write_table)
@@ -82,12 +83,12 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
     """
     work: list[tuple[UnitKey, tuple[Condition, ...]]] = []
     model_set = list(models or protocol.models)
-    base = with_options(Protocol("_", variants=(DEFAULT_VARIANT,)), options)[0]
     shift = protocol.train_shift_ms
     suffix = shift_suffix(shift)
     for name in model_set:
         meta = get_model_meta(name)
-        for variant in with_options(protocol, options):
+        base = with_options(Protocol("_", variants=(DEFAULT_VARIANT,)), options, name)[0]
+        for variant in with_options(protocol, options, name):
             config = {**profile.model_config(meta), **variant.config}
             check_config(name, config)
             vname, label = check_path_component(variant.name, "set", "avbench run") + suffix, ""
@@ -333,14 +334,16 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     """Runs a protocol (and the protocols of its group) and returns the tidy results.
 
     Args:
-        protocol: Registered protocol name, YAML path, or :class:`Protocol`.
+        protocol: Registered protocol name, YAML path, or :class:`Protocol`; or several names, run
+            as their union (:func:`avbench.protocol.resolve`).
         models: Model names; default: the protocol's own model set.
         corpus: Registered corpus name or feature-store path.
         profile: ``quick``, ``paper`` or ``smoke`` (or a :class:`Profile`).
         seeds: Number of trials (splits 0..N-1); default: the profile's.
         out: Run directory; rerunning with the same one resumes and reuses.
         device: ``auto``, ``cpu`` or ``cuda``.
-        options: Model options applied on top of each variant (``--set k=v``).
+        options: Model options applied on top of each variant: ``key`` to every model, ``MODEL.key``
+            to one (``--set k=v``, ``--set auxformer.k=v``).
         progress: Show progress bars.
         echo: Where to print one line per unit.
         jobs: Units trained at once in separate processes (joblib), each with an equal share of the
@@ -459,6 +462,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
     """Checks every option, opens corpus and splits and plans the units of :func:`run` (same
     arguments), training nothing; ``avbench plan`` stops here."""
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
+    from avbench.data.splits import audit_splits
     from avbench.data.integrity import ensure_verified
     from avbench.executors import EXECUTORS
     from avbench.validation import check_choice
@@ -468,9 +472,10 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
     n_seeds = prof.seeds if seeds is None else seeds
     if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
         raise ValidationError(f"The 'seeds' parameter of avbench run must be a positive integer. Got {seeds!r} instead.")
-    proto = protocol if isinstance(protocol, Protocol) else get_protocol(str(protocol))
+    proto = resolve(protocol)
     for name in models or []:
         get_model_meta(name)  # unknown names fail before any work
+    check_model_options(options, proto, models)
     check_int(jobs, "jobs", "avbench run", minimum=1)
     local = executor == "local"
     if threads is None:  # a cluster's workers are not this machine: one thread each unless told
@@ -505,13 +510,14 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
             raise ValidationError(f"The 'seeds' parameter of avbench run must be at most {len(trial_splits)}, the "
                                   f"number of trials in the partitions {splits!r}. Got {seeds!r} instead.")
         trial_splits = trial_splits[:n_seeds]
+    trial_splits = audit_splits(trial_splits, store, echo)  # warns of thin partitions, refuses untrainable ones
     out = Path(out)
     if not dry_run:
         remove_stale_temporaries(out)  # left by a killed run
     runner = Runner(store, trial_splits, prof, out, dev, progress, echo, splits_id=splits_id)
     protocols = members(proto)
     work = [(p, u, cs) for p in protocols
-            for u, cs in plan(p, models if p is proto or not p.models else None,
+            for u, cs in plan(p, models_of(proto, p, models),
                               corpus=runner.store_id, profile=prof, seeds=n_seeds, options=options)]
     # one unit may serve several protocols: train once, score the union of their conditions
     by_unit: dict[UnitKey, list[Condition]] = {}

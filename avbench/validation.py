@@ -15,6 +15,7 @@ default, as scikit-learn's ``utils/_param_validation.py`` declares them::
 
 from __future__ import annotations
 
+import difflib
 import math
 from abc import ABC, abstractmethod
 from typing import Annotated, Any, Iterable, Mapping
@@ -41,6 +42,13 @@ class DataError(ValidationError):
     Kept apart from bad options so that the command line reports it as an error in the data,
     not as a usage mistake.
     """
+
+
+def did_you_mean(name: Any, choices: Iterable[str]) -> str:
+    """`` Did you mean 'a', 'b'?`` for the choices close to a mistyped ``name`` (empty when none is), to
+    append to a message that refuses it."""
+    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 def _fail(param: str, owner: str, expected: str, got: Any, kind: str = "parameter") -> None:

@@ -115,6 +115,17 @@ def test_set_unknown_option(tiny_store, run_dir):
             run_dir)
 
 
+def test_set_misspelt_option_suggests_the_close_name(tiny_store, run_dir):
+    refused(run_args(tiny_store.path, run_dir, "--set", "out_dropuot=0.1"),
+            ["'mult' has no option 'out_dropuot'. Did you mean 'out_dropout'"], 2, run_dir)
+
+
+def test_set_for_a_model_the_run_does_not_train(tiny_store, run_dir):
+    refused(run_args(tiny_store.path, run_dir, "--set", "mlt.heads=2"),
+            ["The '--set' option must name, before the '.', a model this run trains (mult)", "'mlt.heads'",
+             "Did you mean 'mult'?"], 2, run_dir)
+
+
 def test_set_value_that_would_leave_out(tiny_store, run_dir, monkeypatch):
     """A plugin's free-text option cannot make a variant directory outside --out."""
     import avbench.runner
@@ -132,6 +143,28 @@ def test_unknown_model(tiny_store, run_dir):
 @pytest.mark.parametrize("option,value", [("--seeds", "0"), ("--jobs", "0"), ("--threads", "0")])
 def test_run_counts_must_be_positive(tiny_store, run_dir, option, value):
     refused(run_args(tiny_store.path, run_dir, option, value), option, 2, run_dir)
+
+
+def test_more_than_200_seeds_need_yes_and_the_unit_count_is_said(copy_store, tmp_path):
+    args = run_args(copy_store, tmp_path / "run", "--seeds", "1000", "--model", "auxformer", "--dry-run")
+    refused(args, ["The '--seeds' option asks for 1000 trials: 2,000 units would be planned (2 per trial)",
+                   "--yes"], 2, copy_store)
+    refused(["plan", *[a for a in args[1:] if a not in ("--quiet", "--dry-run")]], "2,000 units", 2, copy_store)
+    refused(["reproduce", "--seeds", "201", "--profile", "smoke", "--corpus", copy_store, "--run-dir", tmp_path / "r"],
+            ["201 trials", "per trial", "--yes"], 2, copy_store)
+    assert not (tmp_path / "r").exists()
+    r = CliRunner().invoke(main, list(map(str, run_args(copy_store, tmp_path / "run", "--seeds", "201", "--yes",
+                                                        "--dry-run"))))
+    assert r.exit_code == 0 and "201 unit(s) to train" in r.output, r.output
+
+
+def test_a_corpus_of_two_speakers_is_a_data_error_naming_it(tmp_path):
+    from avbench.data.synthetic import generate_synthetic
+
+    store = generate_synthetic(tmp_path / "two", n_speakers=2, clips_per_speaker=6, visual_dim=4)
+    output = refused(run_args(store.path, tmp_path / "run"), [f"{store.path}: the corpus has 2 speaker(s)",
+                                                              "at least 3, one per partition"], 1)
+    assert "make_split" not in output
 
 
 def test_corpus_not_found(run_dir, tmp_path):

@@ -359,7 +359,7 @@ def test_run_and_reproduce_record_the_choice_and_reproduce_runs_it_under_the_com
     ok = runner.invoke(main, ["run", "-p", "masking", "-m", "auxformer", "-m", "mult", "--proposed", "mult",
                               "--out", str(tmp_path / "a")])
     assert ok.exit_code == 0, ok.output
-    assert recorded_choice(tmp_path / "a") == ("mult",) and calls == [("masking", ["auxformer", "mult"])]
+    assert recorded_choice(tmp_path / "a") == ("mult",) and calls == [(["masking"], ["auxformer", "mult"])]
     calls.clear()
     ok = runner.invoke(main, ["reproduce", "--proposed", "mult", "--run-dir", str(tmp_path / "b")])
     assert ok.exit_code == 0, ok.output

@@ -122,7 +122,10 @@ def test_a_dict_or_callable_registered_as_plugin_works_with_get_protocol():
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"name": "x", "conditon": []}, "unknown protocol keys"),
+    ({"name": "x", "conditon": []}, r"unknown protocol keys \['conditon'\]. Did you mean 'conditions'"),
+    ({"name": "x", "conditions": [{"kind": "mask", "modality": "audio", "levles": [0.5]}]},
+     r"unknown keys \['levles'\]; expected kind, modality, levels. Did you mean 'levels'\?"),
+    ({"name": "x", "variants": [{"name": "a", "confg": {}}]}, r"optional 'config' mapping.*Did you mean 'config'\?"),
     ({"name": "x", "models": "auxformer"}, "'models'.*must be a list"),
     ({"name": "x", "regimes": ["fast"]}, "'regimes'"),
     ({"name": "x", "variants": [{"name": "a"}, {"name": "a"}]}, "distinct names"),
@@ -179,6 +182,24 @@ def test_variants_equal_to_the_default_model_share_its_unit():
     opts = plan(get_protocol("posenc"), None, corpus="x", profile=prof, seeds=1, options={"heads": 2})
     assert sorted(u.key()["variant"] for u, _ in opts) == ["pos_enc=false+heads=2", "pos_enc=true+heads=2"]
     assert sorted(u.variant for u, _ in opts) == ["heads=2", "pos_enc=false+heads=2"]
+
+
+def test_an_option_set_for_one_model_applies_to_it_only():
+    """`--set auxformer.pos_enc=false` in a comparison: mult has no such option and keeps its default
+    unit; `MODEL.key` wins over a `key` given for every model."""
+    from avbench.protocol import check_model_options
+
+    prof = get_profile("quick")
+    units = {u.model: u for u, _ in plan(get_protocol("optimized"), ["auxformer", "mult"], corpus="x", profile=prof,
+                                         seeds=1, options={"auxformer.pos_enc": False, "heads": 2,
+                                                           "mult.heads": 1})}
+    assert units["auxformer"].config["pos_enc"] is False and units["auxformer"].config["heads"] == 2
+    assert units["auxformer"].variant == "heads=2,pos_enc=false"
+    assert "pos_enc" not in units["mult"].config and units["mult"].config["heads"] == 1
+    assert units["mult"].variant == "heads=1"
+    with pytest.raises(ValidationError, match=r"must name, before the '.', a model this run trains \(auxformer, "
+                                              r"mult\). Got 'mlt.heads' instead. Did you mean 'mult'\?"):
+        check_model_options({"mlt.heads": 1}, get_protocol("optimized"), ["auxformer", "mult"])
 
 
 # --- every protocol end to end -------------------------------------------------------------------
@@ -416,3 +437,44 @@ def test_a_protocol_including_masking_with_other_levels_runs(tiny_store, tmp_pat
     scored = t[(t.metric == "micro_f1") & (t.condition == "mask_visual")]
     assert sorted(scored.level) == [0.25, 0.75] and set(t.protocol) == {"masking-coarse"}
     assert "auc_micro_f1" in set(t.metric)  # masking's `summary: true`, inherited
+
+
+@pytest.mark.parametrize("spec, shown, clash", [
+    ({"kind": "mask", "modality": "audio", "levels": [0.1, 0.1004]}, "0.1 and 0.1004", "same random masks"),
+    ({"kind": "noise", "modality": "visual", "levels": [5, 5.0000001]}, "5.0 and 5.0000001", "same random masks"),
+    ({"kind": "shift", "modality": "audio", "levels": [1000000, 1000001]}, "1000000.0 and 1000001.0",
+     "one evaluation (shift_audio@1e+06)"),
+])
+def test_levels_that_would_share_masks_or_an_evaluation_file_are_refused(spec, shown, clash):
+    with pytest.raises(ValidationError, match="The 'levels' parameter of condition") as err:
+        Protocol.from_dict({"name": "x", "conditions": [{"kind": "full"}, spec]})
+    assert shown in str(err.value) and clash in str(err.value) and "protocol 'x'" in str(err.value)
+    # the thousandths apart (the seeds are today's, so stored masks and results stay valid)
+    ok = Protocol.from_dict({"name": "x", "conditions": [{**spec, "levels": [spec["levels"][0], 0.5]}]})
+    assert ok.conditions[0].seed_level == int(round(spec["levels"][0] * 1000)) & 0xFFFFFFFF
+
+
+def test_levels_of_a_group_that_would_share_masks_are_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nconditions: [{kind: mask, modality: audio, levels: [0.2]}]\n")
+    (tmp_path / "b.yaml").write_text("name: b\nconditions: [{kind: mask, modality: audio, levels: [0.2001]}]\n")
+    (tmp_path / "ab.yaml").write_text(f"name: ab\nregimes: []\ngroup: [{tmp_path / 'a.yaml'}, {tmp_path / 'b.yaml'}]\n")
+    with pytest.raises(ValidationError, match="in the protocols 'a', 'b' holds 0.2 and 0.2001"):
+        expand_includes(get_protocol(str(tmp_path / "ab.yaml")))
+
+
+def test_protocol_given_twice_runs_both_as_one_run(tiny_store, tmp_path):
+    """`--protocol` repeats as `--model` does: the union, --model applying to each, a repeat counted once."""
+    from click.testing import CliRunner
+
+    from avbench.cli import main
+
+    r = CliRunner().invoke(main, ["run", "-p", "standard", "--protocol", "optimized", "-p", "standard", "--model",
+                                  "mult", "--corpus", str(tiny_store.path), "--profile", "smoke", "--seeds", "1",
+                                  "--out", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(tmp_path / "run" / "results.csv")
+    scored = t[t.metric == "micro_f1"]
+    assert sorted(zip(scored.protocol, scored.model, scored.regime)) == [("optimized", "mult", "optimized"),
+                                                                         ("standard", "mult", "standard")]
+    assert "units trained now: 2" in r.output
+    assert sorted(p.name for p in (tmp_path / "run" / "protocols").iterdir())[0].startswith("optimized@")

@@ -39,7 +39,7 @@ def test_read_only_store_is_usable_and_splits_go_to_the_cache(tiny_store, tmp_pa
 def test_created_files_respect_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        store = generate_synthetic(tmp_path / "store", seed=0, n_speakers=3, clips_per_speaker=2, visual_dim=2)
+        store = generate_synthetic(tmp_path / "store", seed=0, n_speakers=9, clips_per_speaker=2, visual_dim=2)
         run("standard", ["mult"], corpus=store.path, profile="smoke", seeds=1, out=tmp_path / "out",
             progress=False, echo=lambda s: None)
     finally:

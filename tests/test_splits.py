@@ -127,3 +127,55 @@ def test_load_splits_options(store):
     assert load_splits(store, 2)[0] == make_split(store.speakers, 0, base_seed=5)
     with pytest.raises(ValidationError, match=r"The 'base_seed' parameter of load_splits must match the 5"):
         load_splits(store, 2, base_seed=0)
+
+
+def test_check_partitions_reports_thin_partitions_and_refuses_an_untrained_class():
+    from avbench.data.splits import check_partitions
+
+    speakers = corpus(5, [20, 20, 20, 5, 3])  # train s0-s2 (60 clips), dev s3 (5), test s4 (3)
+    labels = np.array([0, 1, 2] * 20 + [0, 1, 0, 1, 0] + [2, 2, 2])
+    split = Split(0, 0, ("spk0", "spk1", "spk2"), ("spk3",), ("spk4",))
+    found = check_partitions(split, speakers, labels, ["a", "b", "c"], min_speakers=2, min_clips=10)
+    assert [(f.partition, f.problem) for f in found] == [
+        ("dev", "few_speakers"), ("dev", "few_clips"), ("dev", "missing_class"),
+        ("test", "few_speakers"), ("test", "few_clips"), ("test", "missing_class")]
+    assert found[2].text == "the 'dev' partition has no clip of class 'c'" and not any(f.refused for f in found)
+    assert "has 3 clip(s), fewer than 10" in found[4].text and "no clip of class 'a', 'b'" in found[5].text
+    labels[:60] = [0, 1] * 30  # no 'c' in training, which the test clips all are
+    found = check_partitions(split, speakers, labels, ["a", "b", "c"], min_speakers=1, min_clips=1)
+    assert [(f.partition, f.problem, f.refused) for f in found] == [
+        ("train", "untrained_class", True), ("dev", "missing_class", False), ("test", "missing_class", False)]
+    assert "no clip of class 'c', which the 'test' partition has" in found[0].text
+    # the findings travel with the split (to every unit of the trial) but are not part of it
+    with_findings = Split(**{**split.__dict__, "findings": tuple(found)})
+    assert Split.from_json(with_findings.to_json()).findings == tuple(found) and with_findings == split
+    assert "findings" not in split.to_json()
+
+
+def test_a_run_warns_of_thin_partitions_per_trial_and_records_them_in_the_unit(tiny_store, tmp_path):
+    from click.testing import CliRunner
+
+    from avbench.cli import main
+
+    r = CliRunner().invoke(main, ["run", "--protocol", "standard", "--model", "mult", "--corpus", str(tiny_store.path),
+                                  "--profile", "smoke", "--seeds", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if line.startswith("warning: trial")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: trial 0 (seed-00): ")  # 9 speakers: 1-2 in test
+    record = json.loads(next((tmp_path / "run").glob("units/*/smoke/mult/default/standard/seed-00/train.json"))
+                        .read_text())
+    assert record["split"]["findings"] and all(f["text"] in warnings[0] for f in record["split"]["findings"])
+
+
+def test_a_trial_whose_training_lacks_a_test_class_is_refused_before_training(tmp_path):
+    from click.testing import CliRunner
+
+    from avbench.cli import main
+
+    store = generate_synthetic(tmp_path / "store", seed=0, n_speakers=3, clips_per_speaker=2, visual_dim=2)
+    r = CliRunner().invoke(main, ["run", "--protocol", "standard", "--model", "mult", "--corpus", str(store.path),
+                                  "--profile", "smoke", "--seeds", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert f"{store.path}: trial 0 (seed-00): the 'train' partition has no clip of class '" in r.output
+    assert "which the 'test' partition has" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "run" / "units").exists()

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -29,6 +29,39 @@ PARTITIONS = ("train", "dev", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 SPLITS_FILE = "splits.json"
 SPLITS_FORMAT = 1
+# A partition with fewer speakers or clips than these still trains and scores, but its score says
+# little: one speaker's test set measures that speaker, not speaker independence, and a few clips
+# move F1 by large steps.  CREMA-D (91 actors) and MSP-IMPROV (12 speakers) pass both.
+MIN_SPEAKERS = 2
+MIN_CLIPS = 30
+
+
+@dataclass(frozen=True)
+class SplitFinding:
+    """One way a trial's partition is too thin for its scores to mean what the paper's do.
+
+    Attributes:
+        partition: ``train``, ``dev`` or ``test``.
+        problem: ``few_speakers``, ``few_clips``, ``missing_class`` (a warning) or
+            ``untrained_class`` (training lacks a class the test partition has: refused, as the
+            model could never predict it and F1 would be computed over a class it never saw).
+        text: The finding in words, for the warning and the unit's record.
+    """
+
+    partition: str
+    problem: Literal["few_speakers", "few_clips", "missing_class", "untrained_class"]
+    text: str
+
+    @property
+    def refused(self) -> bool:
+        return self.problem == "untrained_class"
+
+    def to_json(self) -> dict[str, str]:
+        return {"partition": self.partition, "problem": self.problem, "text": self.text}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "SplitFinding":
+        return cls(str(d["partition"]), d["problem"], str(d["text"]))
 
 
 @dataclass(frozen=True)
@@ -40,14 +73,20 @@ class Split:
     train: tuple[str, ...]
     dev: tuple[str, ...]
     test: tuple[str, ...]
+    # what check_partitions found, carried to each unit of the trial and kept in its train.json;
+    # not part of the split itself (split files never hold it)
+    findings: tuple[SplitFinding, ...] = field(default=(), compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "seed": self.seed, **{p: list(m) for p, m in self.partitions().items()}}
+        findings = {"findings": [f.to_json() for f in self.findings]} if self.findings else {}
+        return {"index": self.index, "seed": self.seed, **{p: list(m) for p, m in self.partitions().items()},
+                **findings}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Split":
         """Reads :meth:`to_json` (as split files, records and unit specs store it)."""
-        return cls(int(d["index"]), int(d["seed"]), *(tuple(map(str, d[p])) for p in PARTITIONS))
+        return cls(int(d["index"]), int(d["seed"]), *(tuple(map(str, d[p])) for p in PARTITIONS),
+                   findings=tuple(SplitFinding.from_json(f) for f in d.get("findings", ())))
 
     def partitions(self) -> dict[str, tuple[str, ...]]:
         return {p: getattr(self, p) for p in PARTITIONS}
@@ -56,6 +95,67 @@ class Split:
         """Maps each partition to the sorted rows whose speaker belongs to it."""
         spk = np.asarray(speakers).astype(str)
         return {p: np.flatnonzero(np.isin(spk, list(members))) for p, members in self.partitions().items()}
+
+
+def check_partitions(split: Split, speakers: Sequence[Any], labels: Sequence[int], label_names: Sequence[str], *,
+                     min_speakers: int = MIN_SPEAKERS, min_clips: int = MIN_CLIPS) -> list[SplitFinding]:
+    """What makes one trial's partitions too thin to train on or to score as the paper does.
+
+    Args:
+        split: The trial's split.
+        speakers, labels: The speaker and class index of every clip of the corpus.
+        label_names: The class names, by index.
+        min_speakers, min_clips: A partition with fewer is reported (:data:`MIN_SPEAKERS`,
+            :data:`MIN_CLIPS`).
+
+    Returns:
+        The findings in partition order; one whose ``refused`` is true means the trial cannot be
+        trained meaningfully (a class of the test partition is absent from training).
+    """
+    rows = split.indices(speakers)
+    labels = np.asarray(labels)
+    classes = {p: set(labels[r].tolist()) for p, r in rows.items()}
+    found = []
+    for p in PARTITIONS:
+        n_spk, n_clips = len(split.partitions()[p]), len(rows[p])
+        if n_spk < min_speakers:
+            found.append(SplitFinding(p, "few_speakers", f"the {p!r} partition has {n_spk} speaker(s), fewer "
+                                                         f"than {min_speakers}"))
+        if n_clips < min_clips:
+            found.append(SplitFinding(p, "few_clips", f"the {p!r} partition has {n_clips} clip(s), fewer than "
+                                                      f"{min_clips}"))
+        absent = [label_names[c] for c in range(len(label_names)) if c not in classes[p]]
+        untrained = [label_names[c] for c in sorted(classes["test"] - classes["train"])] if p == "train" else []
+        if untrained:
+            found.append(SplitFinding(p, "untrained_class", f"the 'train' partition has no clip of class "
+                                                            f"{', '.join(map(repr, untrained))}, which the 'test' "
+                                                            "partition has: the model could never predict it"))
+        elif absent:
+            found.append(SplitFinding(p, "missing_class", f"the {p!r} partition has no clip of class "
+                                                          f"{', '.join(map(repr, absent))}"))
+    return found
+
+
+def audit_splits(splits: Sequence[Split], store: "FeatureStore", echo: Callable[[str], None]) -> list[Split]:
+    """Checks each trial's partitions (:func:`check_partitions`) before a run: says each finding as a
+    warning naming the trial, refuses a trial whose training lacks a class its test partition has,
+    and returns the splits carrying their findings, which each unit keeps in its ``train.json``.
+
+    Raises:
+        DataError: Naming the store, the trial (``seed-NN`` in unit directories) and the classes.
+    """
+    out = []
+    for split in splits:
+        findings = check_partitions(split, store.speakers, store.labels, store.label_names)
+        where = f"trial {split.index} (seed-{split.index:02d})"
+        for f in findings:
+            if f.refused:
+                raise DataError(f"{store.path}: {where}: {f.text}. Use a corpus with more speakers or clips of "
+                                "that class, or other partitions (--splits).")
+        if findings:
+            echo(f"warning: {where}: {'; '.join(f.text for f in findings)}.")
+        out.append(replace(split, findings=tuple(findings)))
+    return out
 
 
 def split_seed(base_seed: int, index: int) -> int:
@@ -205,6 +305,11 @@ def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None =
         base_seed = check_int(base_seed, "base_seed", owner, minimum=0)
     if fractions is not None:
         fractions = check_fractions(fractions, owner)
+    speakers = np.unique(np.asarray(store.speakers).astype(str))
+    if len(speakers) < len(PARTITIONS):  # the corpus's fault, not an option's: say which corpus
+        raise DataError(f"{store.path}: the corpus has {len(speakers)} speaker(s) ({', '.join(speakers)}); "
+                        f"speaker-independent train/dev/test splits need at least {len(PARTITIONS)}, one per "
+                        "partition. Use a corpus with more speakers.")
     sources, target = splits_files(store)
     records = [_read_record(f, store) | {"file": f} for f in sources if f.exists()]
     if records:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from avbench.registry import MODELS, RegistryError
-from avbench.validation import Constraint, ValidationError, check_choice, check_options
+from avbench.validation import Constraint, ValidationError, check_choice, check_options, did_you_mean
 
 MODALITIES = ("audio", "visual")
 DIMENSIONS = ("num_classes", "audio_dim", "visual_dim")
@@ -235,8 +235,8 @@ def check_config(name: str, config: dict[str, Any], dimensions: dict[str, int] |
     options = meta.options()
     unknown = sorted(set(config) - set(options))
     if unknown:
-        raise ValidationError(f"Model {name!r} has no option {', '.join(map(repr, unknown))}. "
-                              f"Its options: {', '.join(sorted(options)) or '(none)'}.")
+        raise ValidationError(f"Model {name!r} has no option {', '.join(map(repr, unknown))}."
+                              f"{did_you_mean(unknown[0], options)} Its options: {', '.join(sorted(options)) or '(none)'}.")
     check_options({**options, **config}, meta.constraints(), f"model {name!r}", dimensions)
     return config
 
