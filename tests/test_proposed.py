@@ -168,7 +168,7 @@ def test_the_plugin_is_the_one_proposed_model_of_every_table_caption_and_test(pl
 def test_fig5_draws_the_plugins_full_av_line(plugin_report):
     index = (plugin_report / "index.md").read_text()
     fig5 = next(line for line in index.splitlines() if line.startswith("**Fig. 5.**"))
-    assert "Solid blue line: LF-GRU with full audiovisual input" in fig5
+    assert "Solid horizontal line (in its colour): LF-GRU with full audiovisual input" in fig5
     assert (plugin_report / "figures" / "fig5_masking.png").stat().st_size > 10_000
 
 

@@ -526,7 +526,7 @@ def test_reference_lines_are_announced_only_when_drawn(tmp_path):
     run.table.loc[wide, "value"] = np.where(run.table.loc[wide, "seed"] == 1, 0.55, 0.99)  # a 95% CI past 1
     with style.styled():
         masking, regimes = fig5(ReportContext(run)), fig4(ReportContext(run))
-    assert "dashed red line" not in masking.caption and "Solid blue line: AuxFormer" in masking.caption
+    assert "dashed red line" not in masking.caption and "Solid horizontal line (in its colour): AuxFormer" in masking.caption
     assert "baseline 4" not in regimes.caption.lower()
     legend = [t.get_text() for t in regimes.fig.legends[0].get_texts()]
     assert not any("Baseline 4" in text for text in legend)

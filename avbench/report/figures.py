@@ -289,22 +289,27 @@ def _model_handles(ctx: ReportContext, models: list[str]) -> list[Line2D]:
             for m in models]
 
 
-def _full_handle(full: str) -> list[Line2D]:
+def _main_color(ctx: ReportContext, t: pd.DataFrame) -> str:
+    """The colour of the proposed model's full-AV line: the model's own, as its curve is drawn in ``t``'s figure."""
+    return model_color(ctx.main, audiovisual_models(t)) if ctx.main else style.FULL_AV_COLOR
+
+
+def _full_handle(ctx: ReportContext, t: pd.DataFrame, full: str) -> list[Line2D]:
     """The legend entry of :func:`_full_line` (``full``: its model's name, '' when none was drawn)."""
-    return [Line2D([], [], color=style.FULL_AV_COLOR, linewidth=1.0, label=f"{full}, full AV")] if full else []
+    return [Line2D([], [], color=_main_color(ctx, t), linewidth=1.0, label=f"{full}, full AV")] if full else []
 
 
 def _full_text(full: str, what: str = "full audiovisual input") -> str:
-    return f"solid blue line: {full} with {what}" if full else ""
+    return f"solid horizontal line (in its colour): {full} with {what}" if full else ""
 
 
-def _full_line(ax, ctx: ReportContext, corpus: str, model: str, regime: str) -> bool:
+def _full_line(ax, ctx: ReportContext, corpus: str, model: str, regime: str, color: str) -> bool:
     """``model``'s full-AV score as a horizontal line."""
     v = ctx.select(corpus=corpus, model=model, variant="default", regime=regime, condition="full",
                    metric=ctx.metric)["value"]
     if v.empty:
         return False
-    ax.axhline(float(v.mean()), color=style.FULL_AV_COLOR, linestyle="-", linewidth=1.0, alpha=0.8, zorder=1)
+    ax.axhline(float(v.mean()), color=color, linestyle="-", linewidth=1.0, alpha=0.8, zorder=1)
     return True
 
 
@@ -323,7 +328,7 @@ def _curve_panels(ctx: ReportContext, t: pd.DataFrame, columns: list[str], regim
         for c, column in enumerate(columns):
             ax = axes[r, c]
             draw(ax, corpus, column, _letter(r * len(columns) + c))
-            has_full |= bool(main) and _full_line(ax, ctx, corpus, main, regime)
+            has_full |= bool(main) and _full_line(ax, ctx, corpus, main, regime, _main_color(ctx, t))
             if c == 0:
                 ax.set_ylabel(style.metric_label(ctx.metric))
             ax.tick_params(labelleft=True)
@@ -373,7 +378,7 @@ def fig5(ctx: ReportContext) -> FigureResult:
         ax.set_xticks(range(10, 100, 10))
 
     fig, full = _curve_panels(ctx, t, conds, regime, draw)
-    handles = _model_handles(ctx, models) + _full_handle(full)
+    handles = _model_handles(ctx, models) + _full_handle(ctx, t, full)
     if len(sets) > 1:
         handles += [Line2D([], [], color="black", linestyle=set_ls[lv], label=f"levels {format_levels(lv)}")
                     for lv in sets]
@@ -450,7 +455,7 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
         handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=name(v)) for v in drawn_variants]
         styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {name(v)}"
                                                   for v in drawn_variants)
-    handles += _full_handle(full)
+    handles += _full_handle(ctx, t, full)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     caption = _sentences(f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} "
                          f"training", spec.note, styles_text, _trials_text(_ntrials(t)),

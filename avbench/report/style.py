@@ -29,7 +29,8 @@ OKABE_ITO = {
 
 #: Scenario colours of Fig. 4 (the paper: dashed orange = baseline 4 visual, solid green = acoustic).
 SCENARIO_COLORS = {"AV": OKABE_ITO["blue"], "V": OKABE_ITO["orange"], "A": OKABE_ITO["bluish_green"]}
-#: Reference lines of Fig. 5 (the paper: solid blue = full AV of our model, dashed red = baseline 4).
+#: Reference lines of Fig. 5 (the paper: solid blue = full AV of our model, dashed red = baseline 4).  The full-AV
+#: line takes the proposed model's own colour (AuxFormer's is this blue); this one only stands in for none.
 FULL_AV_COLOR = OKABE_ITO["blue"]
 BASELINE4_COLOR = OKABE_ITO["vermillion"]
 OUTLIER_COLOR = OKABE_ITO["vermillion"]

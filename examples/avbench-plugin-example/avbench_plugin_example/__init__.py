@@ -51,7 +51,7 @@ class LateFusionGRU(AVModel):
                 description="Example plugin: one GRU per modality, late fusion by concatenation",
                 # role="proposed": reports test it against every other model (AuxFormer included) by default.
                 # Labels carry no "(ours)": the report adds it to the proposed model it tests.
-                presentation=Presentation("Late-fusion GRU", "LF-GRU", role="proposed", color="#D55E00", marker="h"))
+                presentation=Presentation("Late-fusion GRU", "LF-GRU", role="proposed", color="#000000", marker="h"))
 def late_fusion_gru(*, num_classes, audio_dim, visual_dim, hidden: PositiveInt = 64, dropout: DropoutRate = 0.1):
     """The options' annotations say what each accepts; avbench checks them before building."""
     return LateFusionGRU(num_classes, audio_dim, visual_dim, hidden=hidden, dropout=dropout)
