@@ -510,7 +510,6 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
             raise ValidationError(f"The 'seeds' parameter of avbench run must be at most {len(trial_splits)}, the "
                                   f"number of trials in the partitions {splits!r}. Got {seeds!r} instead.")
         trial_splits = trial_splits[:n_seeds]
-    trial_splits = audit_splits(trial_splits, store, echo)  # warns of thin partitions, refuses untrainable ones
     out = Path(out)
     if not dry_run:
         remove_stale_temporaries(out)  # left by a killed run
@@ -526,6 +525,8 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
     check_buildable(by_unit, store)
     check_store((c for cs in by_unit.values() for c in cs), store)
+    # after the checks of the request itself: warns of thin partitions, refuses untrainable ones
+    runner.splits = audit_splits(trial_splits, store, echo)
     return RunPlan(runner, protocols, work, by_unit, n_seeds, threads, request)
 
 

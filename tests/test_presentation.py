@@ -68,7 +68,7 @@ def test_repeated_proposed_builds_each_testing_table_once_per_model(proposed_plu
     root = _run(tmp_path / "run", {"auxformer": 0.76, "baseline1": 0.70, "mult": 0.69, PLUGIN: 0.85})
     report = build_report(root, figures=False, strict=True, proposed=[PLUGIN, "auxformer"])
     keys = [t.key for t in report.tables]
-    assert keys == ["table1", "table1-auxformer"]
+    assert keys == ["table1", "table1-auxformer", "bayes", "bayes-auxformer"]  # each testing table once per model
     mine = (report.out / "tables" / "table1.md").read_text()
     assert "Comparison of MyFusion with the audiovisual baselines" in mine
     rows = [line for line in mine.splitlines() if line.startswith("| MyFusion (ours)")]

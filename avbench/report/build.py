@@ -148,7 +148,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
         >>> pd.DataFrame(rows).to_csv(Path(tmp.name) / "results.csv", index=False)
         >>> report = build_report(tmp.name, figures=False)
         >>> [table.key for table in report.tables], report.proposed, (report.out / "index.md").exists()
-        (['table1'], ('auxformer',), True)
+        (['table1', 'bayes'], ('auxformer',), True)
         >>> tmp.cleanup()
     """
     run = load_run(run_dir)
