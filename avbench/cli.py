@@ -252,8 +252,7 @@ def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
     check_run_size([list(protocol)], list(models) or None, seeds, profile, parse_sets(sets), yes)
-    if proposed and not dry_run:
-        _record_proposed(out, proposed, models)
+    _check_proposed(proposed, models)
     summary = run_protocol(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
                            echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
@@ -261,6 +260,8 @@ def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits
     if dry_run:
         _print_plan(summary)
         return
+    if proposed:
+        _record_proposed(summary.out, proposed, summary.table["model"])
     corpus_note = ""
     if not summary.table.empty and "synthetic" in str(summary.table["corpus"].iloc[0]):
         corpus_note = " (SYNTHETIC corpus: numbers test the tool, not emotion recognition)"
@@ -275,16 +276,27 @@ def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits
                f"= {100 * ratio:.1f}% of training")
 
 
-def _record_proposed(out, proposed, models) -> None:
-    """``avbench run --proposed``: each name a registered model (and one of ``--model`` when given),
-    recorded in the run directory for ``avbench report``."""
-    from avbench.proposed import check_proposed, record_choice
+def _check_proposed(proposed, models) -> None:
+    """``--proposed`` before anything runs: each name a registered model, and one of ``--model`` when given."""
+    from avbench.proposed import check_proposed
     from avbench.registry import MODELS
 
     for name in proposed:
         MODELS.get(name)  # an unknown name: "Did you mean ...?"
-    if models:
+    if proposed and models:
         check_proposed(proposed, models, "avbench run")
+
+
+def _record_proposed(out, proposed, models=()) -> None:
+    """After the run: the choice, each a model the run directory now holds scores of (this run's ``models``
+    or earlier runs' results.csv), recorded there for ``avbench report``."""
+    from avbench.proposed import check_proposed, record_choice
+    from avbench.results import load_results
+
+    models = set(map(str, models))
+    if (Path(out) / "results.csv").exists():
+        models |= set(load_results(Path(out))["model"].astype(str))
+    check_proposed(proposed, models, "avbench run")
     record_choice(out, proposed)
 
 
@@ -859,9 +871,15 @@ def _print_report(rep) -> None:
     debug = ctx is not None and (ctx.find_root().params or {}).get("debug")
     for f in rep.failed:
         click.echo(f"  FAILED {f.artifact}: {f.reason}" + (f"\n{f.traceback}" if debug else ""), err=True)
+    problems = []
     if rep.failed:
-        raise click.ClickException(f"{len(rep.failed)} artifact(s) failed ({', '.join(f.key for f in rep.failed)}); "
-                                   f"the others were written. `avbench --debug report ...` shows the tracebacks.")
+        problems.append(f"{len(rep.failed)} artifact(s) failed ({', '.join(f.key for f in rep.failed)}); the others "
+                        f"were written. `avbench --debug report ...` shows the tracebacks.")
+    if rep.in_the_way:
+        problems.append(f"{len(rep.in_the_way)} file(s) of yours were kept where the report writes its own, so the "
+                        f"report is incomplete (its index may be yours); write it into a new folder for the whole.")
+    if problems:
+        raise click.ClickException(" ".join(problems))
 
 
 @main.command(short_help="Tables (LaTeX, Markdown) and figures (PNG, PDF) from a finished run.")
@@ -895,8 +913,10 @@ def report(run_dir, out, metric, correction, alpha, test_, no_html, latex_bundle
 @click.option("--test", "test_", default="t", show_default=True, type=click.Choice(["t", "wilcoxon"]),
               help="The paired test the report uses (trials are planned by the t-test's numbers either way).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write every comparison as CSV.")
+@click.option("--proposed", "proposed", multiple=True, metavar="MODEL",
+              help="The model whose comparisons are planned (as avbench report --proposed).  [default: the run's]")
 @user_errors
-def power(run_dir, effect, alpha, test_, out):
+def power(run_dir, effect, alpha, test_, out, proposed):
     """From a pilot run, how many trials (seeds) a large run needs.
 
     For every paired comparison behind the report's '*' (the proposed model against each baseline in
@@ -906,7 +926,7 @@ def power(run_dir, effect, alpha, test_, out):
     """
     from avbench.report.trials import plan_trials
 
-    plan = plan_trials(run_dir, effect=effect, alpha=alpha, test=test_)
+    plan = plan_trials(run_dir, effect=effect, alpha=alpha, test=test_, proposed=proposed)
     click.echo(plan.text())
     if out:
         from avbench.results import write_table
@@ -1004,6 +1024,8 @@ ROBUSTNESS_PROTOCOLS = ("misalignment", "occlusion", "noise")
               help="Report directory (self-contained: tables, figures, data/).  [default: RUN_DIR/report]")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help=DEVICE_HELP)
 @_report_options
+@click.option("--force", is_flag=True, help="Write the report into a folder that holds files of yours and no avbench "
+                                            "report: avbench keeps every file it did not write.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--paper-only", is_flag=True, help="Skip the robustness protocol (misalignment, occlusion, noise).")
 @click.option("--threads", default=None, type=click.IntRange(min=1),
@@ -1011,7 +1033,7 @@ ROBUSTNESS_PROTOCOLS = ("misalignment", "occlusion", "noise")
 @_executor_options
 @user_errors
 def reproduce(corpus, profile, seeds, yes, run_dir, out, device, metric, correction, alpha, test_, no_html,
-              latex_bundle, proposed, rope, effect, interval, quiet, paper_only, threads, jobs, executor, **engine):
+              latex_bundle, proposed, rope, effect, interval, force, quiet, paper_only, threads, jobs, executor, **engine):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
     Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
@@ -1029,8 +1051,11 @@ def reproduce(corpus, profile, seeds, yes, run_dir, out, device, metric, correct
     stats.check_effect(effect, "avbench reproduce")
     stats.check_interval(interval, seeds or PROFILES[profile].seeds, "avbench reproduce")
     run_dir = run_dir or f"runs/paper-{profile}"
-    if proposed:
-        _record_proposed(run_dir, proposed, ())
+    _check_proposed(proposed, ())
+    from avbench.report.build import check_out
+
+    report_dir = Path(out) if out else Path(run_dir) / "report"
+    check_out(report_dir, force)  # refused now, not after hours of training
     # the user's models join the comparison protocols (not the ablations, which vary AuxFormer's own options)
     runs = [(name, None) for name in (("paper",) if paper_only else ("paper", "robustness"))]
     runs += [(name, list(proposed)) for name in COMPARISON_PROTOCOLS + ((() if paper_only else ROBUSTNESS_PROTOCOLS))
@@ -1044,11 +1069,17 @@ def reproduce(corpus, profile, seeds, yes, run_dir, out, device, metric, correct
                          executor=executor, executor_options=executor_kwargs(executor, **engine))
         except UnitsFailed as exc:
             failures.append(exc)
-    _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
-                               html_page=not no_html, proposed=proposed, latex_bundle=latex_bundle, rope=rope,
-                               effect=effect, interval=interval))
+    if proposed:
+        _record_proposed(run_dir, proposed, proposed)  # it ran under the comparison protocols above
+    try:
+        _print_report(build_report(run_dir, out, metric=metric, correction=correction, alpha=alpha, test=test_,
+                                   html_page=not no_html, proposed=proposed, latex_bundle=latex_bundle, rope=rope,
+                                   effect=effect, interval=interval, force=force))
+    except click.ClickException as exc:  # failed artifacts: said together with the failed units
+        failures.append(exc.message)
     if failures:
-        raise click.ClickException("\n".join(str(f) for f in failures) + "\nThe report above lacks their results.")
+        raise click.ClickException("\n".join(str(f) for f in failures) + "\nThe report above lacks their results; "
+                                   "rerunning the same command retries the failed units.")
 
 
 if __name__ == "__main__":

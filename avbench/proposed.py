@@ -52,17 +52,24 @@ def default_proposed(models: Iterable[str]) -> tuple[str, ...]:
     return (PAPER_MODEL,) if PAPER_MODEL in models else ()
 
 
-def check_proposed(names: Sequence[str], models: Iterable[str], where: str) -> tuple[str, ...]:
-    """``names`` as given to ``--proposed``, each a model of the run (``models``); repeats dropped.
+def check_proposed(names: Sequence[str], models: Iterable[str], where: str, file: str | Path | None = None
+                   ) -> tuple[str, ...]:
+    """``names`` as given to ``--proposed`` (or, with ``file``, recorded there), each a model of the run
+    (``models``); repeats dropped.
 
     Raises:
-        ValidationError: A name is not a model of the run (with the closest names).
+        ValidationError: A name given is not a model of the run (with the closest names).
+        DataError: A name recorded in ``file`` is not (a choice to override or delete).
     """
     models = sorted(set(str(m) for m in models))
     for name in names:
         if name not in models:
             close = difflib.get_close_matches(str(name), models, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            if file is not None:
+                raise DataError(f"{file}: records {name!r} as the proposed model, which is not a model of the run "
+                                f"(models: {', '.join(models) or 'none'}). Choose one with --proposed NAME, or "
+                                f"delete the file.")
             raise ValidationError(f"The '--proposed' option of {where} must name a model of the run. Got {name!r} "
                                   f"instead.{hint} Models of the run: {', '.join(models) or 'none'}.")
     return tuple(dict.fromkeys(names))
@@ -92,7 +99,7 @@ def recorded_choice(run_dir: str | Path) -> tuple[str, ...]:
 
 
 def choose_proposed(requested: Sequence[str], models: Iterable[str], *, recorded: Sequence[str] = (),
-                    saved: Sequence[str] = ()) -> tuple[str, ...]:
+                    saved: Sequence[str] = (), root: str | Path = ".") -> tuple[str, ...]:
     """The proposed models of a report, first the main one (see the module's precedence).
 
     Args:
@@ -100,12 +107,14 @@ def choose_proposed(requested: Sequence[str], models: Iterable[str], *, recorded
         models: The models of the run.
         recorded: What ``avbench run --proposed`` recorded in the run directory.
         saved: What an earlier report recorded in its ``data/provenance.json``.
+        root: The run directory (or ``data/`` folder) the choices were read from, for messages.
     """
     models = list(models)
-    for names, where in ((requested, "avbench report"), (recorded, f"the run's {CHOICE_FILE}"),
-                         (saved, "data/provenance.json")):
+    if requested:
+        return check_proposed(requested, models, "avbench report")
+    for names, file in ((recorded, Path(root) / CHOICE_FILE), (saved, Path(root) / "provenance.json")):
         if names:
-            return check_proposed(names, models, where)
+            return check_proposed(names, models, "avbench report", file=file)
     return default_proposed(models)
 
 
@@ -114,4 +123,4 @@ def proposed_of_run(run, requested: Sequence[str] = ()) -> tuple[str, ...]:
     in its directory and the one its saved ``data/provenance.json`` holds."""
     root = run.source if Path(run.source).is_dir() else Path(run.source).parent
     return choose_proposed(requested, run.table["model"].astype(str).unique(), recorded=recorded_choice(root),
-                           saved=run.saved_provenance.get("proposed") or ())
+                           saved=run.saved_provenance.get("proposed") or (), root=root)

@@ -467,6 +467,12 @@ METRIC_RANGES: dict[str, tuple[float, float, bool]] = {
 }
 
 
+#: How far past a limit of :data:`METRIC_RANGES` a value may lie (float rounding of a computed score).
+RANGE_TOLERANCE = 1e-9
+_FIX_ROW = ("Fix or delete the row (in a run directory, the next `avbench run` rebuilds results.csv from the run's "
+            "records).")
+
+
 def metric_range(metric: str) -> tuple[float, float, bool] | None:
     """The rule of :data:`METRIC_RANGES` for ``metric`` (None: not checked)."""
     if metric in METRIC_RANGES:
@@ -492,14 +498,15 @@ def check_values(table: pd.DataFrame, csv: Path) -> None:
         low, high, integer = rule
         v = values[table.index.get_indexer(rows)]
         known = ~np.isnan(v)
-        bad = known & ((v < low) | (v > high) | ~np.isfinite(v) | (integer & (np.mod(v, 1) != 0)))
+        # a float step past a limit (an AUC of 1.0000000000000002 from the trapezoid rule) is not impossible
+        bad = known & ((v < low - RANGE_TOLERANCE) | (v > high + RANGE_TOLERANCE) | ~np.isfinite(v) |
+                       (integer & (np.mod(v, 1) != 0)))
         if bad.any():
             i = int(table.index.get_indexer(rows)[np.flatnonzero(bad)[0]])
-            what = (f"a non-negative integer" if integer else
+            what = ("a non-negative integer" if integer else
                     f"finite and >= {low:g}" if high == np.inf else f"in [{low:g}, {high:g}]")
-            raise DataError(f"{csv}: line {i + 2}: a {metric} value must be {what}. Got {table['value'].iloc[i]!r} "
-                            "instead. Fix or delete the row (avbench rebuilds results.csv from the run's records on "
-                            "the next `avbench run`).")
+            raise DataError(f"{csv}: line {i + 2}: the {metric} value must be {what}. Got "
+                            f"{float(table['value'].iloc[i])!r} instead. {_FIX_ROW}")
     key = [c for c in COLUMNS if c != "value"]
     norm = table[key].astype(str).assign(level=table["level"].round(9).map(repr))  # NaN levels group too
     dup = norm.duplicated(keep=False)
@@ -512,9 +519,8 @@ def check_values(table: pd.DataFrame, csv: Path) -> None:
             if len(known) and known.max() - known.min() > 1e-12:
                 score = ", ".join(f"{c}={table[c].iloc[pos[0]]}" for c in key)
                 raise DataError(f"{csv}: lines {', '.join(str(p + 2) for p in pos[:5])} record the same score "
-                                f"({score}) with different values ({', '.join(f'{x:g}' for x in v[:5])}). Keep one "
-                                "of them (avbench rebuilds results.csv from the run's records on the next "
-                                "`avbench run`).")
+                                f"({score}) with different values ({', '.join(repr(float(x)) for x in v[:5])}). Keep "
+                                f"one of them. {_FIX_ROW}")
 
 
 def _bad_cell(csv: Path, table: pd.DataFrame, i: int, column: str, kind: str) -> DataError:

@@ -265,14 +265,15 @@ def test_a_report_never_deletes_or_overwrites_the_users_files(tmp_path):
     assert "figures/my_plot.png" in refused.output and "tables/notes.txt" in refused.output
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(mine)
     forced = runner.invoke(main, ["report", str(root), "--out", str(out), "--force", "--no-html"])
-    assert forced.exit_code == 0, forced.output
+    # the report is written beside the user's files, but not whole (index.md and stats.csv are theirs): exit 1
+    assert forced.exit_code == 1 and "report is incomplete" in forced.output, forced.output
     for rel, data in mine.items():
         assert (out / rel).read_bytes() == data, rel  # kept, overwritten by nothing
     assert "kept your file" in forced.output and "index.md" in forced.output and "stats.csv" in forced.output
     assert (out / "tables" / "table1.md").exists()
     # a later report into the same folder replaces only what avbench wrote there
     again = runner.invoke(main, ["report", str(root), "--out", str(out), "--no-html", "--proposed", "auxformer"])
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1 and "Traceback" not in again.output, again.output
     for rel, data in mine.items():
         assert (out / rel).read_bytes() == data, rel
     listing = json.loads((out / ".avbench-report.json").read_text())
@@ -293,7 +294,7 @@ def test_an_earlier_report_is_replaced_and_its_stale_files_removed(tmp_path):
 
 
 @pytest.mark.parametrize("edit, expected", [
-    (lambda t: t.assign(value=np.where(t.index == 4, 1.7, t["value"])), "line 6: a micro_f1 value must be in [0, 1]"),
+    (lambda t: t.assign(value=np.where(t.index == 4, 1.7, t["value"])), "line 6: the micro_f1 value must be in [0, 1]. Got 1.7"),
     (lambda t: pd.concat([t, t.iloc[[0]].assign(value=0.1)], ignore_index=True),
      "lines 2, {n} record the same score"),
 ])
@@ -338,7 +339,8 @@ def test_run_and_reproduce_record_the_choice_and_reproduce_runs_it_under_the_com
 
     def fake_run(protocol, models, **kw):
         calls.append((protocol, models))
-        return SimpleNamespace(table=pd.DataFrame(columns=COLUMNS), out=Path(kw["out"]), not_applicable=[], eval_seconds=0.0,
+        table = pd.DataFrame([{c: 0 for c in COLUMNS} | {"model": m} for m in models or []], columns=COLUMNS)
+        return SimpleNamespace(table=table, out=Path(kw["out"]), not_applicable=[], eval_seconds=0.0,
                                train_seconds=0.0, trained=0, reused=0)
 
     def fake_report(run_dir, out, **kw):
@@ -367,3 +369,81 @@ def test_run_and_reproduce_record_the_choice_and_reproduce_runs_it_under_the_com
     assert calls == [("paper", None), ("robustness", None)] + [
         (name, ["mult"]) for name in ("standard", "optimized", "training-regimes", "clipping", "masking",
                                       "misalignment", "occlusion", "noise")] + [("report", ("mult",))]
+
+
+def test_a_level_set_of_one_model_does_not_empty_the_ranking(tmp_path):
+    """The user's own 2-level protocol scored for the plugin alone: the ranking keeps, per family, the level set
+    every model was scored over, instead of dropping every model the extra set lacks."""
+    pytest.importorskip("scikit_posthocs")
+    from avbench.report import ReportContext, load_run
+    from avbench.report.significance import ranking_blocks
+
+    root = write_run(tmp_path / "run")
+    extra = _rows("masking-coarse", [PLUGIN], [(f"mask_{m}", lv) for m in ("audio", "visual") for lv in (0.3, 0.7)])
+    table = pd.read_csv(root / "results.csv")
+    summary = [robustness_summary(pd.DataFrame(extra), metric) for metric in ("micro_f1", "macro_f1")]
+    pd.concat([table, pd.DataFrame(extra), *summary], ignore_index=True).to_csv(root / "results.csv", index=False)
+    rows, _ = ranking_blocks(ReportContext(load_run(root)))
+    aucs = rows[rows["condition"].str.startswith("mask_")]
+    assert set(aucs["levels"]) == {",".join(f"{lv:.10g}" for lv in MASK_LEVELS)}
+    assert set(aucs["model"]) == {PLUGIN, "auxformer", "mult"}
+
+
+def test_values_a_float_step_past_a_limit_are_accepted(tmp_path):
+    """The trapezoid rule can give an AUC of 1.0000000000000002 for a perfect model: not an impossible number."""
+    from avbench.results import load_results
+
+    root = write_run(tmp_path / "run")
+    table = pd.read_csv(root / "results.csv")
+    table.loc[table["metric"] == "auc_micro_f1", "value"] = 1.0000000000000002
+    table.to_csv(root / "results.csv", index=False)
+    assert (load_results(root)["value"] > 1).any()
+    table.loc[table["metric"] == "auc_micro_f1", "value"] = 1.001
+    table.to_csv(root / "results.csv", index=False)
+    with pytest.raises(Exception, match="auc_micro_f1 value must be in"):
+        load_results(root)
+
+
+def test_a_rebuild_from_a_copied_reports_data_is_not_refused(tmp_path):
+    """`cp -r report/* X/` drops the hidden listing: the data/ a report is rebuilt from is still its own."""
+    root = write_run(tmp_path / "run")
+    build_report(root, tmp_path / "report", figures=False)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    import shutil
+
+    for item in (tmp_path / "report").iterdir():
+        if not item.name.startswith("."):
+            (shutil.copytree if item.is_dir() else shutil.copy)(item, copy / item.name)
+    (copy / "tables").mkdir(exist_ok=True)
+    for p in list(copy.rglob("*")):
+        if p.is_file() and not p.relative_to(copy).as_posix().startswith("data/"):
+            p.unlink()  # only the data/ folder is left
+    again = build_report(copy / "data", copy, figures=False)
+    assert (copy / "tables" / "table1.md").exists() and not again.in_the_way
+
+
+def test_table_r1_without_a_proposed_model_shows_the_aucs_untested(tmp_path):
+    root = tmp_path / "run"
+    rows = _rows("masking", ["mult"],
+                 [("full", None)] + [("mask_audio", lv) for lv in MASK_LEVELS])
+    rows += [{**r, "model": "xmodal"} for r in rows]
+    table = pd.DataFrame(rows)
+    table = pd.concat([table, robustness_summary(table, "micro_f1")], ignore_index=True)
+    write_table(root / "results.csv", table)
+    report = build_report(root, tmp_path / "report", figures=False, strict=True)
+    assert report.proposed == ()
+    text = (tmp_path / "report" / "tables" / "robustness.md").read_text()
+    assert "No proposed model in the run: no test." in text and "\\*" not in text.split("\n\n", 1)[1]
+
+
+def test_reproduce_refuses_a_users_folder_before_training(tmp_path, monkeypatch):
+    import avbench.runner
+
+    calls = []
+    monkeypatch.setattr(avbench.runner, "run", lambda *a, **k: calls.append(a))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    done = CliRunner().invoke(main, ["reproduce", "--run-dir", str(tmp_path / "run"), "--out", str(mine)])
+    assert done.exit_code == 2 and "notes.txt" in done.output and "--force" in done.output and not calls

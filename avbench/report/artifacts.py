@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -259,10 +260,13 @@ def planned(ctx: ReportContext) -> list[Artifact]:
 
 
 def _testing(art: Artifact, model: str) -> Artifact:
-    """``art`` built with ``model`` as the tested proposed model, its key and title naming it."""
+    """``art`` built with ``model`` as the tested proposed model, its key and title naming it (the key, a file
+    stem, with the model's name reduced to letters, digits, ``_`` and ``-``)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", model).strip("-") or "model"
+
     def build(ctx: ReportContext) -> Any:
         res = art.build(dataclasses.replace(ctx, main=model))
-        res.key, res.title = f"{res.key}-{model}", f"{res.title} ({ctx.label(model, short=True)})"
+        res.key, res.title = f"{res.key}-{slug}", f"{res.title} ({ctx.label(model, short=True)})"
         return res
-    return dataclasses.replace(art, key=f"{art.key}-{model}", name=f"{art.name}, {model} as the proposed model",
+    return dataclasses.replace(art, key=f"{art.key}-{slug}", name=f"{art.name}, {model} as the proposed model",
                                build=build)

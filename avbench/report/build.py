@@ -164,7 +164,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     root = src if src.is_dir() else src.parent
     chosen = proposed_of_run(run, list(proposed))
     dest = Path(out) if out is not None else root / "report"
-    old = check_out(dest, force)
+    old = check_out(dest, force, source=root)
     staging = dest / STAGING
     if staging.exists():
         shutil.rmtree(staging)  # what an interrupted report left: the report in place is untouched
@@ -227,12 +227,13 @@ REPORT_FILES = ".avbench-report.json"  # what the last report wrote into its dir
 STAGING = ".avbench-staging"           # where a report is built before its files are moved into place
 
 
-def check_out(dest: Path, force: bool = False) -> set[str]:
+def check_out(dest: Path, force: bool = False, source: Path | None = None) -> set[str]:
     """Whether a report may be written into ``dest``; returns what an earlier avbench report there wrote
     (the paths of its listing, relative to ``dest``), the only files a report ever removes.
 
     ``dest`` may be new, empty, or hold an earlier avbench report (its listing file); any other folder
-    holds the user's own files, and is refused unless ``force``.
+    holds the user's own files, and is refused unless ``force``.  When the report is rebuilt from
+    ``dest/data`` (``source``), that folder is the report's own (a copy that lost the listing file).
 
     Raises:
         ValidationError: ``dest`` holds files and no avbench report, and ``force`` is False.
@@ -246,9 +247,10 @@ def check_out(dest: Path, force: bool = False) -> set[str]:
             return {str(n) for n in names} if isinstance(names, list) else set()
         except (OSError, ValueError):
             return set()  # an unreadable listing: remove nothing
-    theirs = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")
-                    if p.is_file() and not p.relative_to(dest).as_posix().startswith(STAGING + "/")) \
-        if dest.is_dir() else []
+    own = ((STAGING + "/",) + (("data/",) if source is not None and dest.is_dir()
+                                 and (dest / "data").resolve() == Path(source).resolve() else ()))
+    theirs = sorted(rel for rel in (p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+                    if not rel.startswith(own)) if dest.is_dir() else []
     if theirs and not force:
         shown = ", ".join(theirs[:5]) + (f" and {len(theirs) - 5} more" if len(theirs) > 5 else "")
         raise ValidationError(f"{dest}: the folder holds files that no avbench report wrote ({shown}); a report "
@@ -263,13 +265,19 @@ def _publish(report: Report, old: set[str]) -> None:
     removed, except the run's own ``data/`` when the report is rebuilt from it."""
     staging, dest = report.out, report.dest
     own_data = _own_data(report)
-    written: list[Path] = []
+    moves = []
     for path in report.files:
         rel = path.relative_to(staging).as_posix()
         target = dest / rel
         if target.exists() and rel not in old and not (own_data and rel.startswith("data/")):
             report.in_the_way.append(target)
-            continue
+        else:
+            moves.append((path, target, rel))
+    # listed before anything moves: a publish cut short leaves no file of avbench's unlisted (and so
+    # taken for the user's by the next report), and none of the user's listed
+    write_json(dest / REPORT_FILES, sorted(old | {rel for _, _, rel in moves}))
+    written: list[Path] = []
+    for path, target, _ in moves:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
         written.append(target)

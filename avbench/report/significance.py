@@ -54,7 +54,7 @@ def ranking_blocks(ctx: ReportContext) -> tuple[pd.DataFrame, str]:
     t = audiovisual(ctx.select(variant="default"))
     regime = ctx.regime(select(t, metric=[metric, f"auc_{metric}"]))
     cells = ctx.select(t, regime=regime, metric=metric, condition=list(CELL_CONDITIONS), level=None)
-    families = ctx.select(t, regime=regime, metric=f"auc_{metric}")
+    families = _widest_level_sets(ctx.select(t, regime=regime, metric=f"auc_{metric}"))
     families = families.assign(condition=_family_blocks(families))
     rows = pd.concat([cells, families], ignore_index=True)
     rows["condition"] = rows["condition"].astype(str)
@@ -86,6 +86,20 @@ def _family_blocks(rows: pd.DataFrame) -> pd.Series:
     cond, levels = rows["condition"].astype(str), rows["levels"].astype(str)
     several = levels.groupby(cond).transform("nunique") > 1
     return cond.where(~several, cond + "|" + levels)
+
+
+def _widest_level_sets(rows: pd.DataFrame) -> pd.DataFrame:
+    """The AUC rows of one level set per (corpus, condition family): the set scored for the most models (then
+    the one with the most levels).  A ranking needs every model in every block, so a level set of the user's
+    own protocol, scored for one model only, must not push every other model out of the ranking."""
+    if rows.empty:
+        return rows
+    width = rows.groupby(["corpus", "condition", "levels"], observed=True)["model"].nunique().reset_index()
+    width["n_levels"] = width["levels"].astype(str).str.count(",")
+    best = (width.sort_values(["model", "n_levels"], ascending=False)
+            .drop_duplicates(["corpus", "condition"])[["corpus", "condition", "levels"]])
+    keep = set(zip(*(best[c].astype(str) for c in ("corpus", "condition", "levels"))))
+    return rows[[key in keep for key in zip(*(rows[c].astype(str) for c in ("corpus", "condition", "levels")))]]
 
 
 def _family_text(condition: str) -> str:

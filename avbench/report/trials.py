@@ -56,7 +56,7 @@ def _count(x: float) -> str:
 
 
 def plan_trials(run_dir: str | Path, *, effect: float = stats.DEFAULT_EFFECT, alpha: float = 0.05,
-                test: str = "t") -> TrialPlan:
+                test: str = "t", proposed=()) -> TrialPlan:
     """The report's paired comparisons of ``run_dir`` with their minimum detectable difference and trials needed.
 
     Raises:
@@ -65,7 +65,7 @@ def plan_trials(run_dir: str | Path, *, effect: float = stats.DEFAULT_EFFECT, al
     effect = stats.check_effect(effect, "avbench power")
     run = load_run(run_dir)
     ctx = ReportContext(run, StatsConfig(correction="none", alpha=alpha, test=test, effect=effect),
-                        proposed=proposed_of_run(run))
+                        proposed=proposed_of_run(run, list(proposed)))
     comps = []
     for art in planned(ctx):
         if art.kind != "table":
