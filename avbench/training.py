@@ -281,8 +281,6 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), "dev_loss": dl,
                               "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
                               "data_wait_seconds": fed.seconds})
-        if on_epoch is not None:
-            on_epoch(st["history"][-1])
         if dl < st["best_loss"]:
             st.update(best_loss=dl, best_epoch=st["epoch"] + 1, bad_epochs=0,
                       best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -297,6 +295,9 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
                             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                             "scaler": scaler.state_dict() if scaler is not None else None,
                             "progress": st}, tmp)
+        if on_epoch is not None:  # after the state is saved: what it reports is what a resume starts from
+            on_epoch(st["history"][-1])
+        if state_path is not None:
             crash_point("epoch")
     return FitResult(st["best_state"], st["best_epoch"], st["history"])
 

@@ -24,6 +24,10 @@ FAILING = "mult/default/optimized/seed 1"
 
 
 def run_on(store, out, executor="local", **options):
+    """A run of PROTOCOL; locally in this process unless ``jobs`` says otherwise (it sees the
+    test's environment and umask, which reused joblib workers would not)."""
+    if executor == "local":
+        options.setdefault("jobs", 1)
     threads = torch.get_num_threads()
     try:
         return run(PROTOCOL, corpus=store.path, profile="smoke", seeds=2, out=out, progress=False,
@@ -78,11 +82,11 @@ def test_ray_local_instance_equals_serial(tiny_store, serial, tmp_path):
 
 def test_submitit_local_executor_equals_serial(tiny_store, serial, tmp_path):
     pytest.importorskip("submitit")
-    summary = run_on(tiny_store, tmp_path / "run", "slurm", slurm={"cluster": "local", "poll": 0.2})
+    summary = run_on(tiny_store, tmp_path / "run", "slurm", cluster="local", poll=0.2)
     assert summary.trained == 2
     assert_same_units(serial, tmp_path / "run")
     assert list((tmp_path / "run" / "slurm").rglob("*.pkl"))  # it went through submitit's job files
-    again = run_on(tiny_store, tmp_path / "run", "slurm", slurm={"cluster": "local", "poll": 0.2})
+    again = run_on(tiny_store, tmp_path / "run", "slurm", cluster="local", poll=0.2)
     assert again.reused == 2
     assert len(list((tmp_path / "run" / "slurm").iterdir())) == 1  # nothing pending: no second array
 
@@ -91,7 +95,7 @@ def check_failure_then_retry(store, out, serial, executor="local", **options):
     with pytest.raises(UnitsFailed) as info:
         run_on(store, out, executor, **options)
     summary = info.value.summary
-    assert [e["label"] for e in summary.failed] == [FAILING]
+    assert [e.label for e in summary.failed] == [FAILING]
     assert FAILING in str(info.value) and "injected failure" in str(info.value)
     error = json.loads((units_dir(out, 1) / "error.json").read_text())
     assert error["error"] == "RuntimeError" and "Traceback" in error["traceback"]
@@ -169,7 +173,7 @@ def test_plan_emit_then_run_unit_then_run_reuses_everything(tiny_store, tmp_path
         write_json(path, record | {"unit": record["unit"] | ({"semantics": semantics} if semantics else {})})
     status = CliRunner().invoke(main, ["status", str(out)]).output
     assert "2 pending" in status and "other semantics (model=0,training=0; now model=" in status, status
-    assert "other semantics (unrecorded; now model=" in status, status
+    assert "other semantics (unrecorded, before semantics versions; now model=" in status, status
     CliRunner().invoke(main, ["plan", *base, "--emit", str(commands)])
     assert len(commands.read_text().splitlines()) == 2
 
@@ -207,7 +211,7 @@ def test_an_engine_option_for_another_executor_is_refused(tiny_store, tmp_path):
 
 def test_each_worker_on_a_gpu_host_claims_its_own_gpu(tmp_path, monkeypatch):
     """Without a GPU here, CUDA is faked: two workers of one host get cuda:0 and cuda:1."""
-    from avbench import units
+    from avbench import worker as units
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -245,14 +249,14 @@ def test_local_workers_print_a_line_per_epoch(tiny_store, tmp_path):
 def test_status_shows_a_unit_held_by_a_process_as_running(tiny_store, tmp_path):
     from avbench.results import UnitKey, read_json
     from avbench.status import run_status
-    from avbench.units import unit_lock
+    from avbench.unitdir import UnitDir
 
     out = tmp_path / "run"
     base = ["-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path), "--profile", "smoke", "--out", str(out)]
     assert CliRunner().invoke(main, ["plan", *base, "--emit", str(tmp_path / "c.txt")]).exit_code == 0
     plan = read_json(next((out / "plans").glob("*.json")))
     entry = next(iter(plan["units"].values()))
-    with unit_lock(out, UnitKey.from_json(entry["unit"])):  # as a worker training it would
+    with UnitDir(out, UnitKey.from_json(entry["unit"])).lock():  # as a worker training it would
         states = {s.state for s in run_status(out)}
         running = [s for s in run_status(out) if s.state == "running"]
     assert states == {"running", "pending"} and len(running) == 1
@@ -278,7 +282,7 @@ def test_a_killed_local_worker_is_reported_and_the_rest_written(tiny_store, seri
                 echo=lambda s: None, threads=1, jobs=2)
     finally:
         torch.set_num_threads(threads)
-    failed = [e["label"] for e in info.value.summary.failed]
+    failed = [e.label for e in info.value.summary.failed]
     assert FAILING in failed and "worker process died" in str(info.value)
     assert (out / "results.csv").exists() and (units_dir(out, 1) / "error.json").exists()
     monkeypatch.delenv("AVBENCH_KILL_UNIT")
@@ -299,13 +303,13 @@ def test_slurm_without_sbatch_is_refused(tiny_store, tmp_path, monkeypatch):
 def test_a_file_system_without_flock_is_refused_before_any_training(tiny_store, tmp_path, monkeypatch):
     import errno
 
-    from avbench import units
+    from avbench import unitdir
     from avbench.validation import DataError
 
     def no_flock(fd, op):
         raise OSError(errno.ENOSYS, "Function not implemented")
 
-    monkeypatch.setattr(units.fcntl, "flock", no_flock)
+    monkeypatch.setattr(unitdir.fcntl, "flock", no_flock)
     with pytest.raises(DataError, match="flock support"):
         run_on(tiny_store, tmp_path / "run")
     assert not list((tmp_path / "run").rglob("train.json"))

@@ -23,7 +23,8 @@ from avbench.profiles import get_profile
 from avbench.protocol import Protocol, get_protocol
 from avbench.protocol import members as expand_includes
 from avbench.registry import MODELS, PROTOCOLS, RegistryError
-from avbench.runner import plan, run
+from avbench.planning import plan
+from avbench.runner import run
 from avbench.validation import ValidationError
 
 PROFILE = get_profile("smoke").replace(epochs=1)

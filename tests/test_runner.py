@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-import avbench.runner as runner_mod
+import avbench.worker as worker_mod
 from avbench.registry import RegistryError
 from avbench.results import COLUMNS, TIDY_COLUMNS, load_results
 from avbench.runner import run
@@ -49,7 +49,7 @@ def test_second_run_trains_nothing_and_gives_the_same_table(tiny_store, tmp_path
 def test_crash_mid_evaluation_resumes_without_retraining(tiny_store, tmp_path, monkeypatch):
     reference = _run(tiny_store, tmp_path / "ref")
     calls = {"n": 0}
-    real = runner_mod.predict
+    real = worker_mod.predict
 
     def flaky(*a, **kw):
         calls["n"] += 1
@@ -57,12 +57,12 @@ def test_crash_mid_evaluation_resumes_without_retraining(tiny_store, tmp_path, m
             raise KeyboardInterrupt("killed")
         return real(*a, **kw)
 
-    monkeypatch.setattr(runner_mod, "predict", flaky)
+    monkeypatch.setattr(worker_mod, "predict", flaky)
     with pytest.raises(KeyboardInterrupt):
-        _run(tiny_store, tmp_path / "crash")
+        _run(tiny_store, tmp_path / "crash", jobs=1)  # in this process, where predict is patched
     done = list((tmp_path / "crash").glob("units/**/evals/*.json"))
     assert len(done) == 4  # what was computed before the crash is on disk
-    monkeypatch.setattr(runner_mod, "predict", real)
+    monkeypatch.setattr(worker_mod, "predict", real)
     resumed = _run(tiny_store, tmp_path / "crash")
     assert resumed.trained == 1 and resumed.reused == 1  # seed 0 reused, seed 1 trained now
     a = reference.table.sort_values(COLUMNS[:-1]).reset_index(drop=True)

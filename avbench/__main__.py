@@ -1,0 +1,24 @@
+"""The ``avbench`` command (and ``python -m avbench``): Ctrl-C works from its first second.
+
+A process started with SIGINT ignored (a background job of a script, some launchers) inherits
+that, and Python then never raises KeyboardInterrupt: the default handler is installed here
+before anything else, and an interrupt while the command line is still being imported ends
+the command with status 130 like one during the run (:func:`avbench.cli.user_errors`).
+"""
+
+import signal
+import sys
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        from avbench.cli import main as cli
+    except KeyboardInterrupt:
+        print("\nInterrupted. Nothing was written.", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(cli())
+
+
+if __name__ == "__main__":
+    main()
