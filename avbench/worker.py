@@ -242,7 +242,10 @@ _DEVICES: dict[tuple[str, str], torch.device] = {}
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """A line on stderr (above the progress bars of this process, if any)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stderr)
 
 
 def resolve_worker_device(request: str, out: Path) -> torch.device:

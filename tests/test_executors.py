@@ -246,6 +246,16 @@ def test_local_workers_print_a_line_per_epoch(tiny_store, tmp_path):
         assert f"mult/default/optimized/seed {seed}: epoch 1/2, dev loss" in r.stderr
 
 
+def test_progress_in_every_mode(tiny_store, tmp_path):
+    """One unit at a time and no terminal: a line when the corpus is checked and one per epoch."""
+    r = CliRunner().invoke(main, ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path),
+                                  "--profile", "smoke", "--out", str(tmp_path / "run"), "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert f"Corpus {tiny_store.name} checked: {len(tiny_store)} clips" in r.output
+    for seed in (0, 1):
+        assert f"mult/default/optimized/seed {seed}: epoch 1/2, dev loss" in r.output
+
+
 def test_status_shows_a_unit_held_by_a_process_as_running(tiny_store, tmp_path):
     from avbench.results import UnitKey, read_json
     from avbench.status import run_status
@@ -256,11 +266,16 @@ def test_status_shows_a_unit_held_by_a_process_as_running(tiny_store, tmp_path):
     assert CliRunner().invoke(main, ["plan", *base, "--emit", str(tmp_path / "c.txt")]).exit_code == 0
     plan = read_json(next((out / "plans").glob("*.json")))
     entry = next(iter(plan["units"].values()))
-    with UnitDir(out, UnitKey.from_json(entry["unit"])).lock():  # as a worker training it would
+    d = UnitDir(out, UnitKey.from_json(entry["unit"]))
+    with d.lock():  # as a worker training it would
         states = {s.state for s in run_status(out)}
         running = [s for s in run_status(out) if s.state == "running"]
+        assert "no epoch finished yet" in running[0].detail
+        d.write_progress(1, 2, 3.0)  # as the worker does after each epoch
+        [running_later] = [s for s in run_status(out) if s.state == "running"]
     assert states == {"running", "pending"} and len(running) == 1
     assert f"pid {os.getpid()}" in running[0].detail and running[0].seconds >= 0
+    assert "epoch 1/2, about 3 s of training left" in running_later.detail
     assert {s.state for s in run_status(out)} == {"pending"}  # released
 
 
@@ -336,3 +351,129 @@ def test_status_of_a_run_written_before_plans_were_recorded(serial, tmp_path):
     states = run_status(old)
     assert [s.state for s in states] == ["done", "done"]
     assert sorted(s.label for s in states) == ["mult/default/optimized/seed 0", "mult/default/optimized/seed 1"]
+
+
+def test_an_engine_option_is_refused_by_another_executor_even_at_its_default(tiny_store, tmp_path):
+    base = ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path), "--profile", "smoke",
+            "--out", str(tmp_path / "run")]
+    for flags in (["--time", "240"], ["--time", "300"], ["--jobs", "1"]):
+        r = CliRunner().invoke(main, [*base, *flags, "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"])
+        assert r.exit_code == 2 and f"The '{flags[0]}' option applies to --executor" in r.output, r.output
+    r = CliRunner().invoke(main, [*base, "--executor", "dsk"])
+    assert r.exit_code == 2 and "Did you mean 'dask'" in r.output
+    assert not (tmp_path / "run").exists()
+
+
+PLUGIN = '''
+from avbench.executors import ExecutorOption
+
+
+class InlineExecutor:
+    """Runs each unit in this process, in reverse order (a plugin's own way)."""
+
+    name, extra, runs_here = "inline", None, True
+    options = (ExecutorOption("tag", "--tag", str, "none", help="inline: a tag."),)
+
+    def __init__(self, *, device, tag="none"):
+        self.tag = tag
+
+    def map(self, tasks):
+        from avbench.worker import execute
+
+        for task in reversed(tasks):
+            yield execute(task)
+'''
+
+
+def test_an_executor_plugin_is_one_class_and_an_entry_point(tiny_store, serial, tmp_path, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    import avbench.executors
+
+    (tmp_path / "inline_executor.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = EntryPoint("inline", "inline_executor:InlineExecutor", avbench.executors.GROUP)
+    real = avbench.executors.entry_points
+    monkeypatch.setattr(avbench.executors, "entry_points",
+                        lambda group, name=None: [p for p in [point] if name in (None, p.name)] or real(group=group))
+    assert "inline" in avbench.executors.executor_names()
+    assert CliRunner().invoke(main, ["run", "--help"]).exit_code == 0
+    assert "inline_executor" not in sys.modules  # listing and --help import no plugin
+    summary = run_on(tiny_store, tmp_path / "run", "inline", tag="x")
+    assert summary.trained == 2
+    assert_same_units(serial, tmp_path / "run")
+    with pytest.raises(Exception, match="'jobs' option applies to --executor local only"):
+        run_on(tiny_store, tmp_path / "run", "inline", jobs=2)
+
+
+def test_a_lost_unit_says_whether_it_ran_and_where(tiny_store, tmp_path):
+    """Dask (or any engine) reports a unit lost: one still queued is not said to have been running,
+    the engine's text is shortened at a word, and error.json names the worker's host and pid."""
+    import time
+
+    from avbench.planning import prepare
+    from avbench.worker import lost
+
+    planned = prepare(PROTOCOL, corpus=tiny_store.path, profile="smoke", seeds=1, out=tmp_path / "run")
+    [task] = planned.tasks()
+    submitted = time.time()
+    exc = RuntimeError("Attempted to run task on a worker that died " + "verylongword " * 60)
+    queued = lost(task, exc, submitted, "the Dask cluster lost it")
+    assert queued.error.message.startswith("it never started") and "worker running it" not in queued.error.message
+    detail = queued.error.message.split("(RuntimeError: ", 1)[1]
+    assert all(w in ("Attempted", "to", "run", "task", "on", "a", "worker", "that", "died", "verylongword", "...")
+               for w in detail.split(")")[0].split()), detail  # no word cut in half
+    assert queued.error.host == "" and queued.error.pid == 0
+    # a worker (another process) takes the unit, then dies
+    code = ("import sys; from avbench.unitdir import UnitDir; from avbench.results import UnitKey; import json; "
+            f"d = UnitDir({str(task.out)!r}, UnitKey.from_json(json.loads(sys.argv[1])));\n"
+            "with d.lock(): print(__import__('os').getpid())")
+    child = subprocess.run([sys.executable, "-c", code, json.dumps(task.unit.to_json())], capture_output=True,
+                           text=True, check=True, env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])})
+    pid = int(child.stdout)
+    ran = lost(task, exc, submitted, "the Dask cluster lost it")
+    assert f"the worker running it (pid {pid} on " in ran.error.message
+    assert ran.error.pid == pid != os.getpid()
+    written = json.loads((task.unit_dir / "error.json").read_text())
+    assert written["pid"] == pid and written["message"] == ran.error.message
+
+
+def test_workers_of_a_killed_parent_exit(tiny_store, tmp_path):
+    """kill -9 of a --jobs 2 run: its workers notice and exit instead of training for nobody; the
+    next run resumes what they left."""
+    import signal
+    import time
+
+    args = ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path), "--profile", "quick",
+            "--seeds", "2", "--jobs", "2", "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen([sys.executable, "-m", "avbench.cli", *args], stderr=subprocess.PIPE, text=True,
+                            env=os.environ | {"OMP_NUM_THREADS": "1"}, start_new_session=True)
+    for line in proc.stderr:
+        if "epoch 1/" in line:
+            break
+    children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == proc.pid]
+    assert children
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.5)
+    assert not [pid for pid in children if _alive(pid)]
+    r = subprocess.run([sys.executable, "-m", "avbench.cli", *args, "--quiet"], capture_output=True, text=True,
+                       env=os.environ | {"OMP_NUM_THREADS": "1"}, timeout=600)
+    assert r.returncode == 0 and "units trained now: 2" in r.stdout, r.stderr
+
+
+def _ppid(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
