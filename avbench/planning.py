@@ -105,6 +105,7 @@ class RunPlan:
     threads: int
     device: str  # what each worker resolves (the resolved device here; the request for elsewhere)
     notes: list[str] = field(default_factory=list)  # what the dry run says besides units (corpus to generate)
+    runs_here: bool = True  # the device was resolved here (the local executor)
 
     @property
     def store_id(self) -> str:
@@ -201,7 +202,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
         by_unit[u] += [c for c in cs if c not in by_unit[u]]
     check_buildable(by_unit, store)
     return RunPlan(store, trial_splits, splits_id, prof, Path(out), protocols, work, by_unit, n_seeds, threads,
-                   request, notes)
+                   request, notes, runs_here)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from avbench.atomic import remove_stale_temporaries
@@ -181,7 +182,7 @@ def finish(plan_: RunPlan, records: dict[str, Any] | None = None) -> pd.DataFram
     ``records``: this run's records by path (relative to the run directory), already read: each
     record is read once per run."""
     out = plan_.out
-    prov = provenance()
+    prov = provenance(torch.device(plan_.device if plan_.runs_here else "cpu"))  # where the run was submitted
     for p in plan_.protocols:
         entries = [ManifestEntry(u.key(), str(u.path / "evals" / f"{c.key}.json"))
                    for q, u, cs in plan_.work if q is p for c in cs]

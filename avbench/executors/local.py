@@ -32,7 +32,7 @@ class LocalExecutor:
     extra = None
     runs_here = True
     options = (ExecutorOption("jobs", "--jobs", int, None, minimum=1,
-                              help="Units trained at once, one torch thread each (one GPU each on CUDA).  "
+                              help="local: units trained at once, one torch thread each (one GPU each on CUDA).  "
                                    "[default: the cores, or the visible GPUs on CUDA, at most the pending units]"),)
 
     def __init__(self, *, device: str, jobs: int | None = None):
