@@ -6,6 +6,7 @@ before anything else, and an interrupt while the command line is still being imp
 the command with status 130 like one during the run (:func:`avbench.cli.user_errors`).
 """
 
+import os
 import signal
 import sys
 
@@ -16,8 +17,22 @@ def main() -> None:
         from avbench.cli import main as cli
     except KeyboardInterrupt:
         print("\nInterrupted. Nothing was written.", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(cli())
+        _interrupted()
+    try:
+        cli()
+    except SystemExit as exc:
+        if exc.code == 130:
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    """Ends with status 130.  Not through SystemExit: a KeyboardInterrupt that struck while a
+    module was being imported makes the interpreter end itself by SIGINT at exit, even though
+    avbench handled it, and the shell would see a signal instead of the status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 if __name__ == "__main__":

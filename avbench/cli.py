@@ -204,18 +204,19 @@ def executor_kwargs(executor: str, executor_option: tuple[str, ...], engine: dic
     ``executor`` does not declare, before any work."""
     from click.core import ParameterSource
 
-    ctx = click.get_current_context()
-    declared = _builtin_executor_options()
-    given = {k: v for k, v in engine.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
-    for key in given:
-        flag, owners = declared[key][0].flag, declared[key][1]
-        if executor in owners:
-            continue
-        raise click.UsageError(f"The {flag!r} option applies to --executor {' / '.join(owners)} only. "
-                               f"Got --executor {executor}.")
     from avbench.executors import get_executor
 
+    ctx = click.get_current_context()
     cls = get_executor(executor)
+    own = {o.name for o in cls.options}
+    declared = _builtin_executor_options()
+    defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    for key in engine:
+        if ctx.get_parameter_source(key) in defaults or key in own:
+            continue
+        flag, owners = declared[key][0].flag, declared[key][1]
+        raise click.UsageError(f"The {flag!r} option applies to --executor {' / '.join(owners)} only. "
+                               f"Got --executor {executor}.")
     options = {o.name: engine[o.name] for o in cls.options if o.name in engine}
     for item in executor_option:
         key, sep, value = item.partition("=")

@@ -222,7 +222,7 @@ def dry_run(plan_: RunPlan) -> DryRun:
     result = DryRun(notes=list(plan_.notes))
     for unit, state in plan_.states().items():
         conditions = plan_.units[unit]
-        line = f"{unit.title}: {len(state.todo) if state.name != 'finished' else 0} of {len(conditions)} condition(s) to score"
+        line = f"{unit.title}: {len(state.todo)} of {len(conditions)} condition(s) to score"
         if state.trained:
             result.to_reuse.append(line)
         else:

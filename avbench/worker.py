@@ -35,9 +35,9 @@ from avbench.models import count_parameters, create_model
 from avbench.normalization import Normalizer, fit_normalizer
 from avbench.profiles import Profile
 from avbench.provenance import provenance
-from avbench.results import EvalRecord, TrainRecord, UnitKey, corpus_id, write_npz
+from avbench.results import EvalRecord, TrainRecord, corpus_id, write_npz
 from avbench.training import f1_scores, fit, predict, resolve_device
-from avbench.unitdir import ErrorRecord, UnitDir, open_lock
+from avbench.unitdir import ErrorRecord, open_lock
 from avbench.units import UnitOutcome, UnitTask, inapplicable
 
 

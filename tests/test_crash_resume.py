@@ -123,7 +123,8 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(protocol, tiny_store, ref
     (1.5, signal.SIG_IGN),  # started as a script's background job, which ignores SIGINT: planning, corpus check
 ])
 def test_ctrl_c_works_from_the_first_second(after, inherited, tiny_store, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "avbench", *map(str, run_args("optimized", tiny_store, tmp_path))],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, inherited))
