@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -109,7 +111,7 @@ def check_run_size(protocols: list, models: list[str] | None, seeds: int | None,
     if seeds is None or seeds <= MAX_SEEDS or yes:
         return
     from avbench.protocol import members, models_of, resolve
-    from avbench.runner import plan as plan_units
+    from avbench.planning import plan as plan_units
 
     per_trial = {u for spec in protocols for top in [resolve(spec)] for p in members(top)
                  for u, _ in plan_units(p, models_of(top, p, models), corpus="", profile=profile, seeds=1,
@@ -140,6 +142,8 @@ def parse_sets(values: tuple[str, ...]) -> dict:
 @click.option("--debug", is_flag=True, help="Show the full traceback of any error (for bug reports).")
 def main(debug: bool) -> None:
     """Benchmark audiovisual emotion recognition and its robustness to missing modalities."""
+    if threading.current_thread() is threading.main_thread():  # Ctrl-C works even if started with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     log = logging.getLogger("avbench")  # the library's notes (e.g. generating a corpus on first use)
     if not log.handlers:
         handler = logging.StreamHandler()  # stderr
@@ -175,8 +179,8 @@ def _plan_options(fn):
                      help="Partitions registered with 'avbench data splits import' (e.g. the authors' own) instead of "
                           "the store's drawn splits; --seeds defaults to all of their trials."),
         click.option("--threads", default=None, type=click.IntRange(min=1),
-                     help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster] Predictions "
-                          "are bitwise reproducible for the same seed and threads, on every executor."),
+                     help="Torch threads per unit.  [default: 1, on every executor; more for one large unit] "
+                          "Predictions are bitwise reproducible for the same seed and threads, on every executor."),
         click.option("--batching", default="random", show_default=True, type=click.Choice(BATCHINGS),
                      help="random: the paper's random batches; bucket: clips of similar length batched together, in "
                           "an order shuffled by the seed (less padding, faster; a departure from the paper)."),
@@ -190,50 +194,74 @@ def _plan_options(fn):
     return fn
 
 
-def _executor_options(fn):
-    """Where units run (README, 'Running on a cluster'): shared by ``run`` and ``reproduce``."""
-    from avbench.executors import EXECUTORS
+def _builtin_executor_options():
+    """The options the built-in executors declare (their modules are light: the engines are
+    imported only when a run uses them); a plugin's options go through --executor-option."""
+    from avbench.executors import BUILTIN, get_executor
 
-    for option in reversed((
-        click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-                     help="Local executor: units trained at once (processes sharing the CPU threads; one GPU each "
-                          "on CUDA); 2 suits quick runs on 2 cores."),
-        click.option("--executor", default="local", show_default=True, type=click.Choice(EXECUTORS),
+    seen: dict[str, tuple] = {}
+    for name in BUILTIN:
+        for o in get_executor(name).options:
+            seen.setdefault(o.name, (o, []))[1].append(name)
+    return seen
+
+
+def _click_type(o):
+    if o.type is int:
+        return click.IntRange(min=o.minimum)
+    if o.type is float:
+        return click.FloatRange(min=o.minimum)
+    return click.STRING
+
+
+def _executor_options(fn):
+    """Where units run (README, 'Running on a cluster'): shared by ``run`` and ``reproduce``.  The
+    engine flags are those the executors declare (:class:`avbench.executors.ExecutorOption`)."""
+    options = [
+        click.option("--executor", default="local", show_default=True, metavar="NAME",
                      help="local: this machine; dask: a dask.distributed cluster (--scheduler); ray: a Ray cluster "
                           "(--address); slurm: a submitit job array (--partition, --gpus, --time, "
-                          "--array-parallelism)."),
-        click.option("--scheduler", default=None, metavar="ADDRESS",
-                     help="dask: the scheduler's address (tcp://host:8786) or its scheduler file."),
-        click.option("--address", default=None, metavar="ADDRESS",
-                     help="ray: the cluster's address (auto, ray://host:10001).  [default: a local Ray instance]"),
-        click.option("--partition", default=None, help="slurm: the partition to submit to."),
-        click.option("--gpus", default=0, show_default=True, type=click.IntRange(min=0), help="slurm: GPUs per unit."),
-        click.option("--time", "time_min", default=240, show_default=True, type=click.IntRange(min=1),
-                     help="slurm: time limit of each unit, in minutes."),
-        click.option("--array-parallelism", default=64, show_default=True, type=click.IntRange(min=1),
-                     help="slurm: most units of the job array running at once."),
-        click.option("--mem-gb", default=None, type=click.IntRange(min=1),
-                     help="slurm: memory per unit in GB.  [default: the partition's; paper-size units need 8-16]"),
-        click.option("--slurm-cluster", default=None, hidden=True,
-                     help="submitit's cluster (local: the tests' stand-in for SLURM)."),
-    )):
+                          "--array-parallelism); or an executor plugin's name."),
+        click.option("--executor-option", "executor_option", multiple=True, metavar="KEY=VALUE",
+                     help="An option of an executor plugin (as it declares it)."),
+    ]
+    for o, owners in _builtin_executor_options().values():
+        help_ = o.help if o.help.startswith(tuple(f"{n}:" for n in owners)) or owners == ["local"] \
+            else f"{'/'.join(owners)}: {o.help}"
+        options.append(click.option(o.flag, o.name, default=o.default, type=_click_type(o), metavar=o.metavar,
+                                    show_default=o.default is not None, hidden=o.hidden, help=help_))
+    for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def executor_kwargs(executor, scheduler, address, partition, gpus, time_min, array_parallelism, mem_gb, slurm_cluster):
-    """The ``executor_options`` of :func:`avbench.runner.run`; an engine option given to another
-    executor is refused rather than ignored."""
-    given = {"--scheduler": (scheduler is not None, "dask"), "--address": (address is not None, "ray"),
-             "--partition": (partition is not None, "slurm"), "--gpus": (gpus != 0, "slurm"),
-             "--time": (time_min != 240, "slurm"), "--array-parallelism": (array_parallelism != 64, "slurm"),
-             "--mem-gb": (mem_gb is not None, "slurm")}
-    for flag, (set_, owner) in given.items():
-        if set_ and executor != owner:
-            raise click.UsageError(f"The {flag!r} option applies to --executor {owner} only. Got --executor {executor}.")
-    return {"scheduler": scheduler, "address": address,
-            "slurm": {"partition": partition, "gpus": gpus, "time_min": time_min,
-                      "array_parallelism": array_parallelism, "mem_gb": mem_gb, "cluster": slurm_cluster}}
+def executor_kwargs(executor: str, executor_option: tuple[str, ...], engine: dict) -> dict:
+    """The ``executor_options`` of :func:`avbench.runner.run`: the engine flags given on the command
+    line (told from defaults by click's parameter source, so a flag given at its default value is
+    still a flag given) and each ``--executor-option``.  The runner refuses any the executor
+    ``executor`` does not declare, before any work."""
+    from click.core import ParameterSource
+
+    from avbench.executors import get_executor
+
+    ctx = click.get_current_context()
+    cls = get_executor(executor)
+    own = {o.name for o in cls.options}
+    declared = _builtin_executor_options()
+    defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    for key in engine:
+        if ctx.get_parameter_source(key) in defaults or key in own:
+            continue
+        flag, owners = declared[key][0].flag, declared[key][1]
+        raise click.UsageError(f"The {flag!r} option applies to --executor {' / '.join(owners)} only. "
+                               f"Got --executor {executor}.")
+    options = {o.name: engine[o.name] for o in cls.options if o.name in engine}
+    for item in executor_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"The '--executor-option' option must look like KEY=VALUE. Got {item!r} instead.")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
 
 
 @main.command(short_help="Train, select on dev, and score on test under a protocol's conditions.")
@@ -244,7 +272,7 @@ def executor_kwargs(executor, scheduler, address, partition, gpus, time_min, arr
 @click.option("--proposed", "proposed", multiple=True, metavar="MODEL", help=PROPOSED_HELP)
 @user_errors
 def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, threads, batching, precision,
-        memory, jobs, executor, quiet, dry_run, proposed, **engine):
+        memory, executor, executor_option, quiet, dry_run, proposed, **engine):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.profiles import get_profile
     from avbench.runner import run as run_protocol
@@ -255,8 +283,9 @@ def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits
     _check_proposed(proposed, models)
     summary = run_protocol(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
-                           echo=lambda s: click.echo(s, err=True), jobs=jobs, splits=splits, threads=threads,
-                           dry_run=dry_run, executor=executor, executor_options=executor_kwargs(executor, **engine))
+                           echo=lambda s: click.echo(s, err=True), splits=splits, threads=threads,
+                           dry_run=dry_run, executor=executor,
+                           executor_options=executor_kwargs(executor, executor_option, engine))
     if dry_run:
         _print_plan(summary)
         return
@@ -270,10 +299,12 @@ def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits
         click.echo(summary_table(summary.table).round(3).to_string())
     for line in summary.not_applicable:
         click.echo(f"not applicable: {line}")
-    ratio = summary.eval_seconds / summary.train_seconds if summary.train_seconds else float("nan")
-    click.echo(f"\nunits trained now: {summary.trained}, reused: {summary.reused}; recorded training time "
-               f"{summary.train_seconds:.1f} s, evaluation time (all conditions) {summary.eval_seconds:.1f} s "
-               f"= {100 * ratio:.1f}% of training")
+    if summary.profile_note:
+        click.echo(summary.profile_note)
+    click.echo(f"\nunits trained now: {summary.trained}, reused: {summary.reused}" + (
+        f"; recorded training time of the units trained now {summary.train_seconds:.1f} s, their evaluation "
+        f"(all conditions) {summary.eval_seconds:.1f} s = {100 * summary.eval_seconds / summary.train_seconds:.1f}% "
+        f"of training" if summary.train_seconds else ""))
 
 
 def _check_proposed(proposed, models) -> None:
@@ -301,6 +332,10 @@ def _record_proposed(out, proposed, models=()) -> None:
 
 
 def _print_plan(summary) -> None:
+    for note in summary.notes:
+        click.echo(note)
+    if summary.profile_note:
+        click.echo(summary.profile_note)
     for title, lines in (("to train", summary.to_train), ("to reuse", summary.to_reuse),
                          ("not applicable", summary.not_applicable)):
         click.echo(f"{len(lines)} {'unit(s) ' if title != 'not applicable' else ''}{title}:")
@@ -322,18 +357,20 @@ def plan(protocol, models, corpus, profile, seeds, yes, out, device, sets, split
     exactly one unit and exits; failures leave error.json); then the same `avbench run`
     command reuses every unit and writes the results table.
     """
+    from avbench.planning import dry_run, emit_commands, prepare
     from avbench.profiles import get_profile
-    from avbench.runner import emit_commands, prepare
+    from avbench.runner import profile_note
 
     profile = get_profile(profile).replace(batching=batching, precision=precision, memory=memory)
     check_run_size([list(protocol)], list(models) or None, seeds, profile, parse_sets(sets), yes)
+    # runs_here=False: the emitted commands run wherever they are sent, and each resolves the device there
     planned = prepare(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                       device=device, options=parse_sets(sets), splits=splits, threads=threads,
-                      dry_run=emit is None, executor="slurm")  # run elsewhere, as a job array's tasks are
+                      dry_run=emit is None, runs_here=False, echo=lambda s: click.echo(s, err=True))
     if emit is None:
-        from avbench.runner import RunSummary, dry_plan
-
-        _print_plan(dry_plan(RunSummary(table=None, out=planned.out), planned.units, planned.out))
+        summary = dry_run(planned)
+        summary.profile_note = profile_note(planned.profile)
+        _print_plan(summary)
         return
     n = emit_commands(planned, Path(emit))
     click.echo(f"{n} unit(s) pending: {n} command(s) written to {emit} (specs in {planned.out / 'specs'}). "
@@ -346,14 +383,15 @@ def plan(protocol, models, corpus, profile, seeds, yes, out, device, sets, split
 def run_unit(spec):
     """Train (or reuse) and score the one unit SPEC describes, then exit: 0 when it finished, 1 when
     it failed (its error record, error.json, is beside the unit; running the line again retries)."""
-    from avbench.units import execute, read_task
+    from avbench.units import read_task
+    from avbench.worker import execute
 
     # no store verification here: `plan --emit` verified it, as the submitting side of every executor does
     # (on NFS every node would otherwise rehash the whole store: its device numbers differ)
     task = read_task(spec)
     outcome = execute(task)
     if outcome.failed:
-        raise click.ClickException(f"{task.label}: {outcome.error['error']}: {outcome.error['message']} "
+        raise click.ClickException(f"{task.label}: {outcome.error.summary} "
                                    f"(error record: {task.unit_dir / 'error.json'})")
     click.echo(f"{task.label}: {'trained' if outcome.trained else 'reused'}, {len(outcome.evals)} condition(s) scored")
 
@@ -960,7 +998,7 @@ def compare(run_a, run_b, metrics, rope, alpha, pair_ignore, fail_if_worse, out)
     posterior of the mean difference with a region of practical equivalence.  Exit status 3 (with
     --fail-if-worse): B is worse; 1: bad data; 2: a bad option or runs of different corpora or splits.
     """
-    from avbench.runcompare import EXIT_WORSE, FAIL_PROBABILITY, as_table, compare_runs, write_comparison
+    from avbench.runcompare import EXIT_WORSE, FAIL_PROBABILITY, compare_runs, write_comparison
 
     if out:
         from avbench.runcompare import OUT_FORMATS
@@ -1029,11 +1067,12 @@ ROBUSTNESS_PROTOCOLS = ("misalignment", "occlusion", "noise")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--paper-only", is_flag=True, help="Skip the robustness protocol (misalignment, occlusion, noise).")
 @click.option("--threads", default=None, type=click.IntRange(min=1),
-              help="Torch threads per unit.  [default: the cores divided by --jobs; 1 on a cluster]")
+              help="Torch threads per unit.  [default: 1, on every executor; more for one large unit]")
 @_executor_options
 @user_errors
 def reproduce(corpus, profile, seeds, yes, run_dir, out, device, metric, correction, alpha, test_, no_html,
-              latex_bundle, proposed, rope, effect, interval, force, quiet, paper_only, threads, jobs, executor, **engine):
+              latex_bundle, proposed, rope, effect, interval, force, quiet, paper_only, threads, executor,
+              executor_option, **engine):
     """Run the paper protocol (Tables 1-5, Figs. 3-8) and the robustness protocol, then build the report.
 
     Trains every unit of `avbench protocols show paper` (resuming whatever RUN_DIR already holds),
@@ -1065,8 +1104,8 @@ def reproduce(corpus, profile, seeds, yes, run_dir, out, device, metric, correct
     for name, models in runs:
         try:
             run_protocol(name, models, corpus=corpus, profile=profile, seeds=seeds, out=run_dir, device=device,
-                         progress=not quiet, echo=lambda s: click.echo(s, err=True), jobs=jobs, threads=threads,
-                         executor=executor, executor_options=executor_kwargs(executor, **engine))
+                         progress=not quiet, echo=lambda s: click.echo(s, err=True), threads=threads,
+                         executor=executor, executor_options=executor_kwargs(executor, executor_option, engine))
         except UnitsFailed as exc:
             failures.append(exc)
     if proposed:

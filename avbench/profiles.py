@@ -10,6 +10,8 @@ smaller still, for tests and CI.  Every result records the profile that made it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -17,7 +19,7 @@ from avbench.validation import ValidationError, check_choice
 
 #: How batches are ordered (``random``: the paper's; ``bucket``: by length, batching.batch_rows).
 BATCHINGS = ("random", "bucket")
-#: The forward pass's precision (training.autocast; below fp32 on CUDA only).
+#: The forward pass's precision (devices.autocast; below fp32 on CUDA only).
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: Attention layers keep their activations (``fast``) or recompute them in the backward pass (``lean``).
 MEMORY_MODES = ("fast", "lean")
@@ -75,10 +77,31 @@ class Profile:
     @property
     def key(self) -> str:
         """The name units are filed under: the profile's name, plus each non-default batching or
-        precision (``quick-bucket``, ``paper-bf16``), since those train other weights."""
-        parts = [self.name] + [v for v, default in ((self.batching, "random"), (self.precision, "fp32"))
-                               if v != default]
+        precision (``quick-bucket``, ``paper-bf16``), since those train other weights.
+
+        A profile that differs from the registered one of its name in any other training setting
+        (``get_profile("quick").replace(epochs=3)``) is filed under ``<name>-<hash8>`` of those
+        settings, so that it never reuses the registered profile's units (nor they its units).
+        """
+        name = f"{self.name}-{self.settings_hash()}" if self.modified else self.name
+        parts = [name] + [v for v, default in ((self.batching, "random"), (self.precision, "fp32")) if v != default]
         return "-".join(parts)
+
+    def _settings(self) -> dict[str, Any]:
+        """The settings that change what a unit trains, beyond those ``key`` names one by one
+        (batching, precision) and those that do not change results (name, default trials, memory)."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("name", "seeds", "memory", "batching", "precision")}
+
+    @property
+    def modified(self) -> bool:
+        """Whether this profile trains differently from the registered profile of its name."""
+        registered = PROFILES.get(self.name)
+        return registered is not None and _canonical(self._settings()) != _canonical(registered._settings())
+
+    def settings_hash(self) -> str:
+        """8 hex digits of the training settings (:meth:`_settings`)."""
+        return hashlib.sha256(_canonical(self._settings()).encode()).hexdigest()[:8]
 
     def model_config(self, meta) -> dict[str, Any]:
         """The config a model gets under this profile (before a variant's own options)."""
@@ -89,6 +112,10 @@ class Profile:
 
     def replace(self, **changes: Any) -> "Profile":
         return replace(self, **changes)
+
+
+def _canonical(settings: dict[str, Any]) -> str:
+    return json.dumps(settings, sort_keys=True, default=list)
 
 
 PROFILES: dict[str, Profile] = {

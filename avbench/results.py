@@ -97,7 +97,7 @@ class UnitKey:
             :func:`shift_suffix` for shift-trained units.
         config: The complete model options the unit was built with (profile's and variant's).
         train_shift_ms: Random misalignment in training (0: none).
-        semantics: Model and training semantics versions (``runner.unit_semantics``): a unit
+        semantics: Model and training semantics versions (``units.unit_semantics``): a unit
             trained by code of other semantics is retrained, never reused.
         is_default: The unit is the model's default configuration (``ModelMeta.is_default``),
             decided once when the unit is planned.
@@ -363,17 +363,18 @@ def rows_for(protocol: str, unit: Mapping[str, Any], condition: str, level: floa
              "level": np.nan if level is None else level, "metric": m, "value": v} for m, v in metrics.items()]
 
 
-def collect(out: Path) -> pd.DataFrame:
+def collect(out: Path, records: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Rebuilds the tidy table from the protocol manifests and evaluation records of a run.
 
     Each record is read once, however many protocols it serves, and reported under each of them
-    (one row per protocol and score, in the order the manifests list them).  The robustness
+    (one row per protocol and score, in the order the manifests list them); ``records`` are those
+    the caller has already read (by path relative to ``out``), which are not read again.  The robustness
     summary rows of ``results.csv`` are derived from these; the runner adds them with
     :func:`avbench.robustness.with_summaries`.
     """
     out = Path(out)
     rows: dict[tuple, dict[str, Any]] = {}
-    cache: dict[str, Any] = {}
+    cache: dict[str, Any] = dict(records or {})
 
     def record(rel: str, kind):
         if rel not in cache:

@@ -1,9 +1,9 @@
 """``avbench status``: where each planned unit of a run directory stands, read from disk alone.
 
-A unit is *done* when its record and every planned condition's evaluation exist, trained by code of
-the semantics a rerun would use (:func:`avbench.units.unit_finished`), *running* while
-a process holds its lock (whatever the executor or host), *failed* when its last attempt left
-``error.json``, and *pending* otherwise (with what a rerun would resume from).  The planned
+Each unit's directory answers (:meth:`avbench.unitdir.UnitDir.state`, as for the runner and the dry
+run): a unit is *done* when finished, *running* while a process holds its lock (whatever the
+executor or host; with its last finished epoch and an estimate of the time left), *failed* when its
+last attempt left ``error.json``, and *pending* otherwise (with what a rerun would resume from).  The planned
 units come from ``OUT/plans/`` (written by ``avbench run`` and ``avbench plan --emit``).
 """
 
@@ -67,7 +67,7 @@ def _from_manifests(out: Path) -> dict[str, dict[str, Any]]:
 def _semantics(model: str) -> str | None:
     """The semantics a rerun would train ``model`` with (None: the model is not installed here)."""
     try:
-        from avbench.runner import unit_semantics
+        from avbench.units import unit_semantics
 
         return unit_semantics(model)
     except Exception:  # a plugin model not installed where the status is read
@@ -76,36 +76,42 @@ def _semantics(model: str) -> str | None:
 
 def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
     """The state of the unit planned at ``path`` (relative to ``out``)."""
-    from avbench.results import read_json
-    from avbench.units import ERROR_FILE, holder, is_stale, trained_semantics, unit_finished
+    from avbench.results import UnitKey, read_json
+    from avbench.unitdir import UnitDir, holder
 
-    unit = entry["unit"]
-    d = out / path
-    label = f"{unit['model']}/{entry.get('label') or unit['variant']}/{unit['regime']}/seed {unit['seed']}"
+    u = entry["unit"]
+    try:
+        unit = UnitKey.from_json(u)
+    except TypeError:  # a manifest's table key (a run written before plans were recorded)
+        unit = UnitKey(u["corpus"], "", u["model"], u["variant"], {}, u["regime"], int(u["seed"]))
+    d = UnitDir(out, unit, path=out / path)
+    label = f"{unit.model}/{entry.get('label') or unit.variant}/{unit.regime}/seed {unit.seed}"
     who = holder(out, path)
     if who is not None:
         since = time.time() - who["started"] if "started" in who else None
-        return UnitState(label, path, "running", since, f"on {who.get('host', '?')} (pid {who.get('pid', '?')})")
-    missing = [c for c in entry["conditions"] if not (d / "evals" / f"{c}.json").exists()]
-    semantics = _semantics(unit["model"]) or trained_semantics(d)
-    if unit_finished(d, entry["conditions"], semantics):
-        record = read_json(d / "record.json")
+        return UnitState(label, path, "running", since,
+                         f"on {who.get('host', '?')} (pid {who.get('pid', '?')})" + _progress(d))
+    state = d.state(entry["conditions"], _semantics(unit.model) or d.recorded_semantics() or "")
+    if state.finished:
+        record = read_json(d.path / "record.json")
         seconds = record["train_metrics"]["train_seconds"] + sum(e.get("seconds", 0.0) for e in record["evaluations"])
         return UnitState(label, path, "done", seconds)
-    if (d / ERROR_FILE).exists():
-        error = read_json(d / ERROR_FILE)
+    if state.name == "failed":
+        error = state.error
+        where = f"on {error.host}; " if error and error.host else ""
         return UnitState(label, path, "failed", None,
-                         f"{error['error']}: {error['message']} (on {error['host']}; {d / ERROR_FILE})")
-    if is_stale(d, semantics):
-        detail = (f"trained by avbench code of other semantics ({trained_semantics(d) or 'unrecorded'}; now "
-                  f"{semantics}): a rerun retrains it")
-    elif (d / "train.json").exists():
-        detail = f"trained; {len(missing)} of {len(entry['conditions'])} condition(s) to score"
-    elif (d / "train_state.pt").exists():
-        detail = "resumes from its last finished epoch"
-    else:
-        detail = "not started"
-    return UnitState(label, path, "pending", None, detail)
+                         f"{error.summary if error else 'unreadable error record'} ({where}{d.error_file})")
+    return UnitState(label, path, "pending", None, state.describe(len(entry["conditions"])))
+
+
+def _progress(d) -> str:
+    """``, epoch 3/12, about 40 s left``: a running unit's last finished epoch and the time its
+    remaining epochs take at the last epoch's pace (evaluation not included)."""
+    p = d.read_progress()
+    if p is None:
+        return ", no epoch finished yet"
+    left = (p["epochs"] - p["epoch"]) * p["seconds_per_epoch"]
+    return f", epoch {p['epoch']}/{p['epochs']}, about {left:.0f} s of training left"
 
 
 def run_status(out: Path) -> list[UnitState]:

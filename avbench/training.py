@@ -12,7 +12,6 @@ stopped and produces the same result as an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,47 +25,16 @@ from tqdm.auto import tqdm
 from avbench.atomic import atomic_path
 from avbench.checkpoint import load_checkpoint
 from avbench.conditions import shift_frames, shift_stream
-from avbench.devices import DEVICES
+from avbench.devices import autocast
 from avbench.faults import crash_point
 from avbench.batching import Batch, WaitClock, batches
 from avbench.models.blocks import set_recompute
 from avbench.normalization import Normalizer
-from avbench.profiles import PRECISIONS, Profile
-from avbench.validation import DataError, ValidationError, check_choice
+from avbench.profiles import Profile
+from avbench.validation import DataError, check_choice
 
 REGIMES = ("standard", "optimized")
 OPTIMIZED_GROUPS = (0.2, 0.2)  # fractions of a batch with audio zeroed, visual zeroed (Sec. 3.6)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error, not a silent fallback."""
-    check_choice(device, "device", "avbench", DEVICES)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValidationError("The 'device' parameter is 'cuda' but torch sees no CUDA device "
-                              f"(torch {torch.__version__}). Use --device cpu or auto.")
-    return torch.device(device)
-
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # of the profiles.PRECISIONS below fp32
-
-
-def autocast(device: torch.device, precision: str):
-    """The context a forward pass runs in: nothing for ``fp32``, else CUDA autocast to ``precision``.
-
-    Only CUDA: on the CPUs avbench was measured on, bf16 has no hardware support and would only
-    slow training down (benchmarks/README.md), so a lower precision there is an error, not a
-    silent no-op.
-    """
-    check_choice(precision, "precision", "avbench", PRECISIONS)
-    device = torch.device(device)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if device.type != "cuda":
-        raise ValidationError(f"The 'precision' parameter is {precision!r}, which avbench supports on CUDA only "
-                              f"(autocast); this run is on {device.type}. Use --precision fp32.")
-    return torch.autocast("cuda", dtype=DTYPES[precision])
 
 
 def regime_groups(batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -295,8 +263,6 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
         st["history"].append({"epoch": st["epoch"] + 1, "train_loss": total / max(n, 1), **dev,
                               "lr": opt.param_groups[0]["lr"], "train_seconds": train_seconds,
                               "data_wait_seconds": fed.seconds})
-        if on_epoch is not None:
-            on_epoch(st["history"][-1])
         if dl < st["best_loss"]:
             st.update(best_loss=dl, best_epoch=st["epoch"] + 1, bad_epochs=0,
                       best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -311,6 +277,9 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
                             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                             "scaler": scaler.state_dict() if scaler is not None else None,
                             "progress": st}, tmp)
+        if on_epoch is not None:  # after the state is saved: what it reports is what a resume starts from
+            on_epoch(st["history"][-1])
+        if state_path is not None:
             crash_point("epoch")
     return FitResult(st["best_state"], st["best_epoch"], st["history"])
 

@@ -128,9 +128,9 @@ def test_set_for_a_model_the_run_does_not_train(tiny_store, run_dir):
 
 def test_set_value_that_would_leave_out(tiny_store, run_dir, monkeypatch):
     """A plugin's free-text option cannot make a variant directory outside --out."""
-    import avbench.runner
+    import avbench.planning
 
-    monkeypatch.setattr(avbench.runner, "check_config", lambda name, config: None)  # a plugin taking any text
+    monkeypatch.setattr(avbench.planning, "check_config", lambda name, config: None)  # a plugin taking any text
     refused(run_args(tiny_store.path, run_dir, "--set", "tag=../../x"), ["--set", "../../x"], 2, run_dir)
 
 
@@ -236,9 +236,16 @@ def test_report_of_missing_run(tmp_path):
 
 
 # ------------------------------------------------------------------ run records and checkpoints
+def needs_weights(unit: Path) -> None:
+    """Makes a finished unit need its weights again (a condition left to score): a finished unit is
+    read from its JSON records alone, without loading its checkpoint."""
+    next((unit / "evals").glob("*.json")).unlink()
+
+
 def test_truncated_model_checkpoint(tiny_store, copy_run):
     model = unit_dir(copy_run) / "model.pt"
     model.write_bytes(model.read_bytes()[:100])
+    needs_weights(unit_dir(copy_run))
     refused(run_args(tiny_store.path, copy_run), [str(model), "Delete it"], 1, copy_run)
 
 
@@ -273,6 +280,7 @@ def test_pickled_object_is_not_loaded(tiny_store, copy_run):
 
     model = unit_dir(copy_run) / "model.pt"
     torch.save({"x": Payload()}, model)
+    needs_weights(unit_dir(copy_run))
     refused(run_args(tiny_store.path, copy_run), str(model), 1, copy_run)
     assert not marker.exists()
 

@@ -8,8 +8,10 @@ test stops the run at the same place on any machine.
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -114,6 +116,23 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(protocol, tiny_store, ref
     assert "Resuming" in resumed.stderr
     assert leftovers(out) == []
     assert outcome(out) == reference
+
+
+@pytest.mark.parametrize("after, inherited", [
+    (0.3, signal.SIG_DFL),  # while the command line is still being imported
+    (1.5, signal.SIG_IGN),  # started as a script's background job, which ignores SIGINT: planning, corpus check
+])
+def test_ctrl_c_works_from_the_first_second(after, inherited, tiny_store, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "avbench", *map(str, run_args("optimized", tiny_store, tmp_path))],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, inherited))
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
 
 
 def test_kill_during_data_synth_leaves_no_temporary(tmp_path):

@@ -24,6 +24,10 @@ FAILING = "mult/default/optimized/seed 1"
 
 
 def run_on(store, out, executor="local", **options):
+    """A run of PROTOCOL; locally in this process unless ``jobs`` says otherwise (it sees the
+    test's environment and umask, which reused joblib workers would not)."""
+    if executor == "local":
+        options.setdefault("jobs", 1)
     threads = torch.get_num_threads()
     try:
         return run(PROTOCOL, corpus=store.path, profile="smoke", seeds=2, out=out, progress=False,
@@ -78,11 +82,11 @@ def test_ray_local_instance_equals_serial(tiny_store, serial, tmp_path):
 
 def test_submitit_local_executor_equals_serial(tiny_store, serial, tmp_path):
     pytest.importorskip("submitit")
-    summary = run_on(tiny_store, tmp_path / "run", "slurm", slurm={"cluster": "local", "poll": 0.2})
+    summary = run_on(tiny_store, tmp_path / "run", "slurm", cluster="local", poll=0.2)
     assert summary.trained == 2
     assert_same_units(serial, tmp_path / "run")
     assert list((tmp_path / "run" / "slurm").rglob("*.pkl"))  # it went through submitit's job files
-    again = run_on(tiny_store, tmp_path / "run", "slurm", slurm={"cluster": "local", "poll": 0.2})
+    again = run_on(tiny_store, tmp_path / "run", "slurm", cluster="local", poll=0.2)
     assert again.reused == 2
     assert len(list((tmp_path / "run" / "slurm").iterdir())) == 1  # nothing pending: no second array
 
@@ -91,7 +95,7 @@ def check_failure_then_retry(store, out, serial, executor="local", **options):
     with pytest.raises(UnitsFailed) as info:
         run_on(store, out, executor, **options)
     summary = info.value.summary
-    assert [e["label"] for e in summary.failed] == [FAILING]
+    assert [e.label for e in summary.failed] == [FAILING]
     assert FAILING in str(info.value) and "injected failure" in str(info.value)
     error = json.loads((units_dir(out, 1) / "error.json").read_text())
     assert error["error"] == "RuntimeError" and "Traceback" in error["traceback"]
@@ -169,7 +173,7 @@ def test_plan_emit_then_run_unit_then_run_reuses_everything(tiny_store, tmp_path
         write_json(path, record | {"unit": record["unit"] | ({"semantics": semantics} if semantics else {})})
     status = CliRunner().invoke(main, ["status", str(out)]).output
     assert "2 pending" in status and "other semantics (model=0,training=0; now model=" in status, status
-    assert "other semantics (unrecorded; now model=" in status, status
+    assert "other semantics (unrecorded, before semantics versions; now model=" in status, status
     CliRunner().invoke(main, ["plan", *base, "--emit", str(commands)])
     assert len(commands.read_text().splitlines()) == 2
 
@@ -207,7 +211,7 @@ def test_an_engine_option_for_another_executor_is_refused(tiny_store, tmp_path):
 
 def test_each_worker_on_a_gpu_host_claims_its_own_gpu(tmp_path, monkeypatch):
     """Without a GPU here, CUDA is faked: two workers of one host get cuda:0 and cuda:1."""
-    from avbench import units
+    from avbench import worker as units
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -242,21 +246,36 @@ def test_local_workers_print_a_line_per_epoch(tiny_store, tmp_path):
         assert f"mult/default/optimized/seed {seed}: epoch 1/2, dev loss" in r.stderr
 
 
+def test_progress_in_every_mode(tiny_store, tmp_path):
+    """One unit at a time and no terminal: a line when the corpus is checked and one per epoch."""
+    r = CliRunner().invoke(main, ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path),
+                                  "--profile", "smoke", "--out", str(tmp_path / "run"), "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert f"Corpus {tiny_store.name} checked: {len(tiny_store)} clips" in r.output
+    for seed in (0, 1):
+        assert f"mult/default/optimized/seed {seed}: epoch 1/2, dev loss" in r.output
+
+
 def test_status_shows_a_unit_held_by_a_process_as_running(tiny_store, tmp_path):
     from avbench.results import UnitKey, read_json
     from avbench.status import run_status
-    from avbench.units import unit_lock
+    from avbench.unitdir import UnitDir
 
     out = tmp_path / "run"
     base = ["-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path), "--profile", "smoke", "--out", str(out)]
     assert CliRunner().invoke(main, ["plan", *base, "--emit", str(tmp_path / "c.txt")]).exit_code == 0
     plan = read_json(next((out / "plans").glob("*.json")))
     entry = next(iter(plan["units"].values()))
-    with unit_lock(out, UnitKey.from_json(entry["unit"])):  # as a worker training it would
+    d = UnitDir(out, UnitKey.from_json(entry["unit"]))
+    with d.lock():  # as a worker training it would
         states = {s.state for s in run_status(out)}
         running = [s for s in run_status(out) if s.state == "running"]
+        assert "no epoch finished yet" in running[0].detail
+        d.write_progress(1, 2, 3.0)  # as the worker does after each epoch
+        [running_later] = [s for s in run_status(out) if s.state == "running"]
     assert states == {"running", "pending"} and len(running) == 1
     assert f"pid {os.getpid()}" in running[0].detail and running[0].seconds >= 0
+    assert "epoch 1/2, about 3 s of training left" in running_later.detail
     assert {s.state for s in run_status(out)} == {"pending"}  # released
 
 
@@ -278,7 +297,7 @@ def test_a_killed_local_worker_is_reported_and_the_rest_written(tiny_store, seri
                 echo=lambda s: None, threads=1, jobs=2)
     finally:
         torch.set_num_threads(threads)
-    failed = [e["label"] for e in info.value.summary.failed]
+    failed = [e.label for e in info.value.summary.failed]
     assert FAILING in failed and "worker process died" in str(info.value)
     assert (out / "results.csv").exists() and (units_dir(out, 1) / "error.json").exists()
     monkeypatch.delenv("AVBENCH_KILL_UNIT")
@@ -299,13 +318,13 @@ def test_slurm_without_sbatch_is_refused(tiny_store, tmp_path, monkeypatch):
 def test_a_file_system_without_flock_is_refused_before_any_training(tiny_store, tmp_path, monkeypatch):
     import errno
 
-    from avbench import units
+    from avbench import unitdir
     from avbench.validation import DataError
 
     def no_flock(fd, op):
         raise OSError(errno.ENOSYS, "Function not implemented")
 
-    monkeypatch.setattr(units.fcntl, "flock", no_flock)
+    monkeypatch.setattr(unitdir.fcntl, "flock", no_flock)
     with pytest.raises(DataError, match="flock support"):
         run_on(tiny_store, tmp_path / "run")
     assert not list((tmp_path / "run").rglob("train.json"))
@@ -332,3 +351,129 @@ def test_status_of_a_run_written_before_plans_were_recorded(serial, tmp_path):
     states = run_status(old)
     assert [s.state for s in states] == ["done", "done"]
     assert sorted(s.label for s in states) == ["mult/default/optimized/seed 0", "mult/default/optimized/seed 1"]
+
+
+def test_an_engine_option_is_refused_by_another_executor_even_at_its_default(tiny_store, tmp_path):
+    base = ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path), "--profile", "smoke",
+            "--out", str(tmp_path / "run")]
+    for flags in (["--time", "240"], ["--time", "300"], ["--jobs", "1"]):
+        r = CliRunner().invoke(main, [*base, *flags, "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"])
+        assert r.exit_code == 2 and f"The '{flags[0]}' option applies to --executor" in r.output, r.output
+    r = CliRunner().invoke(main, [*base, "--executor", "dsk"])
+    assert r.exit_code == 2 and "Did you mean 'dask'" in r.output
+    assert not (tmp_path / "run").exists()
+
+
+PLUGIN = '''
+from avbench.executors import ExecutorOption
+
+
+class InlineExecutor:
+    """Runs each unit in this process, in reverse order (a plugin's own way)."""
+
+    name, extra, runs_here = "inline", None, True
+    options = (ExecutorOption("tag", "--tag", str, "none", help="inline: a tag."),)
+
+    def __init__(self, *, device, tag="none"):
+        self.tag = tag
+
+    def map(self, tasks):
+        from avbench.worker import execute
+
+        for task in reversed(tasks):
+            yield execute(task)
+'''
+
+
+def test_an_executor_plugin_is_one_class_and_an_entry_point(tiny_store, serial, tmp_path, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    import avbench.executors
+
+    (tmp_path / "inline_executor.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = EntryPoint("inline", "inline_executor:InlineExecutor", avbench.executors.GROUP)
+    real = avbench.executors.entry_points
+    monkeypatch.setattr(avbench.executors, "entry_points",
+                        lambda group, name=None: [p for p in [point] if name in (None, p.name)] or real(group=group))
+    assert "inline" in avbench.executors.executor_names()
+    assert CliRunner().invoke(main, ["run", "--help"]).exit_code == 0
+    assert "inline_executor" not in sys.modules  # listing and --help import no plugin
+    summary = run_on(tiny_store, tmp_path / "run", "inline", tag="x")
+    assert summary.trained == 2
+    assert_same_units(serial, tmp_path / "run")
+    with pytest.raises(Exception, match="'jobs' option applies to --executor local only"):
+        run_on(tiny_store, tmp_path / "run", "inline", jobs=2)
+
+
+def test_a_lost_unit_says_whether_it_ran_and_where(tiny_store, tmp_path):
+    """Dask (or any engine) reports a unit lost: one still queued is not said to have been running,
+    the engine's text is shortened at a word, and error.json names the worker's host and pid."""
+    import time
+
+    from avbench.planning import prepare
+    from avbench.worker import lost
+
+    planned = prepare(PROTOCOL, corpus=tiny_store.path, profile="smoke", seeds=1, out=tmp_path / "run")
+    [task] = planned.tasks()
+    submitted = time.time()
+    exc = RuntimeError("Attempted to run task on a worker that died " + "verylongword " * 60)
+    queued = lost(task, exc, submitted, "the Dask cluster lost it")
+    assert queued.error.message.startswith("it never started") and "worker running it" not in queued.error.message
+    detail = queued.error.message.split("(RuntimeError: ", 1)[1]
+    assert all(w in ("Attempted", "to", "run", "task", "on", "a", "worker", "that", "died", "verylongword", "...")
+               for w in detail.split(")")[0].split()), detail  # no word cut in half
+    assert queued.error.host == "" and queued.error.pid == 0
+    # a worker (another process) takes the unit, then dies
+    code = ("import sys; from avbench.unitdir import UnitDir; from avbench.results import UnitKey; import json; "
+            f"d = UnitDir({str(task.out)!r}, UnitKey.from_json(json.loads(sys.argv[1])));\n"
+            "with d.lock(): print(__import__('os').getpid())")
+    child = subprocess.run([sys.executable, "-c", code, json.dumps(task.unit.to_json())], capture_output=True,
+                           text=True, check=True, env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])})
+    pid = int(child.stdout)
+    ran = lost(task, exc, submitted, "the Dask cluster lost it")
+    assert f"the worker running it (pid {pid} on " in ran.error.message
+    assert ran.error.pid == pid != os.getpid()
+    written = json.loads((task.unit_dir / "error.json").read_text())
+    assert written["pid"] == pid and written["message"] == ran.error.message
+
+
+def test_workers_of_a_killed_parent_exit(tiny_store, tmp_path):
+    """kill -9 of a --jobs 2 run: its workers notice and exit instead of training for nobody; the
+    next run resumes what they left."""
+    import signal
+    import time
+
+    args = ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path), "--profile", "quick",
+            "--seeds", "2", "--jobs", "2", "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen([sys.executable, "-m", "avbench.cli", *args], stderr=subprocess.PIPE, text=True,
+                            env=os.environ | {"OMP_NUM_THREADS": "1"}, start_new_session=True)
+    for line in proc.stderr:
+        if "epoch 1/" in line:
+            break
+    children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == proc.pid]
+    assert children
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.5)
+    assert not [pid for pid in children if _alive(pid)]
+    r = subprocess.run([sys.executable, "-m", "avbench.cli", *args, "--quiet"], capture_output=True, text=True,
+                       env=os.environ | {"OMP_NUM_THREADS": "1"}, timeout=600)
+    assert r.returncode == 0 and "units trained now: 2" in r.stdout, r.stderr
+
+
+def _ppid(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

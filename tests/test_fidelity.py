@@ -24,7 +24,8 @@ from avbench.models.blocks import AttentionStack, attention_bias, positions_like
 from avbench.normalization import EPS, fit_normalizer
 from avbench.profiles import get_profile
 from avbench.registry import MODELS
-from avbench.runner import run, unit_semantics
+from avbench.runner import run
+from avbench.units import unit_semantics
 from avbench.training import dev_scores, fit
 from avbench.validation import ValidationError
 

@@ -340,7 +340,7 @@ def test_run_and_reproduce_record_the_choice_and_reproduce_runs_it_under_the_com
     def fake_run(protocol, models, **kw):
         calls.append((protocol, models))
         table = pd.DataFrame([{c: 0 for c in COLUMNS} | {"model": m} for m in models or []], columns=COLUMNS)
-        return SimpleNamespace(table=table, out=Path(kw["out"]), not_applicable=[], eval_seconds=0.0,
+        return SimpleNamespace(table=table, out=Path(kw["out"]), profile_note="", not_applicable=[], eval_seconds=0.0,
                                train_seconds=0.0, trained=0, reused=0)
 
     def fake_report(run_dir, out, **kw):

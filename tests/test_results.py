@@ -14,7 +14,7 @@ from avbench.profiles import get_profile
 from avbench.protocol import Protocol
 from avbench.results import (SCHEMA_VERSION, TIDY_COLUMNS, EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord,
                              UnitKey, collect, load_results, read_json, read_manifests)
-from avbench.runner import plan
+from avbench.planning import plan
 
 OLD_RUN = Path(__file__).parent / "data" / "run-schema0"
 THIRD = 1 / 3

@@ -7,7 +7,8 @@ import torch
 from avbench.batching import batches, pool_frames
 from avbench.models import create_model, get_model_meta
 from avbench.profiles import get_profile
-from avbench.training import apply_regime, f1_scores, fit, predict, regime_groups, resolve_device
+from avbench.devices import resolve_device
+from avbench.training import apply_regime, f1_scores, fit, predict, regime_groups
 from avbench.validation import ValidationError
 
 SMOKE = get_profile("smoke")
@@ -162,7 +163,8 @@ def test_fit_records_data_wait_and_refuses_cpu_half_precision(tiny_store):
     with pytest.raises(ValidationError, match="'precision'.*CUDA only"):
         fit(model, tiny_store, rows[:48], rows[48:64], regime="standard", profile=one.replace(precision="bf16"),
             seed=0, device=torch.device("cpu"), progress=False)
-    assert one.key == "smoke-bucket" and SMOKE.key == "smoke"
+    assert SMOKE.replace(batching="bucket").key == "smoke-bucket" and SMOKE.key == "smoke"
+    assert one.key == f"smoke-{one.settings_hash()}-bucket"  # one epoch: not the registered smoke profile
     for param in ("batching", "precision", "memory"):  # refused when the profile is made, before any training
         with pytest.raises(ValidationError, match=f"The '{param}' parameter of Profile must be one of"):
             SMOKE.replace(**{param: "fastest"})

@@ -38,7 +38,7 @@ class CLIPFaces:
     def __init__(self, model: str | os.PathLike | None = None, layer: int | None = None, device: str = "cpu",
                  precision: str = "fp32", batch_size: int = 32):
         tf = transformers()
-        from avbench.training import autocast
+        from avbench.devices import autocast
 
         self.folder = Path(model) if model is not None else None
         check_folder(self.folder, OPTION, ("clip_vision_model", "clip"), "preprocessor_config.json")

@@ -50,8 +50,9 @@ def _current(store: "FeatureStore") -> dict:
             "files": {name: file_state(Path(store.path) / name) for name in sorted(store.meta["checksums"])}}
 
 
-def ensure_verified(store: "FeatureStore") -> None:
-    """Checks ``store`` in full unless nothing changed since its last full check.
+def ensure_verified(store: "FeatureStore") -> bool:
+    """Checks ``store`` in full unless nothing changed since its last full check; returns whether
+    it checked in full.
 
     Raises:
         DataError: A data file differs from the sha256 in ``store.json``, or a feature value
@@ -60,11 +61,12 @@ def ensure_verified(store: "FeatureStore") -> None:
     current = _current(store)
     try:
         if json.loads(_stamp_path(store).read_text()) == current:
-            return
+            return False
     except (OSError, ValueError):  # no stamp yet, or no cache to keep one in: check in full
         pass
     verify_store(store)
     record_verified(store, current)
+    return True
 
 
 def record_verified(store: "FeatureStore", current: dict | None = None) -> None:
@@ -103,7 +105,7 @@ def _scan(store: "FeatureStore", name: str, modality: str | None) -> tuple[str, 
             for block in iter(lambda: f.read(BLOCK_BYTES), b""):
                 h.update(block)
         return h.hexdigest(), None
-    data = store._data[modality]
+    data = store.frames(modality)
     rows = max(1, BLOCK_BYTES // max(1, data.shape[1] * data.itemsize))
     first_bad = None
     for start in range(0, len(data), rows):
@@ -118,7 +120,7 @@ def _scan(store: "FeatureStore", name: str, modality: str | None) -> tuple[str, 
 
 
 def _describe(store: "FeatureStore", modality: str, row: int, column: int, value: float) -> str:
-    offsets = store._offsets[modality]
+    offsets = store.offsets(modality)
     clip = int(np.searchsorted(offsets, row, side="right") - 1)
     clip_id = store.manifest["clip_id"].iloc[clip]
     return (f"Feature store {store.name!r} at {store.path}: clip {clip_id!r} has {value} in its {modality} "

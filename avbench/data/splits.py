@@ -284,7 +284,7 @@ def splits_files(store: "FeatureStore") -> tuple[list[Path], Path]:
 
 
 def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None = None,
-                fractions: Sequence[float] | None = None) -> list[Split]:
+                fractions: Sequence[float] | None = None, write: bool = True) -> list[Split]:
     """The store's first ``n_splits`` splits, drawn once and then reused.
 
     Splits live in ``<store>/splits.json`` (or, for a read-only store, in the
@@ -298,6 +298,8 @@ def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None =
         n_splits: How many splits (the paper uses 20).
         base_seed, fractions: For a new file (defaults 0 and 70/15/15); for an
             existing file they must match what it records, or be None.
+        write: Record splits drawn now in the file; False draws the same splits in memory only
+            (a dry run writes nothing).
     """
     owner = "load_splits"
     n_splits = check_int(n_splits, "n_splits", owner, minimum=1)
@@ -326,8 +328,9 @@ def load_splits(store: "FeatureStore", n_splits: int, *, base_seed: int | None =
     if len(splits) < n_splits:
         splits = splits + [make_split(store.speakers, i, record["base_seed"], record["fractions"])
                            for i in range(len(splits), n_splits)]
-        _write_json_atomic(target, {"format_version": SPLITS_FORMAT, "store_name": store.name,
-                                  "store_checksum": store.checksum, "base_seed": record["base_seed"],
-                                  "fractions": list(record["fractions"]),
-                                  "splits": [s.to_json() for s in splits]})
+        if write:
+            _write_json_atomic(target, {"format_version": SPLITS_FORMAT, "store_name": store.name,
+                                        "store_checksum": store.checksum, "base_seed": record["base_seed"],
+                                        "fractions": list(record["fractions"]),
+                                        "splits": [s.to_json() for s in splits]})
     return splits[:n_splits]

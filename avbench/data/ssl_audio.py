@@ -80,7 +80,7 @@ class SpeechSSL:
                  preset: str | None = None, weights: str | os.PathLike | None = None, device: str = "cpu",
                  precision: str = "fp32"):
         tf = transformers()
-        from avbench.training import autocast
+        from avbench.devices import autocast
 
         self.layer = parse_layer(layer)
         self.max_seconds = check_float(max_seconds, "max_seconds", "--max-seconds", low=0, low_open=True)

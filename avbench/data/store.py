@@ -127,6 +127,16 @@ class FeatureStore:
         o = self._offsets[modality]
         return self._data[modality][o[i]:o[i + 1]]
 
+    def frames(self, modality: str) -> np.ndarray:
+        """Every clip's ``modality`` frames, concatenated in manifest order: a read-only
+        ``(total frames, dim)`` memmap (clip ``i`` is rows ``offsets(modality)[i:i + 2]``), for
+        readers of the whole file such as :mod:`avbench.data.integrity`."""
+        return self._data[modality]
+
+    def offsets(self, modality: str) -> np.ndarray:
+        """Where each clip's ``modality`` frames start in :meth:`frames` (one entry more than clips)."""
+        return self._offsets[modality]
+
     def audio(self, i: int) -> np.ndarray:
         """Clip ``i``'s audio frames: a read-only ``(frames, audio_dim)`` memmap view."""
         return self._frames("audio", i)

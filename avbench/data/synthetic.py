@@ -272,6 +272,29 @@ def default_synthetic_path(**overrides) -> tuple[Path, dict]:
     return data_home() / f"synthetic-{hashlib.sha256(key.encode()).hexdigest()[:12]}", params
 
 
+@dataclass(frozen=True)
+class PlannedCorpus:
+    """A corpus not generated yet, as far as planning needs it (a dry run writes nothing): its
+    name, path, classes and feature widths, from the factory's parameters alone."""
+
+    path: Path
+    name: str
+    label_names: list[str]
+    audio_dim: int
+    visual_dim: int
+    synthetic: bool = True
+    checksum: str = ""
+
+
+def planned_synthetic(**overrides) -> FeatureStore | PlannedCorpus:
+    """The built-in corpus when it exists, else its :class:`PlannedCorpus` (nothing is written)."""
+    path, params = default_synthetic_path(**overrides)
+    if (path / "store.json").exists():
+        return FeatureStore.open(path)
+    return PlannedCorpus(path, f"synthetic-seed{params['seed']}", list(LABELS), params["audio_dim"],
+                         params["visual_dim"])
+
+
 def default_synthetic(**overrides) -> FeatureStore:
     """The built-in corpus, generated on first use under :func:`avbench.paths.data_home`.
 

@@ -9,7 +9,6 @@ the optional extra ``avbench[stats]`` is skipped without it, the reason naming t
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
