@@ -130,10 +130,11 @@ def test_failing_unit_on_dask_is_isolated_too(tiny_store, serial, tmp_path, monk
 def test_cli_lists_failures_and_status_shows_them(tiny_store, tmp_path, monkeypatch):
     out = tmp_path / "run"
     monkeypatch.setenv("AVBENCH_FAIL_UNIT", "auxformer/default/optimized/seed 0")
+    # --jobs 1: a pool of worker processes kept by an earlier test of this session would not see the variable
     args = ["run", "-p", "optimized", "-m", "auxformer", "--corpus", str(tiny_store.path), "--profile", "smoke",
-            "--out", str(out), "--quiet", "--threads", "1"]
+            "--out", str(out), "--quiet", "--threads", "1", "--jobs", "1"]
     r = CliRunner().invoke(main, args)
-    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert "1 unit(s) failed" in r.output and "auxformer/default/optimized/seed 0" in r.output
     assert "Run the same command again" in r.output
     s = CliRunner().invoke(main, ["status", str(out)])
