@@ -754,9 +754,14 @@ def _extraction_options(fn):
         click.option("--mtcnn-weights", type=click.Path(), default=None,
                      help="The facenet-pytorch wheel file (.whl) or a folder with its pnet.pt, rnet.pt, onet.pt."),
         click.option("--pixels-side", default=16, show_default=True, type=int, help="Side of the pixels embedder's grid."),
-        click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
-                     help="Where the detector and embedder run (batched on cuda)."),
-        click.option("--jobs", default=1, show_default=True, type=int, help="Clips extracted at once (processes)."),
+        click.option("--extract-device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+                     help="Where the detector, embedder and speech models run (batched on cuda)."),
+        click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
+                     help="Clips extracted at once (processes)."),
+        # the old names meant something else here than in `avbench run` (units at once; auto device): kept as
+        # deprecated aliases that still work
+        click.option("--device", "old_device", default=None, hidden=True, type=click.Choice(["cpu", "cuda"])),
+        click.option("--jobs", "old_jobs", default=None, hidden=True, type=click.IntRange(min=1)),
         click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float16", "float32"])),
         click.option("--keep-staging", is_flag=True, help="Keep OUT.staging/ (per-clip results) after success."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
@@ -764,6 +769,29 @@ def _extraction_options(fn):
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
+
+
+#: data prepare's deprecated option names and the names that replaced them (the old ones meant another
+#: thing in `avbench run`: --jobs counts units there, --device defaults to auto there).
+PREPARE_ALIASES = {"old_device": ("--device", "extract_device", "--extract-device"),
+                   "old_jobs": ("--jobs", "processes", "--processes")}
+
+
+def _resolve_aliases(opts: dict) -> dict:
+    """``opts`` with each deprecated name folded into its new one (a warning says so; both given and
+    different is refused)."""
+    ctx = click.get_current_context()
+    for old, (old_flag, new, new_flag) in PREPARE_ALIASES.items():
+        value = opts.pop(old, None)
+        if value is None:
+            continue
+        if ctx.get_parameter_source(new) is not click.core.ParameterSource.DEFAULT and opts[new] != value:
+            raise click.UsageError(f"{old_flag} {value} and {new_flag} {opts[new]} disagree; {old_flag} is a "
+                                   f"deprecated name of {new_flag}: give {new_flag} alone.")
+        click.echo(f"warning: {old_flag} of data prepare is deprecated (it means another thing in avbench run); "
+                   f"use {new_flag}.", err=True)
+        opts[new] = value
+    return opts
 
 
 def _settings(opts: dict, known_no_audio=()):
@@ -777,7 +805,7 @@ def _settings(opts: dict, known_no_audio=()):
                               face_detector=opts["face_detector"], vggface_weights=opts["vggface_weights"],
                               vggface_normalisation=opts["vggface_normalisation"], fc6=opts["fc6"],
                               mtcnn_weights=opts["mtcnn_weights"], pixels_side=opts["pixels_side"],
-                              device=opts["device"], known_no_audio=tuple(known_no_audio),
+                              device=opts["extract_device"], known_no_audio=tuple(known_no_audio),
                               audio_model=opts["audio_model"], audio_layer=opts["audio_layer"],
                               audio_preset=opts["audio_preset"], audio_weights=opts["audio_weights"],
                               max_seconds=opts["max_seconds"], audio_from=opts["audio_from"],
@@ -789,8 +817,9 @@ def _settings(opts: dict, known_no_audio=()):
 def _prepare(manifest, root, out, opts, label_names=None, known_no_audio=(), provenance=None):
     from avbench.data.prepare import prepare, summary_lines
 
+    opts = _resolve_aliases(dict(opts))
     summary = prepare(manifest, root, out, settings=_settings(opts, known_no_audio), label_names=label_names,
-                      jobs=opts["jobs"], dtype=opts["dtype"], keep_staging=opts["keep_staging"],
+                      jobs=opts["processes"], dtype=opts["dtype"], keep_staging=opts["keep_staging"],
                       progress=not opts["quiet"], provenance=provenance)
     store = summary.store
     click.echo(f"feature store: {store.path} ({len(store)} clips, audio {store.audio_dim}-d @ {store.audio_rate:g}/s, "

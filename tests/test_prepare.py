@@ -213,3 +213,22 @@ def test_a_failing_prepare_leaves_no_store_and_one_label_is_refused_before_extra
     assert not out.exists() and not (tmp_path / "store.staging").exists()  # nothing extracted
     fixed = prepare(crema_d_manifest(tree).iloc[2:6], tree, out, settings=PIXELS, progress=False)
     assert fixed.store.path == out and (out / "failed.csv").is_file() and (out / "prepare_report.csv").is_file()
+
+
+def test_old_option_names_of_prepare_still_work_with_a_warning(tree, tmp_path):
+    """--jobs and --device meant another thing in data prepare than in avbench run: renamed --processes and
+    --extract-device, the old names kept as deprecated aliases."""
+    base = ["data", "crema-d", "prepare", "--root", str(tree), "--visual-embedder", "pixels", "--pixels-side", "4",
+            "--quiet"]
+    new = CliRunner().invoke(main, base + ["--out", str(tmp_path / "new"), "--processes", "2",
+                                           "--extract-device", "cpu"])
+    old = CliRunner().invoke(main, base + ["--out", str(tmp_path / "old"), "--jobs", "2", "--device", "cpu"])
+    assert new.exit_code == 0 and old.exit_code == 0, old.output
+    assert "deprecated" not in new.output
+    assert "--jobs of data prepare is deprecated" in old.output and "use --processes" in old.output
+    assert "--device of data prepare is deprecated" in old.output and "use --extract-device" in old.output
+    assert (json.loads((tmp_path / "old" / "store.json").read_text())["checksums"] ==
+            json.loads((tmp_path / "new" / "store.json").read_text())["checksums"])
+    clash = CliRunner().invoke(main, base + ["--out", str(tmp_path / "x"), "--jobs", "2", "--processes", "1"])
+    assert clash.exit_code == 2 and "--jobs 2 and --processes 1 disagree" in clash.output
+    assert not (tmp_path / "x").exists()
