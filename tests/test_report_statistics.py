@@ -110,7 +110,7 @@ def test_unpaired_trials_get_a_note_not_an_abort(tmp_path):
 
 
 def test_stats_csv_has_power_and_report_prints_the_line(tmp_path, capsys):
-    from avbench.cli import _print_report
+    from avbench.cli.report import _print_report
 
     report = build_report(EXAMPLE, tmp_path / "r", figures=False, html_page=False, effect=0.02)
     _print_report(report)
@@ -190,6 +190,6 @@ def test_bootstrap_intervals_reach_stats_csv_from_ten_trials(tmp_path):
 
 
 def test_cli_defaults_match_the_library():
-    from avbench import cli
+    from avbench.cli import report as cli
 
     assert cli.DEFAULT_ROPE == stats.DEFAULT_ROPE and cli.DEFAULT_EFFECT == stats.DEFAULT_EFFECT
