@@ -77,6 +77,7 @@ class Report:
     files: list[Path] = field(default_factory=list)
     in_the_way: list[Path] = field(default_factory=list)  # the user's files kept where the report would write
     dest: Path | None = None  # the report directory (``out`` once published)
+    own_data: bool = False    # rebuilt from ``dest/data``, which it then neither rewrites nor takes for the user's
     power_note: str | None = None   # one line when most comparisons could not detect the wanted effect
 
     @property
@@ -164,12 +165,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, metric: 
     root = src if src.is_dir() else src.parent
     chosen = proposed_of_run(run, list(proposed))
     dest = Path(out) if out is not None else root / "report"
-    old = check_out(dest, force, source=root)
+    own_data = (dest / "data").resolve() == root.resolve()  # rebuilt from its own data/
+    old = check_out(dest, force, own_data)
     staging = dest / STAGING
     if staging.exists():
         shutil.rmtree(staging)  # what an interrupted report left: the report in place is untouched
     staging.mkdir(parents=True)
-    report = Report(staging, run, cfg, metric, chosen, dest=dest)
+    report = Report(staging, run, cfg, metric, chosen, dest=dest, own_data=own_data)
     try:
         _build(report, strict, figures, html_page, latex_bundle)
         _publish(report, old)
@@ -227,13 +229,13 @@ REPORT_FILES = ".avbench-report.json"  # what the last report wrote into its dir
 STAGING = ".avbench-staging"           # where a report is built before its files are moved into place
 
 
-def check_out(dest: Path, force: bool = False, source: Path | None = None) -> set[str]:
+def check_out(dest: Path, force: bool = False, own_data: bool = False) -> set[str]:
     """Whether a report may be written into ``dest``; returns what an earlier avbench report there wrote
     (the paths of its listing, relative to ``dest``), the only files a report ever removes.
 
     ``dest`` may be new, empty, or hold an earlier avbench report (its listing file); any other folder
     holds the user's own files, and is refused unless ``force``.  When the report is rebuilt from
-    ``dest/data`` (``source``), that folder is the report's own (a copy that lost the listing file).
+    ``dest/data`` (``own_data``), that folder is the report's own (a copy that lost the listing file).
 
     Raises:
         ValidationError: ``dest`` holds files and no avbench report, and ``force`` is False.
@@ -247,8 +249,7 @@ def check_out(dest: Path, force: bool = False, source: Path | None = None) -> se
             return {str(n) for n in names} if isinstance(names, list) else set()
         except (OSError, ValueError):
             return set()  # an unreadable listing: remove nothing
-    own = ((STAGING + "/",) + (("data/",) if source is not None and dest.is_dir()
-                                 and (dest / "data").resolve() == Path(source).resolve() else ()))
+    own = (STAGING + "/",) + (("data/",) if own_data else ())
     theirs = sorted(rel for rel in (p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
                     if not rel.startswith(own)) if dest.is_dir() else []
     if theirs and not force:
@@ -264,7 +265,7 @@ def _publish(report: Report, old: set[str]) -> None:
     named in ``report.in_the_way``); of an earlier report's files (``old``) those this one did not write are
     removed, except the run's own ``data/`` when the report is rebuilt from it."""
     staging, dest = report.out, report.dest
-    own_data = _own_data(report)
+    own_data = report.own_data
     moves = []
     for path in report.files:
         rel = path.relative_to(staging).as_posix()
@@ -297,12 +298,6 @@ def _publish(report: Report, old: set[str]) -> None:
     report.out = dest
 
 
-def _own_data(report: Report) -> bool:
-    """Whether the report is rebuilt from its own ``data/`` folder (which it then does not rewrite)."""
-    source = report.run.source if report.run.source.is_dir() else report.run.source.parent
-    return (report.dest / "data").resolve() == source.resolve()
-
-
 # ---------------------------------------------------------------------------- data/ (self-contained input)
 def _write_data(report: Report) -> None:
     """``data/``: the run's table, manifests and provenance digest (with the proposed choice), enough to
@@ -310,7 +305,7 @@ def _write_data(report: Report) -> None:
     run, data = report.run, report.out / "data"
     write_json(data / "provenance.json", {**run.provenance, "proposed": list(report.proposed)})
     report.files.append(data / "provenance.json")
-    if _own_data(report):
+    if report.own_data:
         return  # rebuilding from our own data/: the table and manifests are already there
     write_table(data / "results.csv", run.raw)
     for name, manifest in run.manifests.items():

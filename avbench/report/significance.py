@@ -15,14 +15,13 @@ import pandas as pd
 from matplotlib import transforms
 
 from avbench import stats
-from avbench.conditions import kinds
 from avbench.report import style
 from avbench.report.artifacts import ReportContext, Skip, artifact
 from avbench.report.figures import FigureResult, _sentences, _synthetic
 from avbench.report.presentation import model_color, model_key_sentence
 from avbench.report.render import Cell, Row, Section, Table
 from avbench.report.rundata import format_levels
-from avbench.report.tables import audiovisual, audiovisual_models, family_kind, family_label, trials_phrase
+from avbench.report.tables import audiovisual, audiovisual_models, family_label, family_rank, trials_phrase
 from avbench.results import select
 from avbench.stats.extra import EXTRA, MissingExtra
 from avbench.validation import ValidationError
@@ -213,11 +212,10 @@ def _bayes_cells(ctx: ReportContext) -> tuple[str, list[str], list[tuple[str, st
     baselines = [m for m in models if m != main and not select(t, model=m).empty]
     if not baselines:
         raise Skip(f"needs {main} and at least one audiovisual baseline scored in the same regime")
-    rank = {k.name: i for i, k in enumerate(kinds())}
     aucs = select(t, metric=f"auc_{metric}")
     t = pd.concat([t.drop(aucs.index), aucs.assign(condition=_family_blocks(aucs))])
     families = sorted(select(t, metric=f"auc_{metric}")["condition"].astype(str).unique(),
-                      key=lambda c: (rank.get(family_kind(c.partition("|")[0])[0], len(rank)), c))
+                      key=lambda c: (family_rank(c.partition("|")[0]), c))
     cells = []
     for corpus in sorted(t["corpus"].astype(str).unique()):
         for condition in CELL_CONDITIONS:

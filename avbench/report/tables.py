@@ -417,6 +417,14 @@ def family_kind(condition: str) -> tuple[str, str]:
     return (kind, modality) if kind else (modality, "")
 
 
+def family_rank(condition: str) -> int:
+    """Where a condition family's kind is registered (avbench.conditions): the order of table sections,
+    caption entries and blocks; a kind not installed here last."""
+    names = [k.name for k in kinds()]
+    kind = family_kind(condition)[0]
+    return names.index(kind) if kind in names else len(names)
+
+
 def _kind(name: str):
     try:
         return get_kind(name)
@@ -435,9 +443,8 @@ def levels_sentence(t: pd.DataFrame) -> str:
     """' Levels: audio masked, visual masked: 0.1 to 0.9 in steps of 0.1 (fraction of frames kept); ....' for
     the (family, level set) pairs of ``t`` (its ``levels`` column), families sharing a set named together."""
     by_set: dict[tuple[str, str], list[str]] = {}
-    rank = {k.name: i for i, k in enumerate(kinds())}
     pairs = sorted({(str(c), str(lv)) for c, lv in zip(t["condition"], t["levels"]) if lv},
-                   key=lambda p: (rank.get(family_kind(p[0])[0], len(rank)), p))
+                   key=lambda p: (family_rank(p[0]), p))
     for cond, levels in pairs:
         unit = getattr(_kind(family_kind(cond)[0]), "level_unit", "")
         by_set.setdefault((levels, unit), []).append(family_label(cond))
@@ -460,9 +467,8 @@ def robustness_table(ctx: ReportContext) -> Table:
     if t.empty:
         raise Skip(f"no robustness summary rows ({auc}); protocols with `summary: true` add them")
     proposed = ctx.main  # None: the AUCs are shown, nothing is tested
-    rank = {k.name: i for i, k in enumerate(kinds())}
     families = sorted({(str(c), str(lv)) for c, lv in zip(t["condition"], t["levels"])},
-                      key=lambda f: (rank.get(family_kind(f[0])[0], len(rank)), f[0],
+                      key=lambda f: (family_rank(f[0]), f[0],
                                      [float(v) for v in f[1].split(",") if v]))
     several = {c for c, _ in families if sum(1 for c2, _ in families if c2 == c) > 1}
     b = Builder(ctx, "Table R1")
