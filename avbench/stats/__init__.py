@@ -8,27 +8,55 @@
 
 What needs the optional extra ``avbench[stats]`` (scikit-posthocs, baycomp) imports it when called and
 otherwise raises :class:`~avbench.stats.extra.MissingExtra`, which names the extra.
+
+The names below are imported from their module when first used (PEP 562), so that a worker that
+scores calibration imports :mod:`avbench.stats.calibration` without scipy's and statsmodels' import
+time (several seconds per process).
 """
 
-from avbench.stats.bayes import (DEFAULT_ROPE, BayesComparison, check_rope, correlated_t, signed_rank,
-                                 t_posterior)
-from avbench.stats.calibration import brier_score, expected_calibration_error, negative_log_likelihood
-from avbench.stats.extra import MissingExtra
-from avbench.stats.paired import (ALTERNATIVES, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, COLUMNS, CORRECTION_NAMES,
-                                  CORRECTIONS, INTERVALS, MIN_BOOTSTRAP_TRIALS, MIN_TRIALS, TESTS, PairedTest,
-                                  TooFewTrialsWarning, bootstrap_interval, check_interval, compare, compare_all,
-                                  correct, paired_arrays, paired_scores, paired_test, significance_mark, summarize)
-from avbench.stats.power import (DEFAULT_EFFECT, POWER_COLUMNS, add_power, check_effect,
-                                 minimum_detectable_difference, power_summary, trials_needed, underpowered_message)
-from avbench.stats.ranking import MIN_BLOCKS, MIN_MODELS, Ranking, critical_difference, iman_davenport, rank_models
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Each public name and the module of the package that defines it.
+_HOME = {
+    **dict.fromkeys(["BayesComparison", "DEFAULT_ROPE", "check_rope", "correlated_t", "signed_rank",
+                     "t_posterior"], "bayes"),
+    **dict.fromkeys(["ECE_BINS", "brier_score", "calibration_gap", "calibration_metrics", "equal_mass_bins",
+                     "expected_calibration_error", "negative_log_likelihood", "reliability"], "calibration"),
+    **dict.fromkeys(["MissingExtra"], "extra"),
+    **dict.fromkeys(["ALTERNATIVES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "COLUMNS", "CORRECTIONS",
+                     "CORRECTION_NAMES", "INTERVALS", "MIN_BOOTSTRAP_TRIALS", "MIN_TRIALS", "PairedTest", "TESTS",
+                     "TooFewTrialsWarning",
+                     "bootstrap_interval", "check_interval", "compare", "compare_all", "correct", "paired_arrays",
+                     "paired_scores", "paired_test", "significance_mark", "summarize"], "paired"),
+    **dict.fromkeys(["DEFAULT_EFFECT", "POWER_COLUMNS", "add_power", "check_effect", "minimum_detectable_difference",
+                     "power_summary", "trials_needed", "underpowered_message"], "power"),
+    **dict.fromkeys(["MIN_BLOCKS", "MIN_MODELS", "Ranking", "critical_difference", "iman_davenport",
+                     "rank_models"], "ranking"),
+}
 
 __all__ = [
     "ALTERNATIVES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "COLUMNS", "CORRECTION_NAMES", "CORRECTIONS",
-    "DEFAULT_EFFECT", "DEFAULT_ROPE", "INTERVALS", "MIN_BLOCKS", "MIN_BOOTSTRAP_TRIALS", "MIN_MODELS", "MIN_TRIALS",
-    "POWER_COLUMNS", "TESTS", "BayesComparison", "MissingExtra", "PairedTest", "Ranking", "TooFewTrialsWarning",
-    "add_power", "bootstrap_interval", "brier_score", "check_effect", "check_interval", "check_rope", "compare",
-    "compare_all", "correct", "correlated_t", "critical_difference", "expected_calibration_error", "iman_davenport",
+    "DEFAULT_EFFECT", "DEFAULT_ROPE", "ECE_BINS", "INTERVALS", "MIN_BLOCKS", "MIN_BOOTSTRAP_TRIALS", "MIN_MODELS",
+    "MIN_TRIALS", "POWER_COLUMNS", "TESTS", "BayesComparison", "MissingExtra", "PairedTest", "Ranking",
+    "TooFewTrialsWarning", "add_power", "bootstrap_interval", "brier_score", "calibration_gap",
+    "calibration_metrics", "check_effect", "check_interval", "check_rope", "compare", "compare_all", "correct",
+    "correlated_t", "critical_difference", "equal_mass_bins", "expected_calibration_error", "iman_davenport",
     "minimum_detectable_difference", "negative_log_likelihood", "paired_arrays", "paired_scores", "paired_test",
-    "power_summary", "rank_models", "signed_rank", "significance_mark", "summarize", "t_posterior", "trials_needed",
-    "underpowered_message",
+    "power_summary", "rank_models", "reliability", "signed_rank", "significance_mark", "summarize", "t_posterior",
+    "trials_needed", "underpowered_message"
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'avbench.stats' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"avbench.stats.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -24,7 +24,10 @@ import numpy as np
 
 from avbench.validation import ValidationError, check_int
 
-__all__ = ["ECE_BINS", "brier_score", "expected_calibration_error", "negative_log_likelihood"]
+__all__ = [
+    "ECE_BINS", "brier_score", "calibration_gap", "calibration_metrics", "equal_mass_bins",
+    "expected_calibration_error", "negative_log_likelihood", "reliability"
+]
 
 ECE_BINS = 15
 _EPS = 1e-15
@@ -48,6 +51,43 @@ def _check(probs: Any, labels: Any, owner: str) -> tuple[np.ndarray, np.ndarray]
     return p, y.astype(int)
 
 
+def equal_mass_bins(confidence: Any, n_bins: int = ECE_BINS) -> np.ndarray:
+    """The bin (0 .. n_bins - 1, in order of confidence) of each confidence: cut at its 1/n_bins, 2/n_bins, ...
+    quantiles, a value equal to an edge joining the lower bin, so equal confidences always share a bin.
+    Fewer than ``n_bins`` bins are used when ties or few values leave some empty.
+
+    >>> equal_mass_bins([0.9, 0.6, 0.8, 0.7], n_bins=2).tolist()
+    [1, 0, 1, 0]
+    """
+    confidence = np.asarray(confidence, dtype=float)
+    edges = np.quantile(confidence, np.linspace(0, 1, n_bins + 1)[1:-1])
+    return np.digitize(confidence, edges, right=True)
+
+
+def reliability(confidence: Any, correct: Any, n_bins: int = ECE_BINS) -> list[tuple[float, float, int]]:
+    """A reliability diagram's points: per non-empty equal-mass bin (:func:`equal_mass_bins`), in order of
+    confidence, its mean confidence, its accuracy and its number of clips.
+
+    >>> [(round(c, 6), a, n) for c, a, n in reliability([0.9, 0.6, 0.8, 0.7], [1, 0, 1, 0], n_bins=2)]
+    [(0.65, 0.0, 2), (0.85, 1.0, 2)]
+    """
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    bins = equal_mass_bins(confidence, n_bins)
+    return [(float(confidence[bins == b].mean()), float(correct[bins == b].mean()), int(np.sum(bins == b)))
+            for b in np.unique(bins)]
+
+
+def calibration_gap(points: list[tuple[float, float, int]]) -> float:
+    """The expected calibration error of a reliability diagram's points: the count-weighted mean of
+    |accuracy - mean confidence| over the bins.
+
+    >>> round(calibration_gap([(0.65, 0.0, 2), (0.85, 1.0, 2)]), 6)
+    0.4
+    """
+    return float(sum(n * abs(acc - conf) for conf, acc, n in points) / sum(n for _, _, n in points))
+
+
 def expected_calibration_error(probs: Any, labels: Any, n_bins: int = ECE_BINS) -> float:
     """Expected calibration error over ``n_bins`` equal-mass bins of confidence (see the module docstring).
 
@@ -58,12 +98,7 @@ def expected_calibration_error(probs: Any, labels: Any, n_bins: int = ECE_BINS) 
     """
     n_bins = check_int(n_bins, "n_bins", "expected_calibration_error", minimum=1)
     p, y = _check(probs, labels, "expected_calibration_error")
-    confidence = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(float)
-    edges = np.quantile(confidence, np.linspace(0, 1, n_bins + 1)[1:-1])
-    bins = np.digitize(confidence, edges, right=True)  # a value equal to an edge joins the lower bin
-    gaps = [np.sum(bins == b) * abs(correct[bins == b].mean() - confidence[bins == b].mean()) for b in np.unique(bins)]
-    return float(sum(gaps) / len(confidence))
+    return calibration_gap(reliability(p.max(axis=1), p.argmax(axis=1) == y, n_bins))
 
 
 def brier_score(probs: Any, labels: Any) -> float:
@@ -85,3 +120,10 @@ def negative_log_likelihood(probs: Any, labels: Any) -> float:
     """
     p, y = _check(probs, labels, "negative_log_likelihood")
     return float(-np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1.0)).mean())
+
+
+def calibration_metrics(probs: Any, labels: Any) -> dict[str, float]:
+    """The calibration metrics an evaluation records beside its F1 scores (metric rows ``ece``,
+    ``brier`` and ``nll`` of ``results.csv``)."""
+    return {"ece": expected_calibration_error(probs, labels), "brier": brier_score(probs, labels),
+            "nll": negative_log_likelihood(probs, labels)}
