@@ -4,7 +4,8 @@ Setting ``AVBENCH_CRASH_AT=POINT:N`` makes the N-th pass of this process through
 kill its whole process group with SIGKILL (no cleanup handlers run, as with ``kill -9`` or
 the OOM killer; with ``--jobs 2`` the parent and the other worker die too);
 ``POINT:N:SIGINT`` sends SIGINT instead, as Ctrl-C in a terminal does.  Points:
-``epoch`` (a training state was saved), ``evaluation`` (one condition's record was written),
+``epoch`` (a training state was saved), ``evaluation-record`` (a condition's record was written,
+its probabilities not yet), ``evaluation`` (one condition's record and probabilities were written),
 ``atomic-write`` (a finished temporary is about to be renamed into place) and ``synth-clip``
 (one clip of a new store was written).  Unset, each point costs one dictionary lookup.
 """

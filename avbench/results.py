@@ -11,6 +11,8 @@ Layout of a run directory (``--out``)::
         train.json       :class:`TrainRecord`: key, profile, corpus, split, normalisation summary,
                          history, timings, parameter count, provenance
         evals/<condition>@<level>.json   :class:`EvalRecord`: metrics, per-clip predictions, timing
+        evals/<condition>@<level>.npz    per-clip class probabilities (``clip_id``, ``probs``) of an
+                         ``ok`` evaluation, for calibration (written after the record)
         record.json      train.json + every evaluation (one record per unit)
     masks/<corpus>/seed-NN/<condition>@<level>.npz   the seeded masks, shared by all models
     protocols/<protocol>@<corpus>.json   :class:`ProtocolManifest`: which units (under which
@@ -41,6 +43,11 @@ from avbench.validation import DataError
 
 #: Version of the record formats below; 0 = records written before versions were recorded.
 SCHEMA_VERSION = 1
+#: Version of :class:`EvalRecord`: 2 = an ``ok`` evaluation also keeps its per-clip probabilities
+#: (``evals/<key>.npz``) and records ``ece``, ``brier`` and ``nll``.  An older ``ok`` evaluation is
+#: rescored from the unit's kept ``model.pt`` (its predictions must come out the same); the unit's
+#: semantics version, which would retrain it, does not change.
+EVAL_SCHEMA_VERSION = 2
 #: The tidy table's columns as the README documents them ...
 COLUMNS = ["corpus", "model", "variant", "regime", "protocol", "condition", "level", "seed", "metric", "value"]
 #: ... and the unit facts added to every row, so that no reader parses them out of ``variant``:
@@ -192,7 +199,8 @@ class TrainRecord:
 class EvalRecord:
     """``evals/<condition>@<level>.json``: one unit scored under one condition.
 
-    ``status`` is ``ok`` (``metrics``, ``seconds``, per-clip ``predictions``) or ``not_applicable``
+    ``status`` is ``ok`` (``metrics``, ``seconds``, per-clip ``predictions``; from version 2 the
+    class probabilities in a side file, see :data:`EVAL_SCHEMA_VERSION`) or ``not_applicable``
     (``reason``: the condition removes every modality the model reads).
     """
 
@@ -204,7 +212,12 @@ class EvalRecord:
     seconds: float = 0.0
     predictions: dict[str, list] | None = None
     reason: str = ""
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = EVAL_SCHEMA_VERSION
+
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether this evaluation was scored with its probabilities kept (or needs none: not applicable)."""
+        return self.status != "ok" or self.schema_version >= EVAL_SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -284,16 +284,40 @@ def fit(model, store, train_rows: np.ndarray, dev_rows: np.ndarray, *, regime: s
     return FitResult(st["best_state"], st["best_epoch"], st["history"])
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """What scoring a model on some rows gives, per row in the order asked for.
+
+    Attributes:
+        pred: The predicted class: the arg-max of the logits ``model.predict`` returns.
+        label: The true class.
+        probs: The softmax of those logits (rows x classes, float64), for calibration metrics.
+    """
+
+    pred: np.ndarray
+    label: np.ndarray
+    probs: np.ndarray
+
+
 @torch.no_grad()
 def predict(model, store, rows: np.ndarray, *, profile: Profile, device, condition=None,
-            trial_seed: int = 0, norm: Normalizer | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted class and true label per row (in ``rows`` order) under a test condition."""
+            trial_seed: int = 0, norm: Normalizer | None = None) -> Predictions:
+    """Predicted class, true label and class probabilities per row (in ``rows`` order) under a test
+    condition.
+
+    The class is the arg-max of the logits themselves, not of their softmax: a softmax in floating
+    point can round two close logits to one probability, and the prediction must not depend on that.
+    The softmax is taken in float32 and stored as float64, whatever the autocast precision.
+    """
     model.eval()
     preds = np.empty(len(rows), dtype=np.int64)
+    probs = np.empty((len(rows), len(store.label_names)), dtype=np.float64)  # a model's logits fit the store
     pos = {r: i for i, r in enumerate(rows)}
     for b in batches(store, rows, profile.eval_batch_size, by_length=True, pool=profile.frame_pool,
                      device=device, condition=condition, trial_seed=trial_seed, norm=norm):
         with autocast(device, profile.precision):
-            out = model.predict(model(*b.inputs())).argmax(-1).cpu().numpy()
-        preds[[pos[r] for r in b.rows]] = out
-    return preds, np.asarray(store.labels[rows])
+            logits = model.predict(model(*b.inputs()))
+        at = [pos[r] for r in b.rows]
+        preds[at] = logits.argmax(-1).cpu().numpy()
+        probs[at] = torch.softmax(logits.float(), -1).cpu().numpy()
+    return Predictions(preds, np.asarray(store.labels[rows]), probs)

@@ -12,6 +12,8 @@ and the runner's reuse of finished units all call :meth:`UnitDir.state`.  Layout
     model.pt          the dev-selected weights
     train.json        :class:`~avbench.results.TrainRecord`
     evals/<key>.json  :class:`~avbench.results.EvalRecord`, one per condition
+    evals/<key>.npz   its per-clip class probabilities (``ok`` evaluations), written after the record:
+                      an evaluation is scored once both are there (:meth:`UnitDir.scored`)
     record.json       train.json + every evaluation (one file per unit for other tools)
     error.json        :class:`ErrorRecord` of the last failed attempt, removed when the unit succeeds
 
@@ -33,7 +35,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from avbench.results import EvalRecord, TrainRecord, UnitKey, canonical_config, read_json, write_json
+import numpy as np
+
+from avbench.faults import crash_point
+from avbench.results import EvalRecord, TrainRecord, UnitKey, canonical_config, read_json, write_json, write_npz
 from avbench.validation import DataError, ValidationError
 
 #: The states of :meth:`UnitDir.state`, in the order a unit passes through them (``stale`` and
@@ -146,6 +151,26 @@ class UnitDir:
     def eval_file(self, key: str) -> Path:
         return self.path / "evals" / f"{key}.json"
 
+    def probability_file(self, key: str) -> Path:
+        return self.path / "evals" / f"{key}.npz"
+
+    def scored(self, key: str) -> bool:
+        """Whether condition ``key`` is scored as this avbench scores: its record and, for an ``ok``
+        one, its probabilities are written.
+
+        The record is written first and the probabilities last, so their file alone says that both
+        are there; only a record without it is read (not applicable, an older record to rescore, or
+        a write the run was killed in).
+        """
+        if self.probability_file(key).exists():
+            return True
+        if not self.eval_file(key).exists():
+            return False
+        try:
+            return self.read_eval(key).status != "ok"
+        except (DataError, TypeError):
+            return False  # a corrupt record is scored again
+
     # ---------------------------------------------------------------- the one answer
     def recorded_semantics(self) -> str | None:
         """The semantics recorded with the unit: its ``train.json``, or ``identity.json`` while it
@@ -157,7 +182,7 @@ class UnitDir:
         """Where the unit stands for a run that scores ``condition_keys`` with code of ``semantics``
         (default: the unit key's own).  Reads a few small files; never builds a model."""
         semantics = self.unit.semantics if semantics is None else semantics
-        todo = tuple(k for k in condition_keys if not self.eval_file(k).exists())
+        todo = tuple(k for k in condition_keys if not self.scored(k))
         trained_any = any((self.path / f).exists() for f in ("train.json", "identity.json", "model.pt",
                                                              "train_state.pt"))
         if trained_any:
@@ -199,8 +224,24 @@ class UnitDir:
     def read_eval(self, key: str) -> EvalRecord:
         return EvalRecord.from_json(read_json(self.eval_file(key)))
 
-    def write_eval(self, key: str, record: EvalRecord) -> None:
+    def write_eval(self, key: str, record: EvalRecord, clip_ids: np.ndarray | None = None,
+                   probs: np.ndarray | None = None) -> None:
+        """Writes an evaluation: its record, then (for an ``ok`` one) its per-clip probabilities."""
         write_json(self.eval_file(key), record.to_json())
+        crash_point("evaluation-record")
+        if probs is not None:
+            write_npz(self.probability_file(key), clip_id=np.asarray(clip_ids).astype(str),
+                      probs=np.asarray(probs, dtype=np.float32))
+
+    def read_probabilities(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """The clip ids and class probabilities (clips x classes) of an ``ok`` evaluation."""
+        path = self.probability_file(key)
+        try:
+            with np.load(path) as f:
+                return f["clip_id"], f["probs"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: unreadable probabilities ({exc}); delete it and rerun the same command to "
+                            "score the condition again.") from None
 
     def begin_training(self) -> None:
         """Records the unit's identity before its first epoch (checked for staleness on resume)."""

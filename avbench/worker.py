@@ -37,8 +37,10 @@ from avbench.profiles import Profile
 from avbench.provenance import provenance
 from avbench.results import EvalRecord, TrainRecord, corpus_id, write_npz
 from avbench.devices import resolve_device
+from avbench.stats.calibration import calibration_metrics
 from avbench.training import f1_scores, fit, predict
 from avbench.unitdir import ErrorRecord, open_lock
+from avbench.validation import DataError
 from avbench.units import UnitOutcome, UnitTask, inapplicable
 
 
@@ -169,36 +171,58 @@ class Worker:
                     f"({h['train_seconds']:.1f} s)")
 
     def evaluate(self, model) -> list[EvalRecord]:
-        """Every condition's record: read back when scored before, else scored now and written."""
+        """Every condition's record: read back when scored before, else scored now and written.
+
+        An evaluation recorded before probabilities were kept (:data:`~avbench.results.EVAL_SCHEMA_VERSION`)
+        is scored again from the unit's weights, and refused if a prediction comes out different.
+        """
         rows = self.split.indices(self.store.speakers)["test"]
         norm = self.normalizer()
         records = []
         for c in self.conditions:
-            if self.dir.eval_file(c.key).exists():
+            if self.dir.scored(c.key):
                 records.append(self.dir.read_eval(c.key))
                 continue
-            record = self.evaluate_condition(model, c, rows, norm)
-            self.dir.write_eval(c.key, record)
+            record, probs = self.evaluate_condition(model, c, rows, norm)
+            if self.dir.eval_file(c.key).exists():
+                record = self._rescored(c, record)
+            self.dir.write_eval(c.key, record, self.store.manifest["clip_id"].to_numpy()[rows], probs)
             crash_point("evaluation")
             records.append(record)
         return records
 
     def evaluate_condition(self, model, condition: Condition, rows: np.ndarray,
-                           norm: Normalizer | None) -> EvalRecord:
-        """Scores ``model`` on the test ``rows`` under one condition (or records why it does not apply)."""
+                           norm: Normalizer | None) -> tuple[EvalRecord, np.ndarray | None]:
+        """Scores ``model`` on the test ``rows`` under one condition (or records why it does not apply).
+
+        Returns:
+            The record (F1 scores and calibration metrics, per-clip predictions) and the per-clip class
+            probabilities (None when the condition does not apply).
+        """
         record = EvalRecord(condition.name, condition.level, replace(self.unit, label="").key(), "not_applicable",
                             reason=inapplicable(self.unit.model, condition))
         if record.reason:
-            return record
+            return record, None
         self._save_masks(condition, rows)
         start = time.perf_counter()
-        pred, label = predict(model, self.store, rows, profile=self.profile, device=self.device,
-                              condition=condition, trial_seed=self.unit.seed, norm=norm)
-        return replace(record, status="ok", reason="", metrics=f1_scores(label, pred),
-                       seconds=time.perf_counter() - start,
+        scored = predict(model, self.store, rows, profile=self.profile, device=self.device,
+                         condition=condition, trial_seed=self.unit.seed, norm=norm)
+        metrics = f1_scores(scored.label, scored.pred) | calibration_metrics(scored.probs, scored.label)
+        return replace(record, status="ok", reason="", metrics=metrics, seconds=time.perf_counter() - start,
                        predictions={"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
-                                    "label": label.tolist(), "pred": pred.tolist()})
+                                    "label": scored.label.tolist(), "pred": scored.pred.tolist()}), scored.probs
 
+    def _rescored(self, c: Condition, new: EvalRecord) -> EvalRecord:
+        """``new``, scored now where a record already was (written before probabilities were kept, or by a
+        run killed before it wrote them): refused unless every prediction and label is the same."""
+        old = self.dir.read_eval(c.key)
+        if old.status != new.status or (old.predictions or {}) != (new.predictions or {}):
+            raise DataError(
+                f"{self.dir.eval_file(c.key)}: scoring {self.unit.title} under {c.key} again from its model.pt "
+                f"(to keep its class probabilities) gave other predictions than the record holds, so the record "
+                f"and the weights do not belong together. Delete the unit's directory ({self.dir.path}) and rerun "
+                f"to train and score it again.")
+        return new
     def _save_masks(self, c: Condition, rows: np.ndarray) -> None:
         """Stores the keep-masks of a condition whose kind draws them, once per trial (shared by all models)."""
         draw = get_kind(c.kind).keep_mask

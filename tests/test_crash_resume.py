@@ -86,6 +86,7 @@ def leftovers(out: Path) -> list[str]:
 @pytest.mark.parametrize("crash_at", [
     "epoch:1",          # during training: one epoch's state saved
     "evaluation:2",     # during evaluation: two conditions of the first unit scored
+    "evaluation-record:3",  # the third condition's record written, its probabilities not yet (it is rescored)
     "atomic-write:5",   # while writing records (the 1st is the run's plan): model.pt in place, train.json not yet
     "atomic-write:10",  # while writing records: an evaluation record half-way
 ])

@@ -12,7 +12,7 @@ import pytest
 from avbench.models import get_model_meta
 from avbench.profiles import get_profile
 from avbench.protocol import Protocol
-from avbench.results import (SCHEMA_VERSION, TIDY_COLUMNS, EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord,
+from avbench.results import (EVAL_SCHEMA_VERSION, SCHEMA_VERSION, TIDY_COLUMNS, EvalRecord, ManifestEntry, ProtocolManifest, TrainRecord,
                              UnitKey, collect, load_results, read_json, read_manifests)
 from avbench.planning import plan
 
@@ -31,9 +31,9 @@ def test_records_round_trip_through_json_with_their_schema_version():
     manifest = ProtocolManifest("masking", {"name": "masking"}, "smoke", 2, {"name": "c"}, {},
                                 [ManifestEntry(unit.key(), "units/x/evals/full.json")],
                                 [ManifestEntry(unit.key(), "units/x/train.json")])
-    for record in (train, ev, manifest):
+    for record, version in ((train, SCHEMA_VERSION), (ev, EVAL_SCHEMA_VERSION), (manifest, SCHEMA_VERSION)):
         text = json.loads(json.dumps(record.to_json()))
-        assert text["schema_version"] == SCHEMA_VERSION
+        assert text["schema_version"] == version
         assert type(record).from_json(text) == record
 
 

@@ -84,7 +84,8 @@ def test_history_records_the_dev_f1_of_the_selected_prediction(tiny_store):
                          visual_dim=tiny_store.visual_dim, **one.model_config(model_meta()))
     model.load_state_dict(result.state_dict)  # one epoch: the selected weights are the epoch's
     dev = np.arange(len(tiny_store))[48:]
-    expected = f1_scores(*predict(model, tiny_store, dev, profile=one, device=torch.device("cpu"))[::-1])
+    scored = predict(model, tiny_store, dev, profile=one, device=torch.device("cpu"))
+    expected = f1_scores(scored.label, scored.pred)
     h = result.history[0]
     assert h["dev_micro_f1"] == pytest.approx(expected["micro_f1"])
     assert h["dev_macro_f1"] == pytest.approx(expected["macro_f1"])

@@ -53,6 +53,17 @@ def make_stale(store, out):
     train.write_text(json.dumps(record))
 
 
+def make_scored_without_probabilities(store, out):
+    """Finished by an avbench that kept no class probabilities (evaluation records of version 1)."""
+    make_finished(store, out)
+    for path in out.rglob("evals/*.json"):
+        record = json.loads(path.read_text())
+        if record["status"] == "ok":
+            record["schema_version"] = 1
+            path.write_text(json.dumps(record))
+            path.with_suffix(".npz").unlink()
+
+
 def make_failed(store, out, monkeypatch):
     monkeypatch.setenv("AVBENCH_FAIL_UNIT", UNIT)
     with pytest.raises(UnitsFailed):
@@ -70,6 +81,8 @@ EXPECTED = {
                 ("pending", "trained; 18 of 19 condition(s) to score"), "reused"),
     "finished": ("to_reuse", "0 of 19 condition(s) to score", "1 of 1 units already trained", ("done", ""),
                  "reused"),
+    "scored without probabilities": ("to_reuse", "19 of 19 condition(s) to score", "1 of 1 units already trained",
+                                     ("pending", "trained; 19 of 19 condition(s) to score"), "reused"),
     "stale": ("to_train", "other semantics (model=0,training=0", None, ("pending", "other semantics"), "trained"),
     "failed": ("to_train", "(failed: RuntimeError: injected failure", None, ("failed", "injected failure"),
                "trained"),
@@ -80,7 +93,8 @@ EXPECTED = {
 def test_dry_run_resume_message_status_and_worker_agree(state, tiny_store, tmp_path, monkeypatch):
     out = tmp_path / "run"
     maker = {"fresh": make_fresh, "mid-epoch": make_mid_epoch, "trained": make_trained,
-             "finished": make_finished, "stale": make_stale}.get(state)
+             "finished": make_finished, "stale": make_stale,
+             "scored without probabilities": make_scored_without_probabilities}.get(state)
     maker(tiny_store, out) if maker else make_failed(tiny_store, out, monkeypatch)
     listed, tail, resumed, (status, detail), then = EXPECTED[state]
 
