@@ -149,6 +149,37 @@ def add_histories(root: Path, epochs: int = 5) -> None:
         write_json(manifest, m)
 
 
+def add_probabilities(root: Path, clips: int = 40, classes: int = 6) -> None:
+    """Gives every unit :func:`add_histories` wrote the evaluation records and per-clip class probabilities
+    (``evals/<condition>.json`` and ``.npz``) of its full and clipped conditions, as avbench.worker writes them:
+    the top probability grows with the unit's score, over-confident without a modality."""
+    import json
+
+    results = pd.read_csv(root / "results.csv")
+    for manifest in (root / "protocols").glob("*.json"):
+        for entry in json.loads(manifest.read_text())["train"]:
+            u, evals = entry["unit"], root / Path(entry["train"]).parent / "evals"
+            for condition in ("full", "clip_audio", "clip_visual"):
+                scored = results[(results["corpus"] == u["corpus"]) & (results["model"] == u["model"])
+                                 & (results["variant"] == u["variant"]) & (results["regime"] == u["regime"])
+                                 & (results["seed"] == u["seed"]) & (results["condition"] == condition)
+                                 & (results["metric"] == "micro_f1")]
+                if scored.empty:
+                    continue
+                rng = _rng(u["corpus"], u["model"], u["variant"], u["regime"], u["seed"], condition)
+                label = rng.integers(0, classes, clips)
+                right = rng.random(clips) < float(scored["value"].iloc[0])
+                pred = np.where(right, label, (label + 1) % classes)
+                top = np.clip(rng.normal(0.55 if condition == "full" else 0.75, 0.1, clips), 1 / classes + 0.01, 0.99)
+                probs = np.tile(((1 - top) / (classes - 1))[:, None], (1, classes))
+                probs[np.arange(clips), pred] = top
+                ids = [f"clip{i:03d}" for i in range(clips)]
+                write_json(evals / f"{condition}.json", {
+                    "condition": condition, "level": None, "unit": u, "status": "ok", "schema_version": 2,
+                    "predictions": {"clip_id": ids, "label": label.tolist(), "pred": pred.tolist()}})
+                np.savez_compressed(evals / f"{condition}.npz", clip_id=np.array(ids), probs=probs.astype(np.float32))
+
+
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory):
     """Every protocol, two corpora: tables, statistics and index (figures are drawn in figure_report)."""
@@ -164,6 +195,7 @@ def figure_report(tmp_path_factory):
     """Every protocol, one corpus, with figures."""
     root = make_run(tmp_path_factory.mktemp("run1"), corpora=("crema-d",))
     add_histories(root)
+    add_probabilities(root)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         report = build_report(root, strict=True)
@@ -227,11 +259,13 @@ def test_every_artifact_is_produced(full_report, figure_report):
     root, report = figure_report
     out = root / "report"
     for stem in ("fig3_trials_boxplot", "fig4_regimes_clipping", "fig5_masking", "fig6_self_attention", "fig7_token",
-                 "fig8_upscaled", "figR1_misalignment", "figR2_occlusion", "figR3_noise", "figT1_training_curves"):
+                 "fig8_upscaled", "figR1_misalignment", "figR2_occlusion", "figR3_noise", "figT1_training_curves",
+                 "fig_reliability", "fig_ece_masking"):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
     assert not report.skipped, report.skipped
-    for f in ("index.md", "index.html", "stats.csv", "data/results.csv", "data/provenance.json", "data/histories.csv"):
+    for f in ("index.md", "index.html", "stats.csv", "data/results.csv", "data/provenance.json", "data/histories.csv",
+              "data/confidences.csv"):
         assert (out / f).exists(), f
     index = (out / "index.md").read_text()
     for stem in ("fig3_trials_boxplot.png", "fig5_masking.png", "figR3_noise.png"):

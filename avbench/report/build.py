@@ -6,8 +6,9 @@ Layout of a report directory::
     tables/<key>.tex|.md|.csv   LaTeX (booktabs) and Markdown tables; CSV = every cell with mean, sd, n, CI
     figures/<key>.png|.pdf   PNG at 200 dpi and vector PDF
     stats.csv                every paired test behind a '*' (means, difference, CI, d_z, p, adjusted p)
-    data/                    results.csv, protocols/*.json, provenance.json and histories.csv: enough to rebuild
-                             the report (``avbench report <report>/data --out <report>``) without the units
+    data/                    results.csv, protocols/*.json, provenance.json, histories.csv and confidences.csv:
+                             enough to rebuild the report (``avbench report <report>/data --out <report>``)
+                             without the units
     paper/                   with --latex-bundle: tables.tex, figures.tex and the files they bring in
                              (:mod:`avbench.report.bundle`)
 """
@@ -30,7 +31,7 @@ import pandas as pd
 
 import avbench
 from avbench import stats
-from avbench.report import bundle, histories, style
+from avbench.report import bundle, confidences, histories, style
 from avbench.report.artifacts import (DEFAULT_CORRECTION, SYNTHETIC_BANNER, Artifact, ReportContext, Skip,
                                       StatsConfig, planned)
 from avbench.report.figures import FigureResult
@@ -312,6 +313,7 @@ def _write_data(report: Report) -> None:
         write_json(data / "protocols" / f"{name}.json", {**manifest, "entries": [], "train": []})
         report.files.append(data / "protocols" / f"{name}.json")
     report.files += [data / "results.csv"] + histories.write(data, run.histories)
+    report.files += confidences.write(data, run.confidences)
 
 
 # ---------------------------------------------------------------------------- index

@@ -19,11 +19,15 @@ import numpy as np
 import pandas as pd
 
 from avbench.provenance import describe_machine
+from avbench.report.confidences import load as load_confidences
 from avbench.report.histories import load as load_histories
 from avbench.results import COLUMNS, corpus_id, load_results, parse_corpus_id, read_json
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
+#: The conditions with an intact or a clipped modality: one cell each in the ranking, the Bayesian comparison and
+#: the calibration table, and the conditions whose per-clip confidences a report keeps.
+CELL_CONDITIONS = ("full", "clip_audio", "clip_visual")
 #: How the corpus names of the data layer read in a paper.
 CORPUS_LABELS = {"crema-d": "CREMA-D", "cremad": "CREMA-D", "msp-improv": "MSP-IMPROV", "mspimprov": "MSP-IMPROV"}
 
@@ -54,8 +58,9 @@ class RunData:
             regime, condition, level, seed, metric, level set); ``protocol`` keeps the first protocol and
             ``levels`` holds the level set (:func:`level_sets`).
         manifests: ``protocols/<name>@<corpus>.json`` by file stem, without their entry lists.
-        units: Per trained unit (corpus, model, variant, regime, seed) the profile, provenance and
-            history its ``train.json`` recorded (empty when the unit directories are not there).
+        units: Per trained unit (corpus, model, variant, regime, seed) its directory (``dir``, relative to
+            the run directory) and the profile, provenance and history its ``train.json`` recorded (empty when
+            the unit directories are not there).
         notes: Problems found while reading (conflicting duplicate scores, unreadable records).
     """
 
@@ -113,7 +118,17 @@ class RunData:
     @cached_property
     def histories(self) -> pd.DataFrame:
         """Each unit's losses and dev scores per epoch (:mod:`avbench.report.histories`)."""
-        return load_histories(self.units, self.source if self.source.is_dir() else self.source.parent)
+        return load_histories(self.units, self.root)
+
+    @cached_property
+    def confidences(self) -> pd.DataFrame:
+        """Per-clip confidences with full and clipped input (:mod:`avbench.report.confidences`)."""
+        return load_confidences(self.root, self.units, CELL_CONDITIONS)
+
+    @property
+    def root(self) -> Path:
+        """The run directory (or ``data/`` folder) read."""
+        return self.source if self.source.is_dir() else self.source.parent
 
     # ------------------------------------------------------------------ provenance
     @property
@@ -241,7 +256,7 @@ def load_run(path: str | Path) -> RunData:
         except (OSError, ValueError) as exc:  # read_json names the file in its ValueError
             notes.append(f"{file}: unreadable ({exc})")
             continue
-        units.append({**unit, "profile": (rec.get("profile") or {}).get("name"),
+        units.append({**unit, "dir": str(Path(rel).parent), "profile": (rec.get("profile") or {}).get("name"),
                       "provenance": rec.get("provenance") or {}, "history": rec.get("history") or []})
     saved = {}
     if (root / "provenance.json").exists():

@@ -20,7 +20,7 @@ from avbench.report.artifacts import ReportContext, Skip, artifact
 from avbench.report.figures import FigureResult, _sentences, _synthetic
 from avbench.report.presentation import model_color, model_key_sentence
 from avbench.report.render import Cell, Row, Section, Table
-from avbench.report.rundata import format_levels
+from avbench.report.rundata import CELL_CONDITIONS, format_levels
 from avbench.report.tables import audiovisual, audiovisual_models, family_label, family_rank, trials_phrase
 from avbench.results import select
 from avbench.stats.extra import EXTRA, MissingExtra
@@ -28,8 +28,6 @@ from avbench.validation import ValidationError
 
 #: Where a skipped artifact of this module says its input comes from, when the extra is missing.
 EXTRA_SOURCE = f"optional extra avbench[{EXTRA}]"
-#: The conditions with an intact or a clipped modality that rank and compare as one block each.
-CELL_CONDITIONS = ("full", "clip_audio", "clip_visual")
 CONDITION_TITLES = {"full": "Full audiovisual input", "clip_audio": "Visual only (audio clipped)",
                     "clip_visual": "Acoustic only (visual clipped)"}
 
@@ -369,8 +367,8 @@ def ece_figure(ctx: ReportContext) -> FigureResult:
     # a level's score is the same under every level set it belongs to (RunData.table keeps one row per set)
     masked = masked.drop_duplicates(["corpus", "model", "variant", "regime", "condition", "level", "seed"])
     if masked.empty:
-        raise Skip("no calibration rows (metric ece) under masking in results.csv: evaluation does not record "
-                   "probabilities in this version of avbench")
+        raise Skip("no calibration rows (metric ece) under masking in results.csv (evaluation records of version 2 "
+                   "have them; rerunning an older run's command rescores it from its kept weights)")
     regime = ctx.regime(masked)
     masked = select(masked, regime=regime)
     conditions = sorted(masked["condition"].astype(str).unique())
@@ -408,8 +406,9 @@ def calibration_table(ctx: ReportContext) -> Table:
     t = audiovisual(ctx.select(variant="default", metric=list(CALIBRATION_METRICS), condition=list(CELL_CONDITIONS),
                                level=None))
     if t.empty:
-        raise Skip("no calibration rows (metrics ece, brier, nll) in results.csv: evaluation does not record "
-                   "probabilities in this version of avbench")
+        raise Skip("no calibration rows (metrics ece, brier, nll) with full or clipped input in results.csv "
+                   "(evaluation records of version 2 have them; rerunning an older run's command rescores it from "
+                   "its kept weights)")
     regime = ctx.regime(t)
     t = select(t, regime=regime)
     models = audiovisual_models(t)
@@ -432,3 +431,58 @@ def calibration_table(ctx: ReportContext) -> Table:
                f"column and section.{model_key_sentence(models)}{ctx.synthetic_note}")
     return Table("calibration", "Table C", "Calibration", caption, "Architecture", [], ["ECE", "Brier", "NLL"],
                  sections, best="min")
+
+
+#: Colour and marker of each condition in the reliability diagram (the scenario colours of Fig. 4).
+_RELIABILITY_STYLE = {"full": (style.SCENARIO_COLORS["AV"], "o"), "clip_audio": (style.SCENARIO_COLORS["V"], "s"),
+                      "clip_visual": (style.SCENARIO_COLORS["A"], "^")}
+
+
+@artifact("fig-reliability", kind="figure", needs="clipping (with class probabilities kept)",
+          name="Fig. C2 (reliability: full input vs one modality)", per_proposed=True)
+def reliability_figure(ctx: ReportContext) -> FigureResult:
+    """Reliability diagram of the proposed model with full input, visual only and acoustic only: accuracy
+    against confidence over 15 equal-mass bins, the clips of every trial pooled."""
+    main = ctx.tested("the reliability diagram shows the proposed model")
+    conf = ctx.run.confidences
+    rows = conf[(conf["model"] == main) & (conf["variant"] == "default")]
+    if rows.empty:
+        raise Skip(f"no per-clip class probabilities of {main} with full or clipped input: evaluations keep them "
+                   f"from evaluation records of version 2 on (rerunning an older run's command rescores it from its "
+                   f"kept weights), and a report rebuilt from a data/ folder without confidences.csv has none")
+    regime = "optimized" if (rows["regime"] == "optimized").any() else rows["regime"].iloc[0]
+    rows = rows[rows["regime"] == regime]
+    corpora = list(dict.fromkeys(rows["corpus"]))
+    fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.6, 3.4)
+    axes = fig.subplots(1, len(corpora), squeeze=False).ravel()
+    counts = {}
+    for i, (ax, corpus) in enumerate(zip(axes, corpora)):
+        ax.plot([0, 1], [0, 1], color=style.OKABE_ITO["grey"], linewidth=0.8, linestyle=":")
+        for condition in CELL_CONDITIONS:
+            clips = rows[(rows["corpus"] == corpus) & (rows["condition"] == condition)]
+            if clips.empty:
+                continue
+            counts[condition] = (clips["seed"].nunique(), len(clips))
+            points = stats.reliability(clips["confidence"], clips["correct"])
+            ece = stats.calibration_gap(points)
+            color, marker = _RELIABILITY_STYLE[condition]
+            ax.plot([c for c, _, _ in points], [a for _, a, _ in points], color=color, marker=marker, markersize=3,
+                    label=f"{CONDITION_TITLES[condition]} (ECE {ece:.3f})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("confidence (top class probability)")
+        ax.set_ylabel("accuracy")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # below: never on a point
+        if len(corpora) > 1:
+            ax.set_title(f"({chr(ord('a') + i)}) {ctx.run.corpus(corpus).label}")
+    trials = sorted({t for t, _ in counts.values()})
+    clips_phrase = ", ".join(f"{CONDITION_TITLES[c].split(' (')[0].lower()} {n}" for c, (_, n) in counts.items())
+    caption = _sentences(
+        f"Reliability of {ctx.label(main, short=True)} ({regime} training, default variant) with full audiovisual "
+        f"input and with one modality clipped: accuracy against mean confidence in 15 equal-mass bins of the top "
+        f"class probability, the test clips of {' or '.join(map(str, trials))} trials pooled (clips: {clips_phrase})",
+        "points below the dotted diagonal are over-confident bins; the ECE in the legend is computed on the pooled "
+        "clips, so it can differ from Table C's mean of the per-trial ECEs")
+    return FigureResult("fig_reliability", "Fig. C2", "Reliability with full input and one modality",
+                        caption + model_key_sentence([main]) + _synthetic(ctx, fig), fig)

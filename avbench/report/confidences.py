@@ -1,0 +1,102 @@
+"""Per-clip confidences of a run's evaluations with full input and with one modality clipped, as one table.
+
+A run keeps each ``ok`` evaluation's class probabilities beside its record
+(``evals/<key>.npz``, see :mod:`avbench.unitdir`).  A reliability diagram needs them clip by clip,
+pooled over trials, which no row of ``results.csv`` holds; a report saves what it needs of them to
+``data/confidences.csv`` (the top probability and whether the prediction was right, per clip), so a
+report rebuilt from its ``data/`` folder, without the unit directories, still draws the diagram.
+Only the conditions of :data:`~avbench.report.rundata.CELL_CONDITIONS` are kept (a few rows per test
+clip and unit), not every masking level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from avbench.results import read_json, write_table
+from avbench.validation import DataError
+
+#: The file a report's ``data/`` folder keeps the confidences in.
+FILE = "confidences.csv"
+#: What names one evaluation (as the tidy table names the unit and condition).
+KEY = ["corpus", "model", "variant", "regime", "seed", "condition"]
+#: Per clip: its id, the top class probability and whether the predicted class was the true one.
+VALUES = ["clip_id", "confidence", "correct"]
+COLUMNS = KEY + VALUES
+
+
+def from_units(root: Path, units: list[dict[str, Any]], conditions: tuple[str, ...]) -> pd.DataFrame:
+    """One row per clip of each unit's evaluations under ``conditions``, read from the unit
+    directories under ``root`` (each unit's ``dir``, as :func:`avbench.report.rundata.load_run` records
+    it); an evaluation without probabilities (scored before avbench kept them) is left out."""
+    parts = []
+    for unit in units:
+        evals = Path(root) / unit.get("dir", "") / "evals"
+        for condition in conditions:
+            record, probs = evals / f"{condition}.json", evals / f"{condition}.npz"
+            if not (record.exists() and probs.exists()):
+                continue
+            predictions = read_json(record).get("predictions") or {}
+            try:
+                with np.load(probs) as f:
+                    ids, p = f["clip_id"].astype(str), f["probs"]
+            except (OSError, KeyError, ValueError) as exc:
+                raise DataError(f"{probs}: unreadable probabilities ({exc}); delete it and rerun the run's command "
+                                "to score the condition again.") from None
+            if ids.tolist() != list(predictions.get("clip_id", [])):
+                raise DataError(f"{probs}: its clips are not those of {record.name} beside it; delete both and rerun "
+                                "the run's command to score the condition again.")
+            correct = np.asarray(predictions["pred"]) == np.asarray(predictions["label"])
+            parts.append(pd.DataFrame({**{k: unit.get(k) for k in KEY[:-1]}, "condition": condition, "clip_id": ids,
+                                       "confidence": p.max(axis=1).astype(float), "correct": correct}))
+    return _typed(pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS))
+
+
+def read(folder: Path) -> pd.DataFrame:
+    """The confidences a report saved in ``folder`` (its ``data/``); empty when it saved none."""
+    path = Path(folder) / FILE
+    if not path.exists():
+        return _typed(pd.DataFrame(columns=COLUMNS))
+    try:
+        table = pd.read_csv(path, dtype={c: str for c in KEY[:4] + ["condition", "clip_id"]}, keep_default_na=False)
+        missing = [c for c in COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"the columns {', '.join(missing)} are missing")
+        return _typed(table[COLUMNS])
+    except (ValueError, TypeError) as exc:  # pandas' ParserError is a ValueError
+        raise DataError(f"{path}: not an avbench confidences table ({str(exc).splitlines()[0]}); expected the "
+                        f"columns {', '.join(COLUMNS)}.") from None
+
+
+def load(root: Path, units: list[dict[str, Any]], conditions: tuple[str, ...]) -> pd.DataFrame:
+    """The run's confidences under ``conditions``: from its unit directories when it has them, else as a report
+    saved them in ``root`` (a report's ``data/``)."""
+    return from_units(root, units, conditions) if units else read(root)
+
+
+def write(folder: Path, table: pd.DataFrame) -> list[Path]:
+    """Saves ``table`` to ``folder/confidences.csv``; returns the path written (none for an empty table)."""
+    if table.empty:
+        return []
+    write_table(Path(folder) / FILE, table)
+    return [Path(folder) / FILE]
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """The same columns and types whichever way the table was made, so a rebuilt report draws what the first drew."""
+    table = table.astype({c: str for c in KEY[:4] + ["condition", "clip_id"]})
+    table["seed"] = table["seed"].astype("int64")
+    table["confidence"] = table["confidence"].astype(float)
+    correct = table["correct"]
+    if correct.dtype == object:  # read back from a CSV: "True"/"False"
+        if not correct.isin(["True", "False", True, False]).all():
+            raise ValueError("the column correct must hold True or False")
+        correct = correct.isin(["True", True])
+    table["correct"] = correct.astype(bool)
+    if not table["confidence"].between(0, 1).all():
+        raise ValueError("the column confidence must hold probabilities in [0, 1]")
+    return table.sort_values(KEY + ["clip_id"], kind="stable").reset_index(drop=True)
