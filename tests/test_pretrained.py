@@ -120,3 +120,39 @@ def test_released_weights_only_fit_auxformer(tiny_store, tmp_path):
     given = GivenWeights("baseline1", str(tmp_path / "ok.pt"), "0" * 64, "released", {"heads": 2})
     with pytest.raises(ValidationError, match="only 'auxformer' loads"):
         build_model(given, tiny_store, torch.load(tmp_path / "ok.pt"))
+
+
+def test_a_unit_scored_in_part_reloads_its_saved_weights_and_specs_carry_them(tiny_store, tmp_path):
+    _released(tiny_store, tmp_path / "w.pt")
+    out = tmp_path / "run"
+    assert _run(tiny_store, out, "--weights", f"auxformer={tmp_path / 'w.pt'}").exit_code == 0
+    unit = next(out.glob("units/**/pretrained/seed-00"))
+    full = next(unit.glob("evals/full*.json"))
+    before = json.loads(full.read_text())["predictions"]
+    full.unlink()
+    (unit / "record.json").unlink()
+    assert _run(tiny_store, out, "--weights", f"auxformer={tmp_path / 'w.pt'}").exit_code == 0
+    assert json.loads(full.read_text())["predictions"] == before  # model.pt reloaded, same scores
+
+    emitted = CliRunner().invoke(main, ["plan", "-p", "optimized", "-m", "auxformer", "--corpus", str(tiny_store.path),
+                                        "--profile", "smoke", "--seeds", "1", "--out", str(tmp_path / "emit"),
+                                        "--set", f"heads={HEADS}", "--weights", f"auxformer={tmp_path / 'w.pt'}",
+                                        "--emit", str(tmp_path / "cmds.txt")])
+    assert emitted.exit_code == 0, emitted.output
+    spec = json.loads(next((tmp_path / "emit" / "specs").glob("*.json")).read_text())
+    assert spec["weights"]["format"] == "released" and spec["unit"]["regime"] == "pretrained"
+    done = CliRunner().invoke(main, ["run-unit", str(next((tmp_path / "emit" / "specs").glob("*.json")))])
+    assert done.exit_code == 0, done.output
+    scored = json.loads(next((tmp_path / "emit").glob("units/**/pretrained/seed-00/evals/full*.json")).read_text())
+    assert scored["predictions"] == before
+
+
+def test_released_weights_under_a_pooling_profile_are_noted(tiny_store, tmp_path):
+    _released(tiny_store, tmp_path / "w.pt")
+    result = CliRunner().invoke(main, ["run", "-p", "optimized", "-m", "auxformer", "--corpus", str(tiny_store.path),
+                                       "--profile", "smoke", "--seeds", "1", "--out", str(tmp_path / "run"),
+                                       "--set", f"heads={HEADS}", "--weights", f"auxformer={tmp_path / 'w.pt'}",
+                                       "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "fed its head every frame" in result.output and "auxformer/weights-" in result.output
+    assert not (tmp_path / "run").exists()

@@ -259,7 +259,8 @@ def from_official(state_dict: Mapping[str, Any], *, num_classes: int, audio_dim:
 register_model("auxformer", citation=CITATION, quick=QUICK, paper_params=7_054_748, semantics_version=2,
                notes="Weights trained with the authors' released code load with "
                      "avbench.models.auxformer.from_official(state_dict, num_classes=..., audio_dim=..., "
-                     "visual_dim=...).",
+                     "visual_dim=...), and `avbench run --weights auxformer=final_head.pt` scores them under "
+                     "a protocol's conditions without training.",
                description="AuxFormer: cross-modal transformer with auxiliary networks (the proposed model)",
                presentation=Presentation("AuxFormer", "AuxFormer", role="proposed", color="#0072B2",  # Okabe-Ito
                                          marker="o", order=0, option_labels={  # the paper's names (Tables 3, Figs. 6-7)
