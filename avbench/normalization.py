@@ -41,16 +41,32 @@ class Normalizer:
     frames: dict[str, int]
 
     def apply(self, modality: str, x: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
-        """``(x - mean) / (std + 1e-6)`` as float32; frames marked missing stay exactly zero."""
-        out = ((x - self.mean[modality]) / (self.std[modality] + EPS)).astype(np.float32)
+        """``(x - mean) / (std + 1e-6)`` as float32; frames marked missing stay exactly zero.
+
+        A modality without statistics (:meth:`only` left it out) passes unchanged, as float32.
+        """
+        if modality not in self.mean:
+            out = np.array(x, dtype=np.float32)
+        else:
+            out = ((x - self.mean[modality]) / (self.std[modality] + EPS)).astype(np.float32)
         if missing is not None:
             out[missing] = 0.0
         return out
 
+    def only(self, modalities: tuple[str, ...]) -> "Normalizer":
+        """The same statistics for ``modalities`` alone; the other streams are read as stored.
+
+        Weights trained elsewhere (``avbench run --weights``) get the streams normalised that their
+        training normalised, and no other (:mod:`avbench.pretrained`).
+        """
+        keep = [m for m in MODALITIES if m in modalities]
+        return Normalizer({m: self.mean[m] for m in keep}, {m: self.std[m] for m in keep},
+                          {m: self.frames[m] for m in keep})
+
     def digest(self) -> str:
         """A short sha256 of the statistics, recorded with every unit that used them."""
         h = hashlib.sha256()
-        for m in MODALITIES:
+        for m in (m for m in MODALITIES if m in self.mean):
             h.update(np.ascontiguousarray(self.mean[m], dtype="<f8").tobytes())
             h.update(np.ascontiguousarray(self.std[m], dtype="<f8").tobytes())
         return h.hexdigest()[:16]
@@ -74,8 +90,8 @@ class Normalizer:
     def summary(self) -> dict:
         """What a unit record keeps: provenance and size, not the arrays (they sit beside it)."""
         return {"source": "train partition", "sha256": self.digest(), "frames": dict(self.frames),
-                "eps": EPS, "mean_abs_mean": {m: float(np.abs(self.mean[m]).mean()) for m in MODALITIES},
-                "mean_std": {m: float(self.std[m].mean()) for m in MODALITIES}}
+                "eps": EPS, "mean_abs_mean": {m: float(np.abs(v).mean()) for m, v in self.mean.items()},
+                "mean_std": {m: float(v.mean()) for m, v in self.std.items()}}
 
 
 def fit_normalizer(store, rows: np.ndarray) -> Normalizer:

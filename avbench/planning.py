@@ -14,7 +14,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
@@ -23,6 +23,7 @@ from avbench.conditions import Condition, check_store
 from avbench.devices import DEVICES
 from avbench.models import create_model, get_model_meta
 from avbench.models.base import check_config
+from avbench.pretrained import PRETRAINED, RELEASED, GivenWeights, parse_weights, read_weights
 from avbench.profiles import Profile, get_profile
 from avbench.protocol import (DEFAULT_VARIANT, Protocol, check_model_options, members, models_of, resolve,
                               with_options)
@@ -34,17 +35,24 @@ from avbench.validation import ValidationError, check_int, check_path_component
 
 
 def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: Profile, seeds: int,
-         options: dict[str, Any] | None = None) -> list[tuple[UnitKey, tuple[Condition, ...]]]:
+         options: dict[str, Any] | None = None, given: Mapping[str, GivenWeights] | None = None
+         ) -> list[tuple[UnitKey, tuple[Condition, ...]]]:
     """The units a protocol needs and the conditions each is scored under.
 
     A variant that leaves the model as it is (``ModelMeta.is_default``, e.g. ``pos_enc=true``) is
-    planned as the default unit (trained once, shared) labelled with the variant's name.
+    planned as the default unit (trained once, shared) labelled with the variant's name.  A model
+    with ``given`` weights is planned as one unit per trial instead of its variants and regimes
+    (:func:`given_units`): the weights fix the model, and nothing here trains it.
     """
     work: list[tuple[UnitKey, tuple[Condition, ...]]] = []
+    given = given or {}
     model_set = list(models or protocol.models)
     shift = protocol.train_shift_ms
     suffix = shift_suffix(shift)
     for name in model_set:
+        if name in given:
+            work += given_units(given[name], protocol.conditions, corpus=corpus, profile=profile, seeds=seeds)
+            continue
         meta = get_model_meta(name)
         base = with_options(Protocol("_", variants=(DEFAULT_VARIANT,)), options, name)[0]
         for variant in with_options(protocol, options, name):
@@ -62,6 +70,10 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
     for name in protocol.needs:
         if name in model_set:
             continue
+        if name in given:
+            work += given_units(given[name], protocol.needs_conditions or protocol.conditions, corpus=corpus,
+                                profile=profile, seeds=seeds)
+            continue
         meta = get_model_meta(name)
         config = profile.model_config(meta)
         for regime in protocol.needs_regimes or protocol.regimes:
@@ -70,6 +82,32 @@ def plan(protocol: Protocol, models: list[str] | None, *, corpus: str, profile: 
                                      semantics=unit_semantics(name), is_default=True),
                              protocol.needs_conditions or protocol.conditions))
     return work
+
+
+def given_units(given: GivenWeights, conditions: tuple[Condition, ...], *, corpus: str, profile: Profile,
+                seeds: int) -> list[tuple[UnitKey, tuple[Condition, ...]]]:
+    """One unit per trial for weights given to ``avbench run --weights``: regime ``pretrained`` and
+    variant ``weights-<sha256[:12]>``, so that they are never taken for trained units and other
+    weights never reuse their scores.  The weights do not depend on the trial, but its split decides
+    the test clips, so each trial still has its unit."""
+    meta = get_model_meta(given.model)
+    default = meta.is_default(given.config, profile.model_config(meta))
+    return [(UnitKey(corpus, profile.key, given.model, given.variant, given.config, PRETRAINED, seed,
+                     semantics=unit_semantics(given.model), is_default=default), conditions)
+            for seed in range(seeds)]
+
+
+def read_given(weights: Mapping[str, str] | Iterable[str] | None, run_models: Iterable[str], store,
+               profile: Profile, options: dict[str, Any] | None) -> dict[str, GivenWeights]:
+    """``--weights`` read and checked against the run's models and the store (nothing written)."""
+    items = [f"{k}={v}" for k, v in weights.items()] if isinstance(weights, Mapping) else list(weights or ())
+    paths = parse_weights(items, run_models)
+    out = {}
+    for name, path in paths.items():
+        base = with_options(Protocol("_", variants=(DEFAULT_VARIANT,)), options, name)[0]
+        config = {**profile.model_config(get_model_meta(name)), **base.config}
+        out[name] = read_weights(name, path, store, config)
+    return out
 
 
 def check_buildable(units, store) -> None:
@@ -107,6 +145,7 @@ class RunPlan:
     device: str  # what each worker resolves (the resolved device here; the request for elsewhere)
     notes: list[str] = field(default_factory=list)  # what the dry run says besides units (corpus to generate)
     runs_here: bool = True  # the device was resolved here (the local executor)
+    given: dict[str, GivenWeights] = field(default_factory=dict)  # --weights, by model
 
     @property
     def store_id(self) -> str:
@@ -124,15 +163,20 @@ class RunPlan:
         corpus, out = str(Path(self.store.path).resolve()), str(Path(self.out).resolve())
         return [UnitTask(corpus, self.splits[u.seed].to_json(), self.splits_id, self.profile.to_dict(), out,
                          self.device, self.threads, u, tuple((c.kind, c.modality, c.level) for c in cs),
-                         epoch_lines, bars)
+                         epoch_lines, bars, self._weights(u))
                 for u, cs in self.units.items() if units is None or u in units]
+
+    def _weights(self, unit: UnitKey) -> dict[str, Any] | None:
+        """What a unit's task carries of its given weights (None: a unit to train)."""
+        return self.given[unit.model].to_json() if unit.regime == PRETRAINED else None
 
 
 def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus: str | Path = "synthetic",
             profile: str | Profile = "quick", seeds: int | None = None, out: str | Path = "runs/avbench",
             device: str = "auto", options: dict[str, Any] | None = None, splits: str | None = None,
             threads: int | None = None, dry_run: bool = False, runs_here: bool = True,
-            echo: Callable[[str], None] = print) -> RunPlan:
+            echo: Callable[[str], None] = print,
+            weights: Mapping[str, str] | Iterable[str] | None = None) -> RunPlan:
     """Checks every option, opens corpus and splits and plans the units of a run (the arguments of
     :func:`avbench.runner.run`); trains nothing and writes nothing but what checking the corpus
     records (not even that on a dry run).
@@ -142,6 +186,8 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
             here.  Otherwise (a cluster, ``plan --emit``) each worker resolves the request.
         threads: Torch threads per unit; default 1 on every executor (the same predictions
             whichever runs the unit).
+        weights: Given weights, ``{model: path}`` or ``MODEL=PATH`` items (``--weights``): those
+            models are scored with them, untrained (:mod:`avbench.pretrained`).
     """
     from avbench.data import load_splits, open_corpus  # deferred: keeps `avbench models` fast
     from avbench.data.integrity import ensure_verified
@@ -175,6 +221,12 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
             notes.append(f"corpus will be generated: {store.name} at {store.path} (first use)")
     else:
         store = open_corpus(corpus)
+    protocols = members(proto)
+    given = read_given(weights, {m for p in protocols for m in [*models_of(proto, p, models), *p.needs]}, store,
+                       prof, options)
+    if any(g.format == RELEASED for g in given.values()) and tuple(prof.frame_pool) != (1, 1):
+        echo(f"Note: profile {prof.name!r} averages every {prof.frame_pool[0]} audio and {prof.frame_pool[1]} "
+             "visual frames before the model; the released code fed its head every frame (--profile paper does).")
     if not dry_run:
         full = ensure_verified(store)  # never train on bytes other than those store.json describes
         echo(f"Corpus {store.name} checked: {len(store)} clips, "
@@ -193,10 +245,9 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
                                   f"number of trials in the partitions {splits!r}. Got {seeds!r} instead.")
         trial_splits = trial_splits[:n_seeds]
     cid = corpus_id(store.name, store.checksum, splits_id)
-    protocols = members(proto)
     work = [(p, u, cs) for p in protocols
             for u, cs in plan(p, models_of(proto, p, models),
-                              corpus=cid, profile=prof, seeds=n_seeds, options=options)]
+                              corpus=cid, profile=prof, seeds=n_seeds, options=options, given=given)]
     # one unit may serve several protocols: train once, score the union of their conditions
     by_unit: dict[UnitKey, list[Condition]] = {}
     for _, u, cs in work:
@@ -209,7 +260,7 @@ def prepare(protocol: str | Protocol, models: list[str] | None = None, *, corpus
 
     trial_splits = audit_splits(trial_splits, store, echo)
     return RunPlan(store, trial_splits, splits_id, prof, Path(out), protocols, work, by_unit, n_seeds, threads,
-                   request, notes, runs_here)
+                   request, notes, runs_here, given)
 
 
 @dataclass

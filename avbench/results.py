@@ -173,7 +173,12 @@ def _record_fields(cls, d: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class TrainRecord:
-    """``train.json``: what training one unit produced and where it ran."""
+    """``train.json``: what training one unit produced and where it ran.
+
+    ``weights`` is set for a unit that was not trained but given its weights (``avbench run
+    --weights``; regime ``pretrained``): their file, sha256, format and the streams normalised; its
+    ``history`` is then empty.  Trained units do not write the key.
+    """
 
     unit: UnitKey
     profile: dict[str, Any]
@@ -185,9 +190,13 @@ class TrainRecord:
     train_metrics: dict[str, float]
     provenance: dict[str, Any]
     schema_version: int = SCHEMA_VERSION
+    weights: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"unit": self.unit.to_json()}
+        out = asdict(self) | {"unit": self.unit.to_json()}
+        if self.weights is None:
+            del out["weights"]
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "TrainRecord":

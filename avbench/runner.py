@@ -55,7 +55,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         device: str = "auto", options: dict[str, Any] | None = None, progress: bool = True,
         echo: Callable[[str], None] = print, jobs: int | None = None, splits: str | None = None,
         threads: int | None = None, dry_run: bool = False, executor: str = "local",
-        executor_options: dict[str, Any] | None = None) -> RunSummary:
+        executor_options: dict[str, Any] | None = None, weights: Any = None) -> RunSummary:
     """Runs a protocol (and the protocols of its group) and returns the tidy results.
 
     Args:
@@ -86,6 +86,10 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
             each for the same seeds and ``threads``.
         executor_options: The executor's own options (``ExecutorOption`` names it declares:
             ``scheduler`` for dask, ``address`` for ray, ``partition``, ``gpus``, ... for slurm).
+        weights: Given weights, ``{model: path}`` or ``MODEL=PATH`` items (``--weights``): those models are not
+            trained but loaded (a state dict of the released AuxFormer code, or an avbench
+            ``model.pt``) and scored under every condition, as units of regime ``pretrained``
+            (:mod:`avbench.pretrained`).
 
     Raises:
         UnitsFailed: Some units raised; every other unit finished and ``results.csv`` holds their
@@ -115,7 +119,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
     check_options(executor, engine_cls, engine_options)
     plan_ = prepare(protocol, models, corpus=corpus, profile=profile, seeds=seeds, out=out, device=device,
                     options=options, splits=splits, threads=threads, dry_run=dry_run,
-                    runs_here=engine_cls.runs_here, echo=echo)
+                    runs_here=engine_cls.runs_here, echo=echo, weights=weights)
     summary = RunSummary(table=pd.DataFrame(), out=plan_.out, profile_note=profile_note(plan_.profile))
     if dry_run:
         planned = plan_dry_run(plan_)
@@ -157,7 +161,8 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
             summary.eval_seconds += sum(e.seconds for e in evals)
         summary.not_applicable += [f"{unit.model} / {e.condition}: {e.reason}" for e in evals
                                    if e.status == "not_applicable" and e.unit["seed"] == 0]
-        echo(f"{where}: {'trained' if outcome.trained else 'reused'}, {len(evals)} condition(s) scored")
+        done = ("given weights loaded" if record.weights else "trained") if outcome.trained else "reused"
+        echo(f"{where}: {done}, {len(evals)} condition(s) scored")
     sweep.close()
     summary.table = finish(plan_, records)
     if summary.failed:

@@ -64,6 +64,9 @@ class UnitTask:
         epoch_lines: The worker prints a line per finished epoch to its stderr (the terminal for
             local processes, the worker's log on a cluster).
         bars: The worker also draws progress bars (a worker in the terminal's own process).
+        weights: For a unit of regime ``pretrained``, its given weights
+            (:class:`avbench.pretrained.GivenWeights` as JSON): the worker loads them instead of
+            training.  None for every trained unit.
     """
 
     corpus: str
@@ -77,6 +80,7 @@ class UnitTask:
     conditions: tuple[tuple[str, str | None, float | None], ...]
     epoch_lines: bool = False
     bars: bool = False
+    weights: dict[str, Any] | None = None
 
     @property
     def unit_dir(self) -> Path:
@@ -100,14 +104,15 @@ class UnitTask:
         return {"schema_version": SPEC_SCHEMA, "corpus": self.corpus, "split": self.split,
                 "splits_id": self.splits_id, "profile": self.profile, "out": self.out, "device": self.device,
                 "threads": self.threads, "unit": self.unit.to_json(), "label": self.unit.label,
-                "conditions": [list(c) for c in self.conditions], "epoch_lines": self.epoch_lines}
+                "conditions": [list(c) for c in self.conditions], "epoch_lines": self.epoch_lines,
+                "weights": self.weights}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "UnitTask":
         unit = replace(UnitKey.from_json(d["unit"]), label=d.get("label", ""))
         return cls(d["corpus"], dict(d["split"]), d["splits_id"], dict(d["profile"]), d["out"], d["device"],
                    int(d["threads"]), unit, tuple((c[0], c[1], c[2]) for c in d["conditions"]),
-                   bool(d.get("epoch_lines", False)))
+                   bool(d.get("epoch_lines", False)), weights=d.get("weights"))
 
 
 @dataclass

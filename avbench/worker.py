@@ -33,6 +33,7 @@ from avbench.conditions import Condition, get_kind
 from avbench.faults import crash_point, fail_point
 from avbench.models import count_parameters, create_model
 from avbench.normalization import Normalizer, fit_normalizer
+from avbench.pretrained import NORMALIZATION_WHY, GivenWeights, build_model as build_given, describe as describe_given
 from avbench.profiles import Profile
 from avbench.provenance import provenance
 from avbench.results import EvalRecord, TrainRecord, corpus_id, write_npz
@@ -109,15 +110,26 @@ class Worker:
         return create_model(self.unit.model, num_classes=len(self.store.label_names), audio_dim=self.store.audio_dim,
                             visual_dim=self.store.visual_dim, **self.unit.config)
 
+    @property
+    def given(self) -> GivenWeights | None:
+        """The unit's given weights (``avbench run --weights``), or None for a unit to train."""
+        return GivenWeights.from_json(self.task.weights) if self.task.weights is not None else None
+
     def normalizer(self) -> Normalizer | None:
         """The unit's z-normalisation: training-partition statistics of its trial, fixed once per unit.
 
         Read from the unit directory when present (a resumed unit keeps the statistics it was trained
         with), else computed from the split's train rows (cached per trial in this process, shared by
-        every model) and saved there.  None when the store says its features are normalised.
+        every model) and saved there.  None when the store says its features are normalised.  Given
+        weights get only the streams their training normalised (:mod:`avbench.pretrained`).
         """
         if self.store.normalized:
             return None
+        norm = self._trial_normalizer()
+        return norm if self.given is None else norm.only(self.given.normalized)
+
+    def _trial_normalizer(self) -> Normalizer:
+        """Both streams' statistics of the trial's training partition (saved beside the unit)."""
         path = self.dir.normalization_file
         if path.exists():
             return Normalizer.load(path)
@@ -136,6 +148,8 @@ class Worker:
             record = self.dir.read_train()
             model.load_state_dict(load_checkpoint(self.dir.model_file))
             return model.to(self.device), record, False
+        if self.given is not None:
+            return self.load_given()
         self.dir.begin_training()
         norm = self.normalizer()
         parts = self.split.indices(self.store.speakers)
@@ -146,21 +160,41 @@ class Worker:
         model.load_state_dict(result.state_dict)
         with atomic_path(self.dir.model_file) as tmp:
             torch.save(model.state_dict(), tmp)
-        record = TrainRecord(
+        record = self._record(model, norm, history=result.history, best_epoch=result.best_epoch,
+                              seconds_per_epoch=result.seconds_per_epoch)
+        self.dir.finish_training(record)
+        return model, record, True
+
+    def load_given(self):
+        """The unit's model from its given weights, trained by nobody here: saved as ``model.pt`` (a
+        rerun reloads it like a trained unit's) with a record naming the file and its sha256."""
+        given = self.given
+        model = build_given(given, self.store)
+        self.dir.path.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.dir.model_file) as tmp:
+            torch.save(model.state_dict(), tmp)
+        record = self._record(model, self.normalizer(), history=[], best_epoch=0, seconds_per_epoch=0.0,
+                              weights=describe_given(given))
+        self.dir.finish_training(record)
+        return model.to(self.device), record, True
+
+    def _record(self, model, norm: Normalizer | None, *, history: list, best_epoch: int,
+                seconds_per_epoch: float, weights: dict[str, Any] | None = None) -> TrainRecord:
+        """``train.json`` of the unit: one shape for trained units and units given their weights."""
+        normalization = (norm.summary() | {"file": "normalization.npz"} if norm is not None
+                         else {"source": "store.json says the features are already normalized"})
+        if weights is not None:
+            normalization |= {"streams": sorted(norm.mean) if norm is not None else [],
+                              "why": NORMALIZATION_WHY[weights["format"]]}
+        return TrainRecord(
             unit=replace(self.unit, label=""), profile=self.profile.to_dict(),
             corpus={"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
                     "synthetic": bool(self.store.synthetic)},
-            split=self.split.to_json(),
-            normalization=(norm.summary() | {"file": "normalization.npz"} if norm is not None
-                           else {"source": "store.json says the features are already normalized"}),
-            history=result.history, best_epoch=result.best_epoch,
-            train_metrics={"seconds_per_epoch": result.seconds_per_epoch,
-                           "train_seconds": float(sum(h["train_seconds"] for h in result.history)),
-                           "epochs": len(result.history), "best_epoch": result.best_epoch,
-                           "params": count_parameters(model)},
-            provenance=self.prov)
-        self.dir.finish_training(record)
-        return model, record, True
+            split=self.split.to_json(), normalization=normalization, history=history, best_epoch=best_epoch,
+            train_metrics={"seconds_per_epoch": seconds_per_epoch,
+                           "train_seconds": float(sum(h["train_seconds"] for h in history)),
+                           "epochs": len(history), "best_epoch": best_epoch, "params": count_parameters(model)},
+            provenance=self.prov, weights=weights)
 
     def _on_epoch(self, h: dict[str, Any]) -> None:
         """Records the finished epoch for ``avbench status`` and prints its line."""

@@ -177,6 +177,10 @@ def _plan_options(fn):
         click.option("--splits", default=None, metavar="NAME",
                      help="Partitions registered with 'avbench data splits import' (e.g. the authors' own) instead of "
                           "the store's drawn splits; --seeds defaults to all of their trials."),
+        click.option("--weights", "weights", multiple=True, metavar="MODEL=PATH",
+                     help="Score MODEL with these weights instead of training it: a state dict saved by the released "
+                          "AuxFormer code (final_head.pt) or an avbench model.pt; its units get regime 'pretrained' "
+                          "and variant 'weights-<sha256 prefix>'. Repeat for several models."),
         click.option("--threads", default=None, type=click.IntRange(min=1),
                      help="Torch threads per unit.  [default: 1, on every executor; more for one large unit] "
                           "Predictions are bitwise reproducible for the same seed and threads, on every executor."),

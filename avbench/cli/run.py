@@ -19,8 +19,8 @@ from avbench.cli.common import (PROPOSED_HELP, _executor_options, _plan_options,
 @click.option("--dry-run", is_flag=True, help="Print the units it would train, reuse, and not apply; run nothing.")
 @click.option("--proposed", "proposed", multiple=True, metavar="MODEL", help=PROPOSED_HELP)
 @user_errors
-def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, threads, batching, precision,
-        memory, executor, executor_option, quiet, dry_run, proposed, **engine):
+def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, weights, threads, batching,
+        precision, memory, executor, executor_option, quiet, dry_run, proposed, **engine):
     """Train, select on dev, and score on test under a protocol's conditions."""
     from avbench.profiles import get_profile
     from avbench.runner import run as run_protocol
@@ -32,7 +32,7 @@ def run(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits
     summary = run_protocol(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                            device=device, options=parse_sets(sets), progress=not quiet,
                            echo=lambda s: click.echo(s, err=True), splits=splits, threads=threads,
-                           dry_run=dry_run, executor=executor,
+                           dry_run=dry_run, executor=executor, weights=list(weights),
                            executor_options=executor_kwargs(executor, executor_option, engine))
     if dry_run:
         _print_plan(summary)
@@ -96,8 +96,8 @@ def _print_plan(summary) -> None:
               help="Write one 'avbench run-unit SPEC' line per unit still to train or score, for any scheduler "
                    "(sbatch --array, GNU parallel); the specs go to OUT/specs/.")
 @user_errors
-def plan(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, threads, batching, precision,
-         memory, emit):
+def plan(protocol, models, corpus, profile, seeds, yes, out, device, sets, splits, weights, threads, batching,
+         precision, memory, emit):
     """Plan a run without training: print the units to train, to reuse and not applicable.
 
     With --emit FILE, also write each pending unit as a self-contained spec and FILE as one
@@ -114,7 +114,8 @@ def plan(protocol, models, corpus, profile, seeds, yes, out, device, sets, split
     # runs_here=False: the emitted commands run wherever they are sent, and each resolves the device there
     planned = prepare(list(protocol), list(models) or None, corpus=corpus, profile=profile, seeds=seeds, out=out,
                       device=device, options=parse_sets(sets), splits=splits, threads=threads,
-                      dry_run=emit is None, runs_here=False, echo=lambda s: click.echo(s, err=True))
+                      dry_run=emit is None, runs_here=False, echo=lambda s: click.echo(s, err=True),
+                      weights=list(weights))
     if emit is None:
         summary = dry_run(planned)
         summary.profile_note = profile_note(planned.profile)

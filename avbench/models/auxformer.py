@@ -178,6 +178,24 @@ def official_key(key: str) -> str | None:
     return f"{target}.{rest}"
 
 
+def official_shape(state_dict: Mapping[str, Any]) -> dict[str, int]:
+    """The width and depth of a released-code state dict: ``{"d_model": ..., "layers": ...}``.
+
+    Read from ``proj1`` (a ``2d x 2d`` layer) and the highest ``trans_a_mem`` layer: the released
+    code records neither elsewhere, and ``avbench run --weights`` builds its units from them too.
+
+    Raises:
+        ValidationError: when the keys that tell them are missing (not a released state dict).
+    """
+    if "proj1.weight" not in state_dict:
+        raise ValidationError("from_official: the state dict has no 'proj1.weight', so it is not one of the "
+                              "released net/avmodel_AF.py.")
+    layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(r"trans_a_mem\.layers\.(\d+)\.", k))}
+    if not layer_ids:
+        raise ValidationError("from_official: the state dict has no 'trans_a_mem.layers.*' keys.")
+    return {"d_model": int(state_dict["proj1.weight"].shape[0]) // 2, "layers": max(layer_ids) + 1}
+
+
 def from_official(state_dict: Mapping[str, Any], *, num_classes: int, audio_dim: int, visual_dim: int,
                   heads: int = 10) -> AuxFormer:
     """An AuxFormer holding the weights of a state dict of the released ``net/avmodel_AF.py``.
@@ -203,16 +221,9 @@ def from_official(state_dict: Mapping[str, Any], *, num_classes: int, audio_dim:
     if not isinstance(state_dict, Mapping):
         raise ValidationError(f"from_official needs a state dict (a mapping of tensors). "
                               f"Got {type(state_dict).__name__} instead.")
-    if "proj1.weight" not in state_dict:
-        raise ValidationError("from_official: the state dict has no 'proj1.weight', so it is not one of the "
-                              "released net/avmodel_AF.py.")
-    d = int(state_dict["proj1.weight"].shape[0]) // 2
-    layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(r"trans_a_mem\.layers\.(\d+)\.", k))}
-    layers = max(layer_ids) + 1 if layer_ids else 0
-    if layers < 1:
-        raise ValidationError("from_official: the state dict has no 'trans_a_mem.layers.*' keys.")
-    shape = dict(num_classes=num_classes, audio_dim=audio_dim, visual_dim=visual_dim, d_model=d, heads=heads,
-                 layers=layers)
+    found = official_shape(state_dict)
+    d, layers = found["d_model"], found["layers"]
+    shape = dict(num_classes=num_classes, audio_dim=audio_dim, visual_dim=visual_dim, heads=heads, **found)
     with torch.device("meta"):
         probe = create_model("auxformer", **shape)
     expected = probe.state_dict()
@@ -248,7 +259,8 @@ def from_official(state_dict: Mapping[str, Any], *, num_classes: int, audio_dim:
 register_model("auxformer", citation=CITATION, quick=QUICK, paper_params=7_054_748, semantics_version=2,
                notes="Weights trained with the authors' released code load with "
                      "avbench.models.auxformer.from_official(state_dict, num_classes=..., audio_dim=..., "
-                     "visual_dim=...).",
+                     "visual_dim=...), and `avbench run --weights auxformer=final_head.pt` scores them under "
+                     "a protocol's conditions without training.",
                description="AuxFormer: cross-modal transformer with auxiliary networks (the proposed model)",
                presentation=Presentation("AuxFormer", "AuxFormer", role="proposed", color="#0072B2",  # Okabe-Ito
                                          marker="o", order=0, option_labels={  # the paper's names (Tables 3, Figs. 6-7)
