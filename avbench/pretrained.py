@@ -26,10 +26,9 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from avbench.data.store import MODALITIES
+from avbench.results import PRETRAINED, WEIGHTS_VARIANT_PREFIX  # the given units' regime and variant names
 from avbench.validation import ValidationError
 
-#: The regime of a unit scored with given weights (never one a protocol can ask for).
-PRETRAINED = "pretrained"
 #: The two kinds of state dict a file may hold: the released ``net/avmodel_AF.py``'s, or avbench's own.
 RELEASED, AVBENCH = "released", "avbench"
 #: Which streams each kind of weights was trained on z-normalised (see the module docstring).
@@ -68,7 +67,7 @@ class GivenWeights:
 
     @property
     def variant(self) -> str:
-        return f"weights-{self.sha256[:12]}"
+        return f"{WEIGHTS_VARIANT_PREFIX}{self.sha256[:12]}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"normalized": list(self.normalized)}

@@ -41,6 +41,10 @@ import pandas as pd
 from avbench.atomic import atomic_path
 from avbench.validation import DataError
 
+#: The regime of a unit given its weights instead of trained (``avbench run --weights``, :mod:`avbench.pretrained`).
+PRETRAINED = "pretrained"
+#: The variant name of such a unit is this prefix and the first 12 hex digits of the weights' sha256.
+WEIGHTS_VARIANT_PREFIX = "weights-"
 #: Version of the record formats below; 0 = records written before versions were recorded.
 SCHEMA_VERSION = 1
 #: Version of :class:`EvalRecord`: 2 = an ``ok`` evaluation also keeps its per-clip probabilities

@@ -157,7 +157,7 @@ def run(protocol: str | Protocol, models: list[str] | None = None, *, corpus: st
         summary.trained += outcome.trained
         summary.reused += not outcome.trained
         if outcome.trained:  # the time this run spent; reused units' time was spent by earlier runs
-            summary.train_seconds += record.train_metrics["train_seconds"]
+            summary.train_seconds += record.train_metrics.get("train_seconds", 0.0)  # none for given weights
             summary.eval_seconds += sum(e.seconds for e in evals)
         summary.not_applicable += [f"{unit.model} / {e.condition}: {e.reason}" for e in evals
                                    if e.status == "not_applicable" and e.unit["seed"] == 0]

@@ -94,7 +94,8 @@ def unit_state(out: Path, path: str, entry: dict[str, Any]) -> UnitState:
     state = d.state(entry["conditions"], _semantics(unit.model) or d.recorded_semantics() or "")
     if state.finished:
         record = read_json(d.path / "record.json")
-        seconds = record["train_metrics"]["train_seconds"] + sum(e.get("seconds", 0.0) for e in record["evaluations"])
+        seconds = (record["train_metrics"].get("train_seconds", 0.0)  # none for given weights
+                   + sum(e.get("seconds", 0.0) for e in record["evaluations"]))
         return UnitState(label, path, "done", seconds)
     if state.name == "failed":
         error = state.error

@@ -158,14 +158,14 @@ class UnitDir:
         """Whether condition ``key`` is scored as this avbench scores: its record and, for an ``ok``
         one, its probabilities are written.
 
-        The record is written first and the probabilities last, so their file alone says that both
-        are there; only a record without it is read (not applicable, an older record to rescore, or
+        The record is written first and the probabilities last, so the two files' presence says that
+        both were written; only a record without probabilities is read (not applicable, an older record to rescore, or
         a write the run was killed in).
         """
+        if not self.eval_file(key).exists():
+            return False  # probabilities alone (a record deleted by hand) are scored again
         if self.probability_file(key).exists():
             return True
-        if not self.eval_file(key).exists():
-            return False
         try:
             return self.read_eval(key).status != "ok"
         except (DataError, TypeError):

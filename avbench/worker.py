@@ -191,9 +191,10 @@ class Worker:
             corpus={"name": self.store.name, "path": str(self.store.path), "checksum": self.store.checksum,
                     "synthetic": bool(self.store.synthetic)},
             split=self.split.to_json(), normalization=normalization, history=history, best_epoch=best_epoch,
-            train_metrics={"seconds_per_epoch": seconds_per_epoch,
-                           "train_seconds": float(sum(h["train_seconds"] for h in history)),
-                           "epochs": len(history), "best_epoch": best_epoch, "params": count_parameters(model)},
+            train_metrics=({"seconds_per_epoch": seconds_per_epoch,
+                            "train_seconds": float(sum(h["train_seconds"] for h in history)),
+                            "epochs": len(history), "best_epoch": best_epoch} if weights is None else {})
+            | {"params": count_parameters(model)},  # given weights: no training time to report
             provenance=self.prov, weights=weights)
 
     def _on_epoch(self, h: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 trained ones, fed what the weights expect, and bad input refused before any work."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -47,8 +48,9 @@ def test_released_weights_are_scored_as_from_official_scores_them(tiny_store, tm
                           visual_dim=tiny_store.visual_dim, heads=HEADS)
     parts = load_splits(tiny_store, 1)[0].indices(tiny_store.speakers)
     norm = fit_normalizer(tiny_store, parts["train"]).only(("visual",))  # released code: visual only
-    pred, label = predict(model, tiny_store, parts["test"], profile=get_profile("smoke"), device=torch.device("cpu"),
-                          condition=Condition("full"), norm=norm)
+    direct = predict(model, tiny_store, parts["test"], profile=get_profile("smoke"), device=torch.device("cpu"),
+                     condition=Condition("full"), norm=norm)
+    pred, label = direct.pred, direct.label
     unit = next((tmp_path / "run").glob("units/**/pretrained/seed-00"))
     scored = json.loads(next(unit.glob("evals/full*.json")).read_text())["predictions"]
     assert scored["pred"] == pred.tolist() and scored["label"] == label.tolist()
@@ -156,3 +158,26 @@ def test_released_weights_under_a_pooling_profile_are_noted(tiny_store, tmp_path
     assert result.exit_code == 0, result.output
     assert "fed its head every frame" in result.output and "auxformer/weights-" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_of_given_weights_is_reported_like_a_trained_one(tiny_store, tmp_path):
+    """prepare -> run --weights -> report: the masking figure, Table R1 and the calibration artifacts show the
+    given weights as the model's default, under the regime 'given weights', never as trained."""
+    _released(tiny_store, tmp_path / "final_head.pt")
+    result = CliRunner().invoke(main, ["run", "-p", "masking", "-p", "clipping", "-m", "auxformer", "--corpus",
+                                       str(tiny_store.path), "--profile", "smoke", "--seeds", "2", "--out",
+                                       str(tmp_path / "run"), "--quiet", "--set", f"heads={HEADS}", "--weights",
+                                       f"auxformer={tmp_path / 'final_head.pt'}"])
+    assert result.exit_code == 0, result.output
+    status = CliRunner().invoke(main, ["status", str(tmp_path / "run")])
+    assert status.exit_code == 0 and "auxformer/" in status.output, status.output  # no training time to read
+    report = CliRunner().invoke(main, ["report", str(tmp_path / "run"), "--out", str(tmp_path / "report")])
+    assert report.exit_code == 0, report.output
+    index = (tmp_path / "report" / "index.md").read_text()
+    for built in ("Fig. 5", "Table R1", "Table C", "Fig. C2", "Table 5"):
+        assert f"### {built}:" in index, built
+    assert re.search(r"\| AuxFormer \(ours\) \| [\d,]+ \| – \|", index)  # Table 5: parameters, no training time
+    captions = [line for line in index.splitlines() if line.startswith(("**Fig. 5", "**Table C", "**Fig. C2"))]
+    assert captions and all("given weights, not trained by avbench" in c for c in captions), captions
+    table = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert set(table.loc[table["model"] == "auxformer", "regime"]) == {"pretrained"}  # never trained here

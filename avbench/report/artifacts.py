@@ -32,10 +32,12 @@ from avbench.registry import Registry, RegistryError
 from avbench.stats import CORRECTION_NAMES, DEFAULT_EFFECT, DEFAULT_ROPE
 from avbench.report.presentation import model_label, table_label, unimodal_reference
 from avbench.report.rundata import RunData
-from avbench.results import select, shift_suffix
+from avbench.results import PRETRAINED, select, shift_suffix
 
-#: The training regimes, in the order tables and figures show them.
-REGIMES = ("standard", "optimized")
+#: The regimes, in the order tables and figures show them: avbench's two training regimes, then the units
+#: given their weights (``avbench run --weights``), which no protocol trains.
+TRAINING_REGIMES = ("standard", "optimized")
+REGIMES = TRAINING_REGIMES + (PRETRAINED,)
 #: Said in every caption of a report on a synthetic corpus (and under every figure).
 SYNTHETIC_NOTE = "SYNTHETIC corpus: the numbers test the software, not emotion recognition."
 #: The index page's warning: its bold head and its text.
@@ -141,8 +143,9 @@ class ReportContext:
 
     def regime(self, table: pd.DataFrame, **filt: Any) -> str:
         """The regime an artifact showing one regime shows: optimized if ``table`` holds it (the
-        paper's main results), else standard."""
-        return "optimized" if "optimized" in self.regimes(table, **filt) else "standard"
+        paper's main results), else standard, else given weights (a run of ``--weights`` only)."""
+        held = self.regimes(table, **filt)
+        return next((r for r in ("optimized", "standard", PRETRAINED) if r in held), "standard")
 
     def baseline4(self, modality: str, regime: str, metric: Any = None) -> dict[str, Any] | None:
         """Where baseline 4's score on ``modality`` lives, as row filters (None: not in the run).

@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 
 from avbench.conditions import ConditionKind, kinds
 from avbench.report import style
-from avbench.report.artifacts import (REGIMES, SYNTHETIC_NOTE, Artifact, ReportContext, Skip, artifact,
+from avbench.report.artifacts import (SYNTHETIC_NOTE, TRAINING_REGIMES, Artifact, ReportContext, Skip, artifact,
                                       artifact_family)
 from avbench.report.presentation import model_color, model_marker, model_sort_key, presentation, proposed_models
 from avbench.report.rundata import format_levels
@@ -86,13 +86,15 @@ def _corpus_panels(ctx: ReportContext, t: pd.DataFrame, extra_width: float, heig
 # ---------------------------------------------------------------------------- Fig. 3
 @artifact("fig3", kind="figure", needs="optimized", name="Fig. 3 (per-trial box plots)")
 def fig3(ctx: ReportContext) -> FigureResult:
-    """Per-trial scores of each audiovisual model (optimized training, full AV) as box plots."""
+    """Per-trial scores of each audiovisual model (optimized training, or the regime the run has, full AV) as box
+    plots."""
     metric = ctx.metric
     t = ctx.select(condition="full", variant="default", metric=metric)
     main = ctx.main if ctx.main in set(t["model"]) else None
-    if "optimized" not in ctx.regimes(t, **({"model": main} if main else {})):
-        raise Skip(f"needs full-AV {metric} scores of {main or 'the audiovisual models'} with optimized training")
-    t = select(t, regime="optimized")
+    regime = ctx.regime(t, **({"model": main} if main else {}))
+    if regime not in ctx.regimes(t, **({"model": main} if main else {})):
+        raise Skip(f"needs full-AV {metric} scores of {main or 'the audiovisual models'}")
+    t = select(t, regime=regime)
     models = audiovisual_models(t)
     fig, panels = _corpus_panels(ctx, t, 0.6, 2.6 if t["corpus"].nunique() > 1 else 2.7)
     outliers = False
@@ -107,12 +109,12 @@ def fig3(ctx: ReportContext) -> FigureResult:
               Line2D([], [], marker="+", color="none", markeredgecolor=style.OUTLIER_COLOR, label="outlier")]
     fig.legend(handles=legend[:4 if outliers else 3], loc="outside upper center", ncols=4)
     caption = _sentences(
-        f"{style.metric_label(metric)} of the audiovisual models trained with the optimized procedure over "
+        f"{style.metric_label(metric)} of the audiovisual models ({style.regime_phrase(regime)}) over "
         f"{_ntrials(t)} trials (full audiovisual test)",
         "boxes span the first to third quartile, the black bar is the median, the marker the mean, grey dots single "
         "trials; dashed whiskers reach the most extreme trial within 1.5 interquartile ranges"
         + (", red crosses are outliers beyond" if outliers else ""))
-    return FigureResult("fig3_trials_boxplot", "Fig. 3", "Per-trial scores (optimized training)",
+    return FigureResult("fig3_trials_boxplot", "Fig. 3", f"Per-trial scores ({style.regime_phrase(regime)})",
                         caption + _synthetic(ctx, fig), fig)
 
 
@@ -172,7 +174,9 @@ def fig4(ctx: ReportContext) -> FigureResult:
     clipped = select(t, condition=["clip_audio", "clip_visual"])
     if clipped.empty:
         raise Skip("needs scores with one modality clipped (clip_audio / clip_visual)")
-    regimes = ctx.regimes(clipped)
+    regimes = [r for r in ctx.regimes(clipped) if r in TRAINING_REGIMES]  # the figure compares training regimes
+    if not regimes:
+        raise Skip("needs scores with one modality clipped of units trained by avbench (standard or optimized)")
     models = audiovisual_models(clipped)
     fig, panels = _corpus_panels(ctx, t, 0, 2.5 * t["corpus"].nunique() + 0.5, stacked=True)
     width = 0.8 / (len(SCENARIOS) * len(regimes))
@@ -214,7 +218,7 @@ def fig4(ctx: ReportContext) -> FigureResult:
     # one row when it fits; else the scenarios make the first column (the legend fills column by column)
     rows = 1 if len(handles) <= 5 else max(len(scen), 1)
     fig.legend(handles=handles, loc="outside upper center", ncols=-(-len(handles) // rows))
-    missing = [r for r in REGIMES if r not in regimes]
+    missing = [r for r in TRAINING_REGIMES if r not in regimes]
     caption = _sentences(
         f"{style.metric_label(metric)} of the audiovisual models trained with the {' and '.join(regimes)} "
         f"procedure{'s' if len(regimes) > 1 else ''} and tested with both modalities (AV), the visual only (V, audio "
@@ -387,7 +391,7 @@ def fig5(ctx: ReportContext) -> FigureResult:
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
     caption = _sentences(
         f"{style.metric_label(metric)} as a function of the percentage of frames kept in the masked modality (the "
-        f"others zeroed at random; the other modality intact), {regime} training",
+        f"others zeroed at random; the other modality intact), {style.regime_phrase(regime)}",
         _trials_text(_ntrials(t)), _full_text(full),
         "dashed red line: baseline 4 on the intact modality" if b4 else "", _sets_text(sets, set_ls))
     return FigureResult("fig5_masking", "Fig. 5", "Random frame masking", caption + _synthetic(ctx, fig), fig)
@@ -510,7 +514,8 @@ def _ablation_figure(ctx: ReportContext, fig_no: int, option: str, protocol: str
         ax.set_ylabel("F1-score")
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=min(4 if len(panels) > 1 else 2, len(labels)))
-    caption = _sentences(f"{what} {ab.names}, {regime} training, full audiovisual test: mean F1-scores over {n} "
+    caption = _sentences(f"{what} {ab.names}, {style.regime_phrase(regime)}, full audiovisual test: mean "
+                         f"F1-scores over {n} "
                          f"trials (protocol {ab.protocol}); {_ci_text(n)}", _zoom_text(fig.axes))
     return FigureResult(f"fig{fig_no}_{option}", f"Fig. {fig_no}", title, caption + _synthetic(ctx, fig), fig)
 
@@ -570,7 +575,7 @@ def fig8(ctx: ReportContext) -> FigureResult:
     plain = [ctx.label(m) for m in models if presentation(m).role != "upscaled"]
     caption = _sentences(
         f"{style.metric_label(metric)} of {', '.join(plain)} beside the upscaled versions of the baselines (hatched, "
-        f"after the model each widens), {regime} training, full audiovisual test, mean over {n} trials; "
+        f"after the model each widens), {style.regime_phrase(regime)}, full audiovisual test, mean over {n} trials; "
         f"{_ci_text(n)}", "under each name: trainable parameters (millions)",
         _zoom_text(fig.axes))
     return FigureResult("fig8_upscaled", "Fig. 8", "Upscaled baselines", caption + _synthetic(ctx, fig), fig)

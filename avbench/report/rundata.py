@@ -21,7 +21,8 @@ import pandas as pd
 from avbench.provenance import describe_machine
 from avbench.report.confidences import load as load_confidences
 from avbench.report.histories import load as load_histories
-from avbench.results import COLUMNS, corpus_id, load_results, parse_corpus_id, read_json
+from avbench.results import (COLUMNS, PRETRAINED, WEIGHTS_VARIANT_PREFIX, corpus_id, load_results, parse_corpus_id,
+                             read_json)
 
 KEY = [c for c in COLUMNS if c not in ("protocol", "value")]
 PERFORMANCE_METRICS = ("micro_f1", "macro_f1", "accuracy")
@@ -123,7 +124,7 @@ class RunData:
     @cached_property
     def confidences(self) -> pd.DataFrame:
         """Per-clip confidences with full and clipped input (:mod:`avbench.report.confidences`)."""
-        return load_confidences(self.root, self.units, CELL_CONDITIONS)
+        return _given_weights_as_default(load_confidences(self.root, self.units, CELL_CONDITIONS), [])
 
     @property
     def root(self) -> Path:
@@ -204,6 +205,24 @@ def format_levels(levels: str, unit: str = "") -> str:
     return f"{text} ({unit.replace(' (', '; ').rstrip(')')})" if unit else text
 
 
+def _given_weights_as_default(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Units given their weights (regime ``pretrained``, variant ``weights-<sha256[:12]>``) shown as their model's
+    default variant, so every artifact that shows default variants shows them (under the regime
+    ``pretrained``), when a model was given one file per corpus; a model given several keeps their variant
+    names, and a note says so."""
+    variant = raw["variant"].astype(str)
+    given = (raw["regime"].astype(str) == PRETRAINED) & variant.str.startswith(WEIGHTS_VARIANT_PREFIX)
+    if not given.any():
+        return raw
+    files = raw[given].groupby(["corpus", "model"], observed=True)["variant"].nunique()
+    several = files[files > 1]
+    for corpus, model in several.index:
+        notes.append(f"{model} was given {several[(corpus, model)]} different weight files on {corpus}; the report "
+                     f"shows each as its own variant ({WEIGHTS_VARIANT_PREFIX}<sha256>), none as the default.")
+    one = given & ~raw.set_index(["corpus", "model"]).index.isin(several.index)
+    return raw.assign(variant=variant.where(~one, "default"))
+
+
 def _dedupe(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """One row per score and level set: a unit scored for several protocols appears once per protocol in
     ``raw``; its copies merge where the protocols' level sets of its condition family are the same."""
@@ -231,7 +250,7 @@ def load_run(path: str | Path) -> RunData:
     """
     path = Path(path)
     notes: list[str] = []
-    raw = load_results(path)
+    raw = _given_weights_as_default(load_results(path), notes)
     for col in ("corpus", "model", "variant", "regime", "protocol", "condition", "metric"):
         raw[col] = raw[col].astype(str).astype("category")  # categorical: fast repeated selections
     root = path if path.is_dir() else path.parent

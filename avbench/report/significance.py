@@ -118,7 +118,8 @@ def _ranking_facts(ctx: ReportContext, r: stats.Ranking, rows: pd.DataFrame, reg
                if r.dropped else "")
     return (f"Mean rank (1 = best) of the audiovisual models over {r.n_blocks} blocks ({blocks}): one block per "
             f"corpus and condition family, scored by the family's AUC of {metric}, plus the full and clipped "
-            f"conditions, scored by {metric}; {regime} training, default variant, each block scored by the mean "
+            f"conditions, scored by {metric}; {style.regime_phrase(regime)}, default variant, each block scored "
+            f"by the mean "
             f"over {trials_phrase(rows.groupby('model', observed=True)['seed'].nunique().to_dict())} trials. Friedman "
             f"χ² = {r.friedman_chi2:.2f} (p = {r.friedman_p:.3g}; Iman-Davenport F = {r.iman_davenport_f:.2f}, "
             f"p = {r.iman_davenport_p:.3g}). The blocks share test clips and are not independent data sets, so the "
@@ -280,7 +281,8 @@ def bayes_table(ctx: ReportContext) -> Table:
         notes.append(f"The Bayesian signed-rank test across cells needs the optional extra avbench[{EXTRA}].")
     notes += [f"No comparison in {len(c)} cell(s) ({'; '.join(c)}): {why}." for why, c in untested.items()]
     name = ctx.label(main, short=True)
-    caption = (f"Bayesian comparison of {name} with each audiovisual baseline ({regime} training, default variant, "
+    caption = (f"Bayesian comparison of {name} with each audiovisual baseline ({style.regime_phrase(regime)}, "
+               f"default variant, "
                f"{style.metric_label(ctx.metric)}; AUC rows: the area under the score-versus-level curve of the "
                f"family). Columns: posterior probability that {name} is better by more than the region of practical "
                f"equivalence (ROPE = ±{rope:g}), that the two are equivalent within it, and that the baseline is "
@@ -344,7 +346,8 @@ def posterior_figure(ctx: ReportContext) -> FigureResult:
     fig.legend(unique.values(), unique.keys(), loc="outside upper center", ncols=min(4, len(unique)), fontsize=7)
     caption = _sentences(
         f"Posterior of the mean difference in {style.metric_label(ctx.metric)} between {ctx.label(main, short=True)} "
-        f"and each baseline with full audiovisual input ({regime} training), over {trials_phrase(ntrials)} paired trials: "
+        f"and each baseline with full audiovisual input ({style.regime_phrase(regime)}), over "
+        f"{trials_phrase(ntrials)} paired trials: "
         f"Student t, n − 1 degrees of freedom, location the mean difference, scale sd/√n (correlated t-test with "
         f"correlation 0, Benavoli et al. 2017)",
         f"the grey band is the region of practical equivalence (±{rope:g}); mass right of it favours "
@@ -393,7 +396,7 @@ def ece_figure(ctx: ReportContext) -> FigureResult:
     fig.legend(handles, labels, loc="outside upper center", ncols=min(4, len(labels)), fontsize=7)
     caption = _sentences(
         f"Expected calibration error (15 equal-mass bins of confidence) of the audiovisual models against the masking "
-        f"level ({regime} training), mean over {masked['seed'].nunique()} trials with 95% t-intervals",
+        f"level ({style.regime_phrase(regime)}), mean over {masked['seed'].nunique()} trials with 95% t-intervals",
         "a model whose accuracy holds up while its ECE grows becomes over-confident as a modality degrades")
     return FigureResult("fig_ece_masking", "Fig. C", "Calibration under masking",
                         caption + model_key_sentence(models) + _synthetic(ctx, fig), fig)
@@ -425,7 +428,8 @@ def calibration_table(ctx: ReportContext) -> Table:
                 cells.append(Cell("–" if not s["n"] else f"{s['mean']:.3f}", s["mean"] if s["n"] else None, stats=s))
             rows.append(Row(ctx.table_label(m), cells, key={"model": m, "condition": condition}))
         sections.append(Section(CONDITION_TITLES[condition], rows))
-    caption = (f"Calibration of the audiovisual models ({regime} training): expected calibration error over 15 "
+    caption = (f"Calibration of the audiovisual models ({style.regime_phrase(regime)}): expected calibration "
+               f"error over 15 "
                f"equal-mass bins of confidence, multiclass Brier score and negative log-likelihood of the true class "
                f"(lower is better for all three), mean over {trials_phrase(counts)} trials. Bold: lowest of each "
                f"column and section.{model_key_sentence(models)}{ctx.synthetic_note}")
@@ -479,7 +483,8 @@ def reliability_figure(ctx: ReportContext) -> FigureResult:
     trials = sorted({t for t, _ in counts.values()})
     clips_phrase = ", ".join(f"{CONDITION_TITLES[c].split(' (')[0].lower()} {n}" for c, (_, n) in counts.items())
     caption = _sentences(
-        f"Reliability of {ctx.label(main, short=True)} ({regime} training, default variant) with full audiovisual "
+        f"Reliability of {ctx.label(main, short=True)} ({style.regime_phrase(regime)}, default variant) with "
+        f"full audiovisual "
         f"input and with one modality clipped: accuracy against mean confidence in 15 equal-mass bins of the top "
         f"class probability, the test clips of {' or '.join(map(str, trials))} trials pooled (clips: {clips_phrase})",
         "points below the dotted diagonal are over-confident bins; the ECE in the legend is computed on the pooled "

@@ -34,9 +34,10 @@ SCENARIO_COLORS = {"AV": OKABE_ITO["blue"], "V": OKABE_ITO["orange"], "A": OKABE
 FULL_AV_COLOR = OKABE_ITO["blue"]
 BASELINE4_COLOR = OKABE_ITO["vermillion"]
 OUTLIER_COLOR = OKABE_ITO["vermillion"]
-REGIME_HATCH = {"standard": "///", "optimized": ""}
-REGIME_ALPHA = {"standard": 0.45, "optimized": 1.0}
-REGIME_LABELS = {"standard": "Standard training", "optimized": "Optimized training"}
+REGIME_HATCH = {"standard": "///", "optimized": "", "pretrained": "..."}
+REGIME_ALPHA = {"standard": 0.45, "optimized": 1.0, "pretrained": 0.7}
+REGIME_LABELS = {"standard": "Standard training", "optimized": "Optimized training",
+                 "pretrained": "Given weights, not trained by avbench"}
 METRIC_LABELS = {"micro_f1": "Micro-F1", "macro_f1": "Macro-F1", "accuracy": "Accuracy"}
 
 #: The rcParams every figure is drawn with, read from the package's style file.
@@ -69,3 +70,10 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
     fig.savefig(stem.with_suffix(".png"), dpi=DPI)
     fig.savefig(stem.with_suffix(".pdf"), dpi=DPI, metadata={"CreationDate": None})
     return [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+
+
+def regime_phrase(regime: str) -> str:
+    """How a caption names the regime of its rows: ``optimized training``, or ``given weights (not trained by
+    avbench)`` for units of ``avbench run --weights``."""
+    label = REGIME_LABELS.get(regime, f"{regime} training")
+    return label[0].lower() + label[1:]

@@ -22,17 +22,18 @@ import pandas as pd
 from avbench import stats
 from avbench.stats import summarize
 from avbench.conditions import get_kind, kinds
-from avbench.report.artifacts import REGIMES, ReportContext, Skip, artifact
+from avbench.report.artifacts import REGIMES, TRAINING_REGIMES, ReportContext, Skip, artifact
 from avbench.report.render import Cell, Row, Section, Table
 from avbench.report.rundata import format_levels
 from avbench.report.presentation import (model_key_sentence, model_label, model_sort_key, multimodal_models,
                                          presentation, unimodal_reference)
-from avbench.report.style import REGIME_LABELS, metric_label
+from avbench.report.style import REGIME_LABELS, metric_label, regime_phrase
 from avbench.results import select, unit_facts
 from avbench.validation import ValidationError
 
 TABLE_METRICS = ("micro_f1", "macro_f1")
-REGIME_SECTION = {"standard": "Standard Training Procedure", "optimized": "Optimized Training Procedure"}
+REGIME_SECTION = {"standard": "Standard Training Procedure", "optimized": "Optimized Training Procedure",
+                  "pretrained": "Given Weights, not trained by avbench"}
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -198,7 +199,7 @@ def table1(ctx: ReportContext) -> Table:
                                            "level": None}, proposed=m == main)
                  for m in models if not select(t, regime=regime, model=m).empty]
         sections.append(b.section(REGIME_SECTION[regime], specs, corpora))
-    missing = [r for r in REGIMES if r not in regimes]
+    missing = [r for r in TRAINING_REGIMES if r not in regimes]
     extra = (f" {' and '.join(REGIME_LABELS[r] for r in missing)} is not in this run (protocol "
              f"{' / '.join(missing)})." if missing else "")
     caption = (f"Comparison of {name} with the audiovisual baselines (full audiovisual test set): mean F1-scores "
@@ -246,7 +247,7 @@ def table2(ctx: ReportContext) -> Table:
                    f"training), tested on its intact modality.")
     if missing_b4:
         b4_text += f" Baseline 4 ({', '.join(missing_b4)}) is not in this run (protocol clipping trains it)."
-    caption = (f"Performance with a missing modality: audiovisual models trained with the {regime} regime and "
+    caption = (f"Performance with a missing modality: audiovisual models ({regime_phrase(regime)}) "
                f"tested with only the visual features (audio clipped) or only the acoustic features (visual "
                f"clipped), against the unimodal baseline 4. Mean F1-scores over {trials_phrase(b.counts)} trials."
                f"{b4_text} *: {ctx.label(main, short=True)} is significantly better than every other model of the "
@@ -490,7 +491,7 @@ def robustness_table(ctx: ReportContext) -> Table:
             if variant != "default":
                 title += f", {ctx.variant_label(t, variant, short=True)}"
             if len({r for r, _ in groups}) > 1:
-                title += f", {regime} training"
+                title += f", {regime_phrase(regime)}"
             specs = [Spec(ctx.table_label(m), {"model": m, "variant": variant, "regime": regime, "condition": fam,
                                                "level": None, "levels": levels}, proposed=m == proposed)
                      for m in models]
