@@ -9,7 +9,10 @@ From the tidy results table (:data:`avbench.results.COLUMNS`):
   kind declares, ``avbench.conditions.ConditionKind.level_unit``: for ``mask``
   the fraction of frames kept, for ``burst`` the fraction removed, for
   ``shift`` milliseconds, for ``noise`` SNR in dB; families with fewer than
-  two levels have no area);
+  two levels have no area); a unit scored at only some of the levels its protocol's
+  family was scored at in the table (the union over units: e.g. a unit of an earlier run of
+  a protocol whose levels were since changed) gets no area, since a mean over other levels is
+  another quantity (its per-level rows stay);
 * ``relative_auc_<metric>``: that area divided by the unit's clean score (its
   ``full`` condition), so 1.0 means "as good as with intact input";
 * ``relative_<metric>`` (one row per condition and level, ``clip`` included):
@@ -70,6 +73,8 @@ def robustness_summary(table: pd.DataFrame, metric: str = "micro_f1") -> pd.Data
 
     rows: list[dict] = []
     scored = t[t["condition"] != "full"]
+    # the level set of each (protocol, family), as the report names it (avbench.report.rundata.level_sets)
+    level_set = scored.dropna(subset=["level"]).groupby(["protocol", "condition"])["level"].agg(frozenset)
     for key, g in scored.groupby(unit_key + ["protocol", "condition"], sort=True, dropna=False):
         base = dict(zip(unit_key + ["protocol", "condition"], key))
         ref = clean(tuple(key[:len(unit_key) + 1]))
@@ -78,7 +83,7 @@ def robustness_summary(table: pd.DataFrame, metric: str = "micro_f1") -> pd.Data
             for level, value in zip(g["level"], g["value"]):
                 rows.append({**base, "level": level, "metric": f"relative_{metric}", "value": value / ref})
         curve = g.dropna(subset=["level"]).groupby("level")["value"].mean().sort_index()
-        if len(curve) >= 2:
+        if len(curve) >= 2 and frozenset(curve.index) == level_set.get((base["protocol"], base["condition"])):
             x, y = curve.index.to_numpy(float), curve.to_numpy(float)
             auc = _trapezoid(x, y) / (x[-1] - x[0])
             rows.append({**base, "level": np.nan, "metric": f"auc_{metric}", "value": auc})

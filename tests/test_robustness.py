@@ -61,9 +61,22 @@ def test_single_level_or_clip_has_relative_score_but_no_area():
     assert out[(out.condition == "clip_audio") & out.metric.str.startswith("auc")].empty
 
 
+def test_a_unit_missing_levels_of_its_family_gets_no_area():
+    """Seed 1 was scored at 0.1 and 0.9 only (its protocol then had fewer levels): a mean over those two levels
+    is not the mean over the family's three, which the report's label would claim, so it gets no area."""
+    t = table(rows("masking", 1, "full", None, "micro_f1", 0.8),
+              rows("masking", 1, "mask_audio", 0.1, "micro_f1", 0.4),
+              rows("masking", 1, "mask_audio", 0.9, "micro_f1", 0.8))
+    out = robustness_summary(t)
+    areas = out[out.metric == "auc_micro_f1"]
+    assert areas.seed.tolist() == [0] and areas.value.tolist() == pytest.approx([0.6])
+    assert len(out[(out.seed == 1) & (out.metric == "relative_micro_f1")]) == 2  # its per-level rows stay
+
+
 def test_per_seed_and_per_model_and_metric_choice():
     t = table(rows("masking", 1, "full", None, "micro_f1", 0.5),
               rows("masking", 1, "mask_audio", 0.1, "micro_f1", 0.5),
+              rows("masking", 1, "mask_audio", 0.5, "micro_f1", 0.5),
               rows("masking", 1, "mask_audio", 0.9, "micro_f1", 0.5),
               rows("masking", 0, "full", None, "macro_f1", 0.5, model="other"),
               rows("masking", 0, "mask_audio", 0.1, "macro_f1", 0.25, model="other"),
