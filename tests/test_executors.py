@@ -478,3 +478,32 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_executor_option_values_are_read_as_yaml_and_checked(tiny_store, tmp_path, monkeypatch):
+    """--executor-option KEY=VALUE: the value typed as YAML reads it (a number, a list, a string), an item
+    without '=' is refused naming the option, and a key the executor does not declare is refused naming it."""
+    import avbench.runner
+
+    seen = {}
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs["executor_options"])
+        raise avbench.runner.DataError("captured")
+
+    monkeypatch.setattr(avbench.runner, "run", capture)
+    base = ["run", "-p", "optimized", "-m", "mult", "--corpus", str(tiny_store.path), "--out", str(tmp_path / "o"),
+            "--executor", "slurm"]
+    r = CliRunner().invoke(main, base + ["--executor-option", "gpus=2", "--executor-option", "partition= gpu ",
+                                         "--executor-option", "poll=0.5"])
+    assert "captured" in r.output, r.output
+    assert (seen["gpus"], seen["partition"], seen["poll"]) == (2, "gpu", 0.5)  # int, str, float
+    assert seen["time_min"] == 240  # the executor's own flags come at their defaults
+    r = CliRunner().invoke(main, base + ["--executor-option", "gpus"])
+    assert r.exit_code == 2 and "The '--executor-option' option must look like KEY=VALUE. Got 'gpus'" in r.output
+    monkeypatch.undo()
+    r = CliRunner().invoke(main, base[:-2] + ["--executor-option", "partition=gpu", "--dry-run"])
+    assert r.exit_code == 2 and "'partition' option applies to --executor slurm only" in r.output, r.output
+    r = CliRunner().invoke(main, base + ["--executor-option", "qos=high", "--dry-run"])
+    assert r.exit_code == 2 and "'qos' option is not an option of the 'slurm' executor" in r.output, r.output
+    assert not (tmp_path / "o").exists()  # refused before any work
