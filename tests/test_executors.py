@@ -127,12 +127,23 @@ def test_failing_unit_on_dask_is_isolated_too(tiny_store, serial, tmp_path, monk
         check_failure_then_retry(tiny_store, tmp_path / "run", serial, "dask", scheduler=cluster.scheduler_address)
 
 
+def test_joblib_workers_of_an_earlier_run_are_not_kept_when_the_environment_changed(tiny_store, tmp_path,
+                                                                                   monkeypatch):
+    """Two runs in one process (a notebook): the second run's units see the environment it was started in, though
+    joblib keeps its worker processes between runs."""
+    monkeypatch.delenv("AVBENCH_FAIL_UNIT", raising=False)
+    assert run_on(tiny_store, tmp_path / "first", jobs=2).failed == []  # the pool is started here
+    monkeypatch.setenv("AVBENCH_FAIL_UNIT", FAILING)
+    with pytest.raises(UnitsFailed) as info:
+        run_on(tiny_store, tmp_path / "second", jobs=2)
+    assert [e.label for e in info.value.summary.failed] == [FAILING]
+
+
 def test_cli_lists_failures_and_status_shows_them(tiny_store, tmp_path, monkeypatch):
     out = tmp_path / "run"
     monkeypatch.setenv("AVBENCH_FAIL_UNIT", "auxformer/default/optimized/seed 0")
-    # --jobs 1: a pool of worker processes kept by an earlier test of this session would not see the variable
     args = ["run", "-p", "optimized", "-m", "auxformer", "--corpus", str(tiny_store.path), "--profile", "smoke",
-            "--out", str(out), "--quiet", "--threads", "1", "--jobs", "1"]
+            "--out", str(out), "--quiet", "--threads", "1", "--jobs", "2"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     assert "1 unit(s) failed" in r.output and "auxformer/default/optimized/seed 0" in r.output

@@ -69,6 +69,7 @@ class LocalExecutor:
 
         done, started = set(), time.time()
         tasks = [replace(t, bars=False) for t in tasks]  # bars of several processes would interleave
+        _fresh_workers_if_environment_changed()
         try:
             for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(
                     delayed(execute_in_child)(t) for t in tasks):
@@ -79,3 +80,24 @@ class LocalExecutor:
                 if task.unit not in done:
                     yield lost(task, exc, started, "a worker process died (killed, or out of memory?) "
                                                    "and joblib stopped the pool")
+
+
+def _fresh_workers_if_environment_changed() -> None:
+    """Stops joblib's worker processes when this process's environment changed since they started.
+
+    joblib keeps its loky workers between calls of one process (a notebook running two runs), and a
+    worker sees the environment of the moment it was started: a changed ``CUDA_VISIBLE_DEVICES``,
+    thread limit or ``AVBENCH_*`` variable would otherwise not reach the second run's units.  The
+    pool is private to joblib (``loky.reusable_executor._executor``); where a joblib version lacks it,
+    nothing is stopped.
+    """
+    from joblib.externals.loky import reusable_executor
+
+    env = tuple(sorted(os.environ.items()))
+    pool = getattr(reusable_executor, "_executor", None)
+    if pool is not None and (not _POOL_ENV or _POOL_ENV[-1] != env):  # started by someone else: environment unknown
+        pool.shutdown(wait=True, kill_workers=True)
+    _POOL_ENV[:] = [env]
+
+
+_POOL_ENV: list[tuple] = []  # the environment the current joblib workers were started in
