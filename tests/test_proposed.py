@@ -250,6 +250,34 @@ def test_different_level_sets_are_never_mixed(tmp_path):
     assert "levels 0.3, 0.7" in legend and "levels 0.1 to 0.9 in steps of 0.1" in legend
 
 
+def test_the_occlusion_figure_draws_each_masking_level_set_in_its_own_line_style(tmp_path):
+    """Fig. R2 draws masking beside the bursts: with two masking level sets, three kinds of line (bursts, and each
+    masking level set), each its own line style, named in the legend and the caption."""
+    from avbench.conditions import get_kind
+    from avbench.report import ReportContext, load_run, style
+    from avbench.report.figures import kind_figure
+
+    root = write_run(tmp_path / "run", {"masking-coarse": [0.3, 0.7]})
+    table = pd.read_csv(root / "results.csv")
+    burst = pd.DataFrame(_rows("occlusion", [PLUGIN, "auxformer", "mult"],
+                               [(f"burst_{m}", lv) for m in ("audio", "visual") for lv in (0.2, 0.5)]))
+    write_table(root / "results.csv", pd.concat([table, burst], ignore_index=True))
+    with style.styled():
+        fig = kind_figure(ReportContext(load_run(root)), get_kind("burst"), "Fig. R2")
+    styles = {}
+    for ax in fig.fig.axes:
+        for line in ax.get_lines():
+            if line.get_xydata().shape[0] > 1 and line.get_label() not in ("_nolegend_",):
+                styles.setdefault(line.get_linestyle(), set()).add(line.get_xydata().shape[0])
+    # points per curve: 2 burst levels, 2 coarse masking levels, 9 masking levels, each set in one style of its own
+    assert sorted(map(sorted, styles.values())) == [[2], [2], [9]], styles
+    legend = [t.get_text() for t in fig.fig.legends[0].get_texts()]
+    assert "contiguous burst" in legend
+    assert "scattered frames (masking), levels 0.3, 0.7" in legend
+    assert "scattered frames (masking), levels 0.1 to 0.9 in steps of 0.1" in legend
+    assert "dashed = scattered frames (masking), levels 0.1 to 0.9 in steps of 0.1" in fig.caption
+
+
 def test_a_report_never_deletes_or_overwrites_the_users_files(tmp_path):
     root = write_run(tmp_path / "run")
     out = tmp_path / "mine"

@@ -401,13 +401,12 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     """Score versus level of one condition kind, one panel per modality (and corpus).
 
     Everything specific to the kind comes from its :class:`~avbench.conditions.KindFigure`: axis,
-    level-to-x mapping, the caption's note, and a second kind drawn dashed beside it.
+    level-to-x mapping, the caption's note, and a second kind drawn beside it in another line style.
     """
     run, metric = ctx.run, ctx.metric
     spec = ckind.figure
     kinds = (ckind.name,) + ((spec.beside,) if spec.beside else ())
     what = ckind.what or ckind.name
-    styles = {ckind.name: "-", spec.beside: "--"}
     xmaps = {ckind.name: spec.x, spec.beside: spec.beside_x or spec.x}
     key = spec.key or f"fig{number.removeprefix('Fig. ')}_{ckind.name}"
     title = spec.title or what.capitalize()
@@ -420,26 +419,30 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
     t = select(t, regime=regime)
     mods = [m for m in ("audio", "visual") if not select(primary, condition=f"{kinds[0]}_{m}").empty]
     models = audiovisual_models(t)
-    # one curve per (model, training variant, level set): protocols with other levels are not merged
+    # one curve per (kind, model, training variant, level set): protocols with other levels are not merged, and
+    # each (kind, variant, level set) has its own line style, which the legend and the caption name
     sets = _level_sets(t)
     variants = sorted({(v, lv) for v, lv in zip(t["variant"], t["levels"].astype(str))},
                       key=lambda vl: (vl[0] != "default", vl[0], sets.index(vl[1])))
-    variant_ls = {v: ["-", "--", ":", "-."][i % 4] for i, v in enumerate(variants)}
-    line_kinds: list[tuple[str, tuple[str, str]]] = []
+    lines = [(kind, vl) for kind in kinds for vl in variants
+             if not select(t, condition=[f"{kind}_audio", f"{kind}_visual"], variant=vl[0], levels=vl[1]).empty]
+    line_style = {line: list(LINESTYLE_NAMES)[i % len(LINESTYLE_NAMES)] for i, line in enumerate(lines)}
+    drawn_lines: list[tuple[str, tuple[str, str]]] = []
+    kind_names = dict(zip(kinds, spec.legend)) if len(kinds) > 1 else {}
 
-    def name(vl: tuple[str, str]) -> str:
-        v, lv = vl
-        parts = [ctx.variant_label(t, v)] if len({v for v, _ in variants}) > 1 else []
-        return ", ".join(parts + ([f"levels {format_levels(lv)}"] if len(sets) > 1 else []))
+    def name(line: tuple[str, tuple[str, str]]) -> str:
+        kind, (v, lv) = line
+        parts = [kind_names.get(kind, kind)] if len(kinds) > 1 else []
+        parts += [ctx.variant_label(t, v)] if len({v for v, _ in variants}) > 1 else []
+        several_sets = len({vl[1] for k, vl in lines if k == kind}) > 1
+        return ", ".join(parts + ([f"levels {format_levels(lv)}"] if several_sets else []))
 
     def draw(ax, corpus: str, mod: str, letter: str) -> None:
-        for kind_i, kind in enumerate(kinds):
-            here = select(t, corpus=corpus, condition=f"{kind}_{mod}")
-            for vl in variants:
-                ls = styles[kind] if len(kinds) > 1 else variant_ls[vl]
-                if _curves(ax, select(here, variant=vl[0], levels=vl[1]), models, xmaps[kind], linestyle=ls,
-                           trials=kind_i == 0 and vl == variants[0]):
-                    line_kinds.append((kind, vl))
+        for line in lines:
+            kind, vl = line
+            here = select(t, corpus=corpus, condition=f"{kind}_{mod}", variant=vl[0], levels=vl[1])
+            if _curves(ax, here, models, xmaps[kind], linestyle=line_style[line], trials=line == lines[0]):
+                drawn_lines.append(line)
         if spec.zero_line:
             ax.axvline(0, color="#999999", linewidth=0.6, zorder=0, gid="no-ylim")
         if spec.invert:
@@ -449,20 +452,16 @@ def kind_figure(ctx: ReportContext, ckind: ConditionKind, number: str) -> Figure
 
     fig, full = _curve_panels(ctx, t, mods, regime, draw)
     handles = _model_handles(ctx, models)
-    drawn_variants = [v for v in variants if any(tag[1] == v for tag in line_kinds)]
+    drawn = [line for line in lines if line in drawn_lines]
     styles_text = ""
-    if len(kinds) > 1:
-        names = dict(zip(kinds, spec.legend))
-        handles += [Line2D([], [], color="black", linestyle=styles[kd], label=names.get(kd, kd))
-                    for kd in kinds if any(tag[0] == kd for tag in line_kinds)]
-    elif len(drawn_variants) > 1:
-        handles += [Line2D([], [], color="black", linestyle=variant_ls[v], label=name(v)) for v in drawn_variants]
-        styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[variant_ls[v]]} = {name(v)}"
-                                                  for v in drawn_variants)
+    if len(drawn) > 1:
+        handles += [Line2D([], [], color="black", linestyle=line_style[line], label=name(line)) for line in drawn]
+        styles_text = "line styles: " + ", ".join(f"{LINESTYLE_NAMES[line_style[line]]} = {name(line)}"
+                                                  for line in drawn)
     handles += _full_handle(ctx, t, full)
     fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)))
-    caption = _sentences(f"{style.metric_label(metric)} under {what} of one modality (the other intact), {regime} "
-                         f"training", spec.note, styles_text, _trials_text(_ntrials(t)),
+    caption = _sentences(f"{style.metric_label(metric)} under {what} of one modality (the other intact), "
+                         f"{style.regime_phrase(regime)}", spec.note, styles_text, _trials_text(_ntrials(t)),
                          _full_text(full, "intact input"))
     return FigureResult(key, number, title, caption + _synthetic(ctx, fig), fig)
 
