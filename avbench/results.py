@@ -227,11 +227,6 @@ class EvalRecord:
     reason: str = ""
     schema_version: int = EVAL_SCHEMA_VERSION
 
-    @property
-    def has_probabilities(self) -> bool:
-        """Whether this evaluation was scored with its probabilities kept (or needs none: not applicable)."""
-        return self.status != "ok" or self.schema_version >= EVAL_SCHEMA_VERSION
-
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         if self.predictions is None:

@@ -158,9 +158,11 @@ class UnitDir:
         """Whether condition ``key`` is scored as this avbench scores: its record and, for an ``ok``
         one, its probabilities are written.
 
-        The record is written first and the probabilities last, so the two files' presence says that
-        both were written; only a record without probabilities is read (not applicable, an older record to rescore, or
-        a write the run was killed in).
+        Probabilities left from an earlier record are removed before a record is written, and the
+        probabilities are written last, so the two files together say that both belong to the record;
+        only a record without probabilities is read (not applicable, an older record to rescore, or a
+        write the run was killed in).  A corrupt record beside its probabilities is refused when read
+        (its message says to delete it).
         """
         if not self.eval_file(key).exists():
             return False  # probabilities alone (a record deleted by hand) are scored again
@@ -226,7 +228,9 @@ class UnitDir:
 
     def write_eval(self, key: str, record: EvalRecord, clip_ids: np.ndarray | None = None,
                    probs: np.ndarray | None = None) -> None:
-        """Writes an evaluation: its record, then (for an ``ok`` one) its per-clip probabilities."""
+        """Writes an evaluation: its record, then (for an ``ok`` one) its per-clip probabilities.  Older
+        probabilities go first, so a kill after the record never leaves it beside another record's."""
+        self.probability_file(key).unlink(missing_ok=True)
         write_json(self.eval_file(key), record.to_json())
         crash_point("evaluation-record")
         if probs is not None:

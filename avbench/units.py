@@ -17,7 +17,9 @@ from avbench.results import EvalRecord, TrainRecord, UnitKey, read_json
 from avbench.unitdir import ErrorRecord, UnitDir
 from avbench.validation import DataError
 
-SPEC_SCHEMA = 1
+#: Version of the unit specs ``avbench plan --emit`` writes; 2: a spec may carry given weights, which
+#: a worker of version 1 would ignore and train the unit instead, so it refuses the spec.
+SPEC_SCHEMA = 2
 
 # Bump whenever the same unit would train or score differently for reasons outside the model
 # (data pipeline, selection rule, schedule).  2: per-trial z-normalisation from the training

@@ -36,7 +36,7 @@ from avbench.normalization import Normalizer, fit_normalizer
 from avbench.pretrained import NORMALIZATION_WHY, GivenWeights, build_model as build_given, describe as describe_given
 from avbench.profiles import Profile
 from avbench.provenance import provenance
-from avbench.results import EvalRecord, TrainRecord, corpus_id, write_npz
+from avbench.results import EVAL_SCHEMA_VERSION, EvalRecord, TrainRecord, corpus_id, write_npz
 from avbench.devices import resolve_device
 from avbench.stats.calibration import calibration_metrics
 from avbench.training import f1_scores, fit, predict
@@ -170,7 +170,7 @@ class Worker:
         rerun reloads it like a trained unit's) with a record naming the file and its sha256."""
         given = self.given
         model = build_given(given, self.store)
-        self.dir.path.mkdir(parents=True, exist_ok=True)
+        self.dir.begin_training()  # its identity first: a kill before train.json leaves a unit to redo, not a stale one
         with atomic_path(self.dir.model_file) as tmp:
             torch.save(model.state_dict(), tmp)
         record = self._record(model, self.normalizer(), history=[], best_epoch=0, seconds_per_epoch=0.0,
@@ -209,7 +209,8 @@ class Worker:
         """Every condition's record: read back when scored before, else scored now and written.
 
         An evaluation recorded before probabilities were kept (:data:`~avbench.results.EVAL_SCHEMA_VERSION`)
-        is scored again from the unit's weights, and refused if a prediction comes out different.
+        is scored again from the unit's weights, and refused if a prediction comes out different; one this
+        avbench recorded but was killed before its probabilities were written is simply scored again.
         """
         rows = self.split.indices(self.store.speakers)["test"]
         norm = self.normalizer()
@@ -242,21 +243,33 @@ class Worker:
         start = time.perf_counter()
         scored = predict(model, self.store, rows, profile=self.profile, device=self.device,
                          condition=condition, trial_seed=self.unit.seed, norm=norm)
-        metrics = f1_scores(scored.label, scored.pred) | calibration_metrics(scored.probs, scored.label)
+        bad = ~np.isfinite(scored.probs).all(axis=1)
+        if bad.any():  # an arg-max of NaN logits is class 0: a score of a model that computed nothing
+            ids = self.store.manifest["clip_id"].to_numpy()[rows][bad]
+            raise DataError(f"{self.unit.title} under {condition.key}: the model's outputs are not finite (NaN or "
+                            f"inf) for {int(bad.sum())} of {len(rows)} test clips (e.g. {ids[0]}), so no score is "
+                            f"recorded. A model that overflows in --precision fp16 may need bf16 or fp32.")
+        metrics = f1_scores(scored.label, scored.pred) | calibration_metrics(scored.probs, scored.label, scored.pred)
         return replace(record, status="ok", reason="", metrics=metrics, seconds=time.perf_counter() - start,
                        predictions={"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
                                     "label": scored.label.tolist(), "pred": scored.pred.tolist()}), scored.probs
 
     def _rescored(self, c: Condition, new: EvalRecord) -> EvalRecord:
-        """``new``, scored now where a record already was (written before probabilities were kept, or by a
-        run killed before it wrote them): refused unless every prediction and label is the same."""
+        """``new``, scored now where a record already was: refused, when that record was written before
+        probabilities were kept, unless every prediction and label is the same (its metrics stand in
+        ``results.csv`` and must stay true).  A record of this version only lost its probabilities to a
+        kill, and ``new`` replaces it (on another device a near tie may fall the other way)."""
         old = self.dir.read_eval(c.key)
+        if old.schema_version >= EVAL_SCHEMA_VERSION:
+            return new
         if old.status != new.status or (old.predictions or {}) != (new.predictions or {}):
             raise DataError(
                 f"{self.dir.eval_file(c.key)}: scoring {self.unit.title} under {c.key} again from its model.pt "
-                f"(to keep its class probabilities) gave other predictions than the record holds, so the record "
-                f"and the weights do not belong together. Delete the unit's directory ({self.dir.path}) and rerun "
-                f"to train and score it again.")
+                f"(to keep its class probabilities) gave other predictions than the record holds (scored now on "
+                f"{self.device}, {self.task.threads} thread(s); a near tie can fall the other way on another "
+                f"device), so the record cannot gain probabilities that belong to it. Rerun on the device the "
+                f"unit was scored on, or delete the unit's directory ({self.dir.path}) to train (or load its "
+                f"given weights) and score it again.")
         return new
     def _save_masks(self, c: Condition, rows: np.ndarray) -> None:
         """Stores the keep-masks of a condition whose kind draws them, once per trial (shared by all models)."""

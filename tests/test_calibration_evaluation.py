@@ -137,3 +137,56 @@ def test_report_keeps_confidences_and_draws_the_reliability_diagram(tiny_store, 
     build_report(tmp_path / "report" / "data", tmp_path / "rebuilt")
     pd.testing.assert_frame_equal(read(tmp_path / "rebuilt" / "data"), saved)
     assert "Fig. C2: Reliability" in (tmp_path / "rebuilt" / "index.md").read_text()
+
+
+def test_a_record_written_after_a_kill_never_sits_beside_older_probabilities(tiny_store, tmp_path, monkeypatch):
+    """A record is written after the probabilities it replaces are gone: a kill before the new probabilities
+    leaves the condition to score again, never a record beside another record's probabilities."""
+    import avbench.unitdir
+    from avbench.results import EvalRecord, UnitKey
+    from avbench.unitdir import UnitDir
+
+    d = UnitDir(tmp_path, UnitKey("c", "smoke", "mult", "default", {}, "optimized", 0))
+    record = EvalRecord("full", None, {}, "ok", {"micro_f1": 0.5}, predictions={"clip_id": ["a"], "pred": [0]})
+    d.write_eval("full", record, np.array(["a"]), np.array([[0.6, 0.4]]))
+    assert d.scored("full")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the run dies between the record and its probabilities
+
+    monkeypatch.setattr(avbench.unitdir, "write_npz", killed)
+    with pytest.raises(KeyboardInterrupt):
+        d.write_eval("full", record, np.array(["a"]), np.array([[0.3, 0.7]]))
+    assert d.eval_file("full").exists() and not d.scored("full")
+
+
+def test_a_record_of_this_version_that_lost_its_probabilities_is_scored_again(protocol, tiny_store, tmp_path):
+    """Killed after the record, before its probabilities: scored again, the new scoring replacing the record (a
+    rerun on another device may break a near tie the other way; that record's metrics were never final)."""
+    out = tmp_path / "out"
+    _run(protocol, tiny_store, out)
+    path = _evals(out)["full"]
+    truth = json.loads(path.read_text())
+    changed = json.loads(path.read_text())
+    changed["predictions"]["pred"][0] = (changed["predictions"]["pred"][0] + 1) % len(tiny_store.label_names)
+    path.write_text(json.dumps(changed))
+    path.with_suffix(".npz").unlink()
+    _run(protocol, tiny_store, out)
+    assert json.loads(path.read_text())["predictions"] == truth["predictions"]
+    assert path.with_suffix(".npz").exists()
+
+
+def test_outputs_that_are_not_finite_fail_the_unit_naming_the_condition(protocol, tiny_store, tmp_path, monkeypatch):
+    import avbench.worker
+    from avbench.training import predict
+
+    def nan_predict(*args, **kwargs):
+        scored = predict(*args, **kwargs)
+        scored.probs[1] = np.nan
+        return scored
+
+    monkeypatch.setattr(avbench.worker, "predict", nan_predict)
+    with pytest.raises(UnitsFailed) as failed:
+        _run(protocol, tiny_store, tmp_path / "out")
+    [error] = failed.value.summary.failed
+    assert "under full: the model's outputs are not finite (NaN or inf) for 1 of" in error.message

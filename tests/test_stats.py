@@ -344,3 +344,14 @@ def test_bootstrap_interval_is_scipys_bca():
 def test_bootstrap_refused_below_ten_trials():
     with pytest.raises(ValidationError, match="at least 10 paired trials"):
         paired_test([0.7] * 9, [0.6] * 9, interval="bootstrap")
+
+
+def test_every_name_of_the_stats_namespace_resolves_to_its_module():
+    """avbench.stats imports its names on first use: the list of names and their homes must agree."""
+    import importlib
+
+    import avbench.stats as namespace
+
+    assert sorted(namespace.__all__) == sorted(namespace._HOME)
+    for name, home in namespace._HOME.items():
+        assert getattr(namespace, name) is getattr(importlib.import_module(f"avbench.stats.{home}"), name)

@@ -454,7 +454,7 @@ def reliability_figure(ctx: ReportContext) -> FigureResult:
         raise Skip(f"no per-clip class probabilities of {main} with full or clipped input: evaluations keep them "
                    f"from evaluation records of version 2 on (rerunning an older run's command rescores it from its "
                    f"kept weights), and a report rebuilt from a data/ folder without confidences.csv has none")
-    regime = "optimized" if (rows["regime"] == "optimized").any() else rows["regime"].iloc[0]
+    regime = ctx.regime(rows)  # as Table C and Fig. C choose it
     rows = rows[rows["regime"] == regime]
     corpora = list(dict.fromkeys(rows["corpus"]))
     fig = style.new_figure(style.WIDTH_DOUBLE if len(corpora) > 1 else style.WIDTH_SINGLE + 0.6, 3.4)
@@ -466,7 +466,8 @@ def reliability_figure(ctx: ReportContext) -> FigureResult:
             clips = rows[(rows["corpus"] == corpus) & (rows["condition"] == condition)]
             if clips.empty:
                 continue
-            counts[condition] = (clips["seed"].nunique(), len(clips))
+            trials, n = counts.get(condition, (set(), 0))
+            counts[condition] = (trials | set(clips["seed"]), n + len(clips))
             points = stats.reliability(clips["confidence"], clips["correct"])
             ece = stats.calibration_gap(points)
             color, marker = _RELIABILITY_STYLE[condition]
@@ -480,13 +481,14 @@ def reliability_figure(ctx: ReportContext) -> FigureResult:
         ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # below: never on a point
         if len(corpora) > 1:
             ax.set_title(f"({chr(ord('a') + i)}) {ctx.run.corpus(corpus).label}")
-    trials = sorted({t for t, _ in counts.values()})
+    trials = sorted({len(t) for t, _ in counts.values()})
     clips_phrase = ", ".join(f"{CONDITION_TITLES[c].split(' (')[0].lower()} {n}" for c, (_, n) in counts.items())
     caption = _sentences(
         f"Reliability of {ctx.label(main, short=True)} ({style.regime_phrase(regime)}, default variant) with "
         f"full audiovisual "
         f"input and with one modality clipped: accuracy against mean confidence in 15 equal-mass bins of the top "
-        f"class probability, the test clips of {' or '.join(map(str, trials))} trials pooled (clips: {clips_phrase})",
+        f"class probability, the test clips of {' or '.join(map(str, trials))} trials pooled"
+        + (" in each panel (clips of all panels: " if len(corpora) > 1 else " (clips: ") + f"{clips_phrase})",
         "points below the dotted diagonal are over-confident bins; the ECE in the legend is computed on the pooled "
         "clips, so it can differ from Table C's mean of the per-trial ECEs")
     return FigureResult("fig_reliability", "Fig. C2", "Reliability with full input and one modality",

@@ -59,7 +59,12 @@ def equal_mass_bins(confidence: Any, n_bins: int = ECE_BINS) -> np.ndarray:
     >>> equal_mass_bins([0.9, 0.6, 0.8, 0.7], n_bins=2).tolist()
     [1, 0, 1, 0]
     """
+    n_bins = check_int(n_bins, "n_bins", "equal_mass_bins", minimum=1)
     confidence = np.asarray(confidence, dtype=float)
+    if confidence.ndim != 1 or confidence.size == 0 or not np.isfinite(confidence).all():
+        raise ValidationError(f"The 'confidence' parameter of equal_mass_bins must be a non-empty 1-d array of finite "
+                              f"values. Got shape {confidence.shape} instead.", param="confidence",
+                              owner="equal_mass_bins")
     edges = np.quantile(confidence, np.linspace(0, 1, n_bins + 1)[1:-1])
     return np.digitize(confidence, edges, right=True)
 
@@ -73,6 +78,10 @@ def reliability(confidence: Any, correct: Any, n_bins: int = ECE_BINS) -> list[t
     """
     confidence = np.asarray(confidence, dtype=float)
     correct = np.asarray(correct, dtype=float)
+    if correct.shape != confidence.shape:
+        raise ValidationError(f"The 'correct' parameter of reliability must hold one value per confidence "
+                              f"({confidence.shape}). Got shape {correct.shape} instead.", param="correct",
+                              owner="reliability")
     bins = equal_mass_bins(confidence, n_bins)
     return [(float(confidence[bins == b].mean()), float(correct[bins == b].mean()), int(np.sum(bins == b)))
             for b in np.unique(bins)]
@@ -85,7 +94,11 @@ def calibration_gap(points: list[tuple[float, float, int]]) -> float:
     >>> round(calibration_gap([(0.65, 0.0, 2), (0.85, 1.0, 2)]), 6)
     0.4
     """
-    return float(sum(n * abs(acc - conf) for conf, acc, n in points) / sum(n for _, _, n in points))
+    total = sum(n for _, _, n in points)
+    if total == 0:
+        raise ValidationError("The 'points' parameter of calibration_gap must hold at least one clip. Got none "
+                              "instead.", param="points", owner="calibration_gap")
+    return float(sum(n * abs(acc - conf) for conf, acc, n in points) / total)
 
 
 def expected_calibration_error(probs: Any, labels: Any, n_bins: int = ECE_BINS) -> float:
@@ -122,8 +135,16 @@ def negative_log_likelihood(probs: Any, labels: Any) -> float:
     return float(-np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1.0)).mean())
 
 
-def calibration_metrics(probs: Any, labels: Any) -> dict[str, float]:
+def calibration_metrics(probs: Any, labels: Any, pred: Any = None) -> dict[str, float]:
     """The calibration metrics an evaluation records beside its F1 scores (metric rows ``ece``,
-    ``brier`` and ``nll`` of ``results.csv``)."""
-    return {"ece": expected_calibration_error(probs, labels), "brier": brier_score(probs, labels),
-            "nll": negative_log_likelihood(probs, labels)}
+    ``brier`` and ``nll`` of ``results.csv``).
+
+    Args:
+        pred: The predicted classes the evaluation scored (the arg-max of the logits): a clip is right
+            for the ECE when its prediction is, as for its F1 and the reliability diagram, even where
+            float rounding ties two probabilities.  Default: the arg-max of ``probs``.
+    """
+    p, y = _check(probs, labels, "calibration_metrics")
+    right = p.argmax(axis=1) == y if pred is None else np.asarray(pred) == y
+    return {"ece": calibration_gap(reliability(p.max(axis=1), right)), "brier": brier_score(p, y),
+            "nll": negative_log_likelihood(p, y)}
