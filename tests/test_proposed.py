@@ -278,6 +278,23 @@ def test_the_occlusion_figure_draws_each_masking_level_set_in_its_own_line_style
     assert "dashed = scattered frames (masking), levels 0.1 to 0.9 in steps of 0.1" in fig.caption
 
 
+def test_a_report_rebuilt_from_its_own_data_lists_that_data_as_its_own(tmp_path):
+    """A report rebuilt from its data/ whose listing lacks the data files (written by an older avbench) lists
+    them again, so a later report from the run directory replaces them instead of keeping them as the user's."""
+    root = write_run(tmp_path / "run")
+    out = tmp_path / "report"
+    runner = CliRunner()
+    assert runner.invoke(main, ["report", str(root), "--out", str(out), "--no-html"]).exit_code == 0
+    listing = out / ".avbench-report.json"
+    listing.write_text(json.dumps([n for n in json.loads(listing.read_text()) if n == "data/provenance.json"
+                                   or not n.startswith("data/")]))
+    rebuilt = runner.invoke(main, ["report", str(out / "data"), "--out", str(out), "--no-html"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "data/results.csv" in json.loads(listing.read_text())
+    again = runner.invoke(main, ["report", str(root), "--out", str(out), "--no-html"])
+    assert again.exit_code == 0 and "kept your file" not in again.output, again.output
+
+
 def test_a_report_never_deletes_or_overwrites_the_users_files(tmp_path):
     root = write_run(tmp_path / "run")
     out = tmp_path / "mine"

@@ -292,6 +292,8 @@ def _publish(report: Report, old: set[str]) -> None:
             continue
         if path.is_file() and path.resolve().is_relative_to(dest.resolve()):
             path.unlink()
+    if own_data:  # the data/ it was rebuilt from is a report's, listed or not (a listing of an older avbench)
+        kept |= {p.relative_to(dest).as_posix() for p in (dest / "data").rglob("*") if p.is_file()}
     write_json(dest / REPORT_FILES, sorted(kept))
     report.files = written
     for fig in report.figures:
