@@ -5,8 +5,9 @@ A run keeps each ``ok`` evaluation's class probabilities beside its record
 pooled over trials, which no row of ``results.csv`` holds; a report saves what it needs of them to
 ``data/confidences.csv`` (the top probability and whether the prediction was right, per clip), so a
 report rebuilt from its ``data/`` folder, without the unit directories, still draws the diagram.
-Only the conditions of :data:`~avbench.report.rundata.CELL_CONDITIONS` are kept (a few rows per test
-clip and unit), not every masking level.
+Only the conditions of :data:`~avbench.report.rundata.CELL_CONDITIONS` (a few rows per test clip and
+unit, not every masking level) of the units the diagram can show (default variants and given weights, not
+the ablations' variants) are kept, with confidences to 6 decimals (the diagram's bins need no more).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avbench.results import read_json, write_table
+from avbench.results import PRETRAINED, read_json, write_table
 from avbench.validation import DataError
 
 #: The file a report's ``data/`` folder keeps the confidences in.
@@ -35,6 +36,8 @@ def from_units(root: Path, units: list[dict[str, Any]], conditions: tuple[str, .
     it); an evaluation without probabilities (scored before avbench kept them) is left out."""
     parts = []
     for unit in units:
+        if unit.get("variant") != "default" and unit.get("regime") != PRETRAINED:
+            continue  # an ablation's variant: no artifact draws its reliability
         evals = Path(root) / unit.get("dir", "") / "evals"
         for condition in conditions:
             record, probs = evals / f"{condition}.json", evals / f"{condition}.npz"
@@ -52,7 +55,7 @@ def from_units(root: Path, units: list[dict[str, Any]], conditions: tuple[str, .
                                 "the run's command to score the condition again.")
             correct = np.asarray(predictions["pred"]) == np.asarray(predictions["label"])
             parts.append(pd.DataFrame({**{k: unit.get(k) for k in KEY[:-1]}, "condition": condition, "clip_id": ids,
-                                       "confidence": p.max(axis=1).astype(float), "correct": correct}))
+                                       "confidence": p.max(axis=1).astype(float).round(6), "correct": correct}))
     return _typed(pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS))
 
 

@@ -386,7 +386,9 @@ def ece_figure(ctx: ReportContext) -> FigureResult:
                 continue
             summary = rows.groupby("level")["value"].apply(lambda v: pd.Series(stats.summarize(v))).unstack()
             x = summary.index.to_numpy(dtype=float)
-            ax.errorbar(x, summary["mean"], yerr=summary["ci95"].fillna(0), color=model_color(m, models),
+            ci = summary["ci95"].fillna(0).to_numpy(float)
+            mean = summary["mean"].to_numpy(float)  # an ECE is never negative: the interval is cut at 0
+            ax.errorbar(x, mean, yerr=[np.minimum(ci, mean), ci], color=model_color(m, models),
                         marker="o", markersize=3, capsize=1.5, label=ctx.table_label(m))
         ax.set_xlabel(f"fraction of {condition.removeprefix('mask_')} frames kept")
         ax.set_ylabel("ECE (15 equal-mass bins)")
@@ -396,7 +398,8 @@ def ece_figure(ctx: ReportContext) -> FigureResult:
     fig.legend(handles, labels, loc="outside upper center", ncols=min(4, len(labels)), fontsize=7)
     caption = _sentences(
         f"Expected calibration error (15 equal-mass bins of confidence) of the audiovisual models against the masking "
-        f"level ({style.regime_phrase(regime)}), mean over {masked['seed'].nunique()} trials with 95% t-intervals",
+        f"level ({style.regime_phrase(regime)}), mean over {masked['seed'].nunique()} trials with 95% t-intervals "
+        f"(cut at 0)",
         "a model whose accuracy holds up while its ECE grows becomes over-confident as a modality degrades")
     return FigureResult("fig_ece_masking", "Fig. C", "Calibration under masking",
                         caption + model_key_sentence(models) + _synthetic(ctx, fig), fig)
