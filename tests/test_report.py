@@ -260,7 +260,7 @@ def test_every_artifact_is_produced(full_report, figure_report):
     out = root / "report"
     for stem in ("fig3_trials_boxplot", "fig4_regimes_clipping", "fig5_masking", "fig6_self_attention", "fig7_token",
                  "fig8_upscaled", "figR1_misalignment", "figR2_occlusion", "figR3_noise", "figT1_training_curves",
-                 "fig_reliability", "fig_ece_masking"):
+                 "fig_reliability", "fig_ece_masking", "fig_power"):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
     assert not report.skipped, report.skipped

@@ -188,3 +188,22 @@ def test_cli_defaults_match_the_library():
     from avbench.cli import report as cli
 
     assert cli.DEFAULT_ROPE == stats.DEFAULT_ROPE and cli.DEFAULT_EFFECT == stats.DEFAULT_EFFECT
+
+
+def test_the_power_figure_meets_the_effect_where_statsmodels_says(tmp_path, ctx):
+    """Fig. P's curve of a table crosses the wanted effect at the trials statsmodels' TTestPower needs (through
+    avbench.stats.trials_needed: sd 0.02 and effect 0.01 need 27 trials, one-tailed at 0.05); without tests it is
+    skipped."""
+    import dataclasses
+
+    with pytest.raises(Skip, match="no paired test"):
+        sig.power_figure(ctx)
+    tests = pd.DataFrame({"table": ["Table 1"] * 3, "sd_diff": [0.01, 0.02, 0.03], "alternative": "greater", "n": 3,
+                          "mdd": [0.01, 0.02, 0.03], "effect": 0.01, "trials_needed": [8, 27, 58]})
+    with style.styled():
+        fig = sig.power_figure(dataclasses.replace(ctx, tests=tests))
+    [line] = [ln for ln in fig.fig.axes[0].get_lines() if len(ln.get_xdata()) > 2]
+    x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+    crossing = int(x[np.argmax(y <= 0.01)])
+    assert crossing == stats.trials_needed(0.02, 0.01) == 27  # the median sd of the table's three tests
+    assert "this run's 3 trials" in fig.caption

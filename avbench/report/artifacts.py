@@ -97,6 +97,8 @@ class ReportContext:
             labels alone say "(ours)"; None: the default rule (:func:`avbench.proposed.default_proposed`).
         main: The proposed model this build tests and highlights (default: the first of ``proposed``);
             an artifact declared ``per_proposed`` is built once per chosen model.
+        tests: Every paired test behind the tables' ``*`` with its power columns (``stats.csv``): set by the
+            report once its tables are built, before its figures (None before).
     """
 
     run: RunData
@@ -104,6 +106,7 @@ class ReportContext:
     metric: str = "micro_f1"
     proposed: tuple[str, ...] | None = None
     main: str | None = None
+    tests: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if self.proposed is None:

@@ -195,6 +195,13 @@ def _build(report: Report, strict: bool, figures: bool, html_page: bool, latex_b
     finally:
         gc.unfreeze()
     report.tables = [t for t in built if t is not None]
+    # statistics behind the marks (before the figures: the power figure reads them)
+    comps = [t.comparisons for t in report.tables if len(t.comparisons)]
+    if comps:
+        ctx.tests = stats.add_power(pd.concat(comps, ignore_index=True), effect=report.config.effect)
+        report.power_note = stats.underpowered_message(ctx.tests)
+        write_table(out / "stats.csv", ctx.tests)
+        report.files.append(out / "stats.csv")
     for tab in report.tables:
         base = out / "tables" / tab.key
         write_table(base.with_suffix(".csv"), tab.to_frame())  # creates tables/ (as every avbench write does)
@@ -210,14 +217,6 @@ def _build(report: Report, strict: bool, figures: bool, html_page: bool, latex_b
             report.files += res.files
             report.figures.append(res)
             res.fig.clear()
-
-    # statistics behind the marks
-    comps = [t.comparisons for t in report.tables if len(t.comparisons)]
-    if comps:
-        tests = stats.add_power(pd.concat(comps, ignore_index=True), effect=report.config.effect)
-        report.power_note = stats.underpowered_message(tests)
-        write_table(out / "stats.csv", tests)
-        report.files.append(out / "stats.csv")
 
     report.files += bundle.write_bundle(report) if latex_bundle else []
     _write_data(report)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from matplotlib import transforms
+from matplotlib import ticker, transforms
 
 from avbench import stats
 from avbench.report import style
@@ -496,3 +496,59 @@ def reliability_figure(ctx: ReportContext) -> FigureResult:
         "clips, so it can differ from Table C's mean of the per-trial ECEs")
     return FigureResult("fig_reliability", "Fig. C2", "Reliability with full input and one modality",
                         caption + model_key_sentence([main]) + _synthetic(ctx, fig), fig)
+
+
+# ---------------------------------------------------------------------------- power
+@artifact("fig-power", kind="figure", needs="any protocol whose tables test the proposed model (stats.csv)",
+          name="Fig. P (detectable difference against trials)")
+def power_figure(ctx: ReportContext) -> FigureResult:
+    """The smallest difference each table's typical paired test detects at power 0.8, against the number of
+    trials: where a curve meets the wanted effect is the number of seeds a run needs (``avbench power``)."""
+    tests = ctx.tests
+    if tests is None or tests.empty:
+        raise Skip("no paired test behind the tables' '*' (stats.csv) to plan from")
+    sd = tests["sd_diff"].astype(float)
+    ok = tests[np.isfinite(sd) & (sd > 0)]
+    if ok.empty:
+        raise Skip("no paired test with a spread of paired differences (constant or missing differences)")
+    effect, alpha, n_run = ctx.config.effect, ctx.config.alpha, stats.power_summary(tests)["n"]
+    need = ok["trials_needed"].astype(float)
+    top = int(min(1000, max(100, 1.5 * np.nanmax(np.where(np.isfinite(need), need, 0)))))
+    ns = np.unique(np.concatenate([np.arange(2, 101), np.geomspace(100, top, 30).round()]).astype(int))
+    ns = ns[ns <= top]
+    standardized = {}  # per alternative: the detectable difference in units of sd, which depends on n alone
+    fig = style.new_figure(style.WIDTH_SINGLE + 0.6, 2.7)
+    ax = fig.add_subplot()
+    colors = style.RC["axes.prop_cycle"].by_key()["color"]
+    highest = effect
+    for i, (table, rows) in enumerate(ok.groupby("table", sort=False)):
+        s = float(rows["sd_diff"].astype(float).median())
+        alternative = str(rows["alternative"].mode().iloc[0])
+        if alternative not in standardized:
+            standardized[alternative] = np.array([stats.minimum_detectable_difference(1.0, int(n), alpha,
+                                                                                      alternative=alternative)
+                                                  for n in ns])
+        mdd = s * standardized[alternative]
+        highest = max(highest, float(mdd[ns >= 3][0]))
+        ax.plot(ns, mdd, color=colors[i % len(colors)], label=f"{table} (median sd {s:.3f}, {len(rows)} tests)")
+    ax.axhline(effect, color="black", linestyle="--", linewidth=0.8)
+    ax.axvline(n_run, color=style.OKABE_ITO["grey"], linestyle=":", linewidth=0.9)
+    ax.set_xscale("log")
+    ax.set_xticks([t for t in (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= top])
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlim(2, top)
+    ax.set_ylim(0, highest * 1.05)
+    ax.set_xlabel("paired trials (seeds)")
+    ax.set_ylabel("minimum detectable difference")
+    fig.legend(loc="outside upper center", ncols=2, fontsize=6)
+    caption = _sentences(
+        f"Smallest mean difference the paired test of each table (one-tailed, as its '*') detects with power "
+        f"{stats.power.POWER:g} at α = {alpha:g} per comparison (unadjusted), against the number of paired trials, "
+        f"for the median standard deviation of the paired differences of the table's tests behind its '*' "
+        f"(stats.csv; statsmodels' TTestPower)",
+        f"dashed: the difference to detect (--effect {effect:g}); dotted: this run's {n_run} trials; where a curve "
+        f"meets the dashed line is the number of trials the table's typical comparison needs (avbench power lists "
+        f"them)")
+    return FigureResult("fig_power", "Fig. P", "Detectable difference against trials", caption + _synthetic(ctx, fig),
+                        fig)
