@@ -432,7 +432,7 @@ def test_missing_protocols_are_skipped_and_listed(tmp_path):
     index = (root / "report" / "index.md").read_text()
     # the Bayesian and calibration artifacts need only full-input scores (avbench.report.significance)
     assert [t.key for t in report.tables] == ["table1", "table5", "bayes", "calibration"]
-    assert {f.key for f in report.figures} == {"fig3_trials_boxplot", "fig_posterior"}
+    assert {f.key for f in report.figures} == {"fig3_trials_boxplot", "fig_posterior", "fig_power"}
     skipped = "\n".join(index.split("## Skipped", 1)[1].splitlines())
     for artifact, protocol in (("Table 2", "clipping"), ("Table 3", "posenc"), ("Table 4", "lambda-grid"),
                                ("Fig. 4", "training-regimes"), ("Fig. 5", "masking"), ("Fig. 6", "self-attention"),
