@@ -17,7 +17,6 @@ stored.  An avbench ``model.pt`` was trained on both streams normalised, and get
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from avbench.data.store import MODALITIES
+from avbench.data.store import MODALITIES, sha256_file
 from avbench.results import PRETRAINED, WEIGHTS_VARIANT_PREFIX  # the given units' regime and variant names
 from avbench.validation import ValidationError
 
@@ -117,7 +116,7 @@ def read_weights(model: str, path: str | os.PathLike, store, config: Mapping[str
     released = RELEASED_MARKER in state
     fmt = RELEASED if released else AVBENCH
     config = _released_config(state, config) if released else dict(config)
-    given = GivenWeights(model, str(path), _sha256(path), fmt, config, NORMALIZED_STREAMS[fmt])
+    given = GivenWeights(model, str(path), sha256_file(path), fmt, config, NORMALIZED_STREAMS[fmt])
     build_model(given, store, state)  # fits, or says why not
     return given
 
@@ -132,7 +131,7 @@ def build_model(given: GivenWeights, store, state: Mapping[str, Any] | None = No
 
     if state is None:
         path = Path(given.path)
-        if not path.is_file() or _sha256(path) != given.sha256:
+        if not path.is_file() or sha256_file(path) != given.sha256:
             raise _bad(f"name a file that does not change during the run. Got {given.path!r}, which is "
                        f"{'gone' if not path.is_file() else 'not the file planned (its sha256 differs)'}.")
         state = _load(path)
@@ -189,14 +188,6 @@ def _load(path: Path) -> Mapping[str, Any]:
         raise _bad(f"name a state dict (a mapping of tensors). Got {str(path)!r} instead, which holds "
                    f"{type(state).__name__}.")
     return state
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _bad(rest: str) -> ValidationError:
