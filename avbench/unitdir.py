@@ -120,9 +120,10 @@ class DirState:
 
 class UnitDir:
     """The directory of ``unit`` under the run directory ``out`` (or at ``path``, for a unit
-    known only by its directory: a run written before plans were recorded)."""
+    known only by its directory: a run written before plans were recorded, or a report reading
+    a unit's evaluations, which passes no key and only reads records)."""
 
-    def __init__(self, out: str | os.PathLike, unit: UnitKey, path: Path | None = None):
+    def __init__(self, out: str | os.PathLike, unit: UnitKey | None, path: Path | None = None):
         self.out, self.unit = Path(out), unit
         self.path = self.out / unit.path if path is None else Path(path)
 
@@ -244,7 +245,7 @@ class UnitDir:
             with np.load(path) as f:
                 return f["clip_id"], f["probs"]
         except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"{path}: unreadable probabilities ({exc}); delete it and rerun the same command to "
+            raise DataError(f"{path}: unreadable probabilities ({exc}); delete it and rerun the run's command to "
                             "score the condition again.") from None
 
     def begin_training(self) -> None:

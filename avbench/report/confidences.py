@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avbench.results import PRETRAINED, read_json, write_table
+from avbench.report import saved
+from avbench.results import PRETRAINED
+from avbench.unitdir import UnitDir
 from avbench.validation import DataError
 
 #: The file a report's ``data/`` folder keeps the confidences in.
@@ -38,21 +40,16 @@ def from_units(root: Path, units: list[dict[str, Any]], conditions: tuple[str, .
     for unit in units:
         if unit.get("variant") != "default" and unit.get("regime") != PRETRAINED:
             continue  # an ablation's variant: no artifact draws its reliability
-        evals = Path(root) / unit.get("dir", "") / "evals"
+        d = UnitDir(root, None, path=Path(root) / unit.get("dir", ""))
         for condition in conditions:
-            record, probs = evals / f"{condition}.json", evals / f"{condition}.npz"
-            if not (record.exists() and probs.exists()):
+            if not (d.eval_file(condition).exists() and d.probability_file(condition).exists()):
                 continue
-            predictions = read_json(record).get("predictions") or {}
-            try:
-                with np.load(probs) as f:
-                    ids, p = f["clip_id"].astype(str), f["probs"]
-            except (OSError, KeyError, ValueError) as exc:
-                raise DataError(f"{probs}: unreadable probabilities ({exc}); delete it and rerun the run's command "
-                                "to score the condition again.") from None
+            predictions = d.read_eval(condition).predictions or {}
+            ids, p = d.read_probabilities(condition)
+            ids = ids.astype(str)
             if ids.tolist() != list(predictions.get("clip_id", [])):
-                raise DataError(f"{probs}: its clips are not those of {record.name} beside it; delete both and rerun "
-                                "the run's command to score the condition again.")
+                raise DataError(f"{d.probability_file(condition)}: its clips are not those of the record beside it; "
+                                "delete both and rerun the run's command to score the condition again.")
             correct = np.asarray(predictions["pred"]) == np.asarray(predictions["label"])
             parts.append(pd.DataFrame({**{k: unit.get(k) for k in KEY[:-1]}, "condition": condition, "clip_id": ids,
                                        "confidence": p.max(axis=1).astype(float).round(6), "correct": correct}))
@@ -61,18 +58,8 @@ def from_units(root: Path, units: list[dict[str, Any]], conditions: tuple[str, .
 
 def read(folder: Path) -> pd.DataFrame:
     """The confidences a report saved in ``folder`` (its ``data/``); empty when it saved none."""
-    path = Path(folder) / FILE
-    if not path.exists():
-        return _typed(pd.DataFrame(columns=COLUMNS))
-    try:
-        table = pd.read_csv(path, dtype={c: str for c in KEY[:4] + ["condition", "clip_id"]}, keep_default_na=False)
-        missing = [c for c in COLUMNS if c not in table.columns]
-        if missing:
-            raise ValueError(f"the columns {', '.join(missing)} are missing")
-        return _typed(table[COLUMNS])
-    except (ValueError, TypeError) as exc:  # pandas' ParserError is a ValueError
-        raise DataError(f"{path}: not an avbench confidences table ({str(exc).splitlines()[0]}); expected the "
-                        f"columns {', '.join(COLUMNS)}.") from None
+    return saved.read(Path(folder) / FILE, COLUMNS, required=COLUMNS, text=KEY[:4] + ["condition", "clip_id"],
+                      typed=_typed, expected=f"the columns {', '.join(COLUMNS)}")
 
 
 def load(root: Path, units: list[dict[str, Any]], conditions: tuple[str, ...]) -> pd.DataFrame:
@@ -83,10 +70,7 @@ def load(root: Path, units: list[dict[str, Any]], conditions: tuple[str, ...]) -
 
 def write(folder: Path, table: pd.DataFrame) -> list[Path]:
     """Saves ``table`` to ``folder/confidences.csv``; returns the path written (none for an empty table)."""
-    if table.empty:
-        return []
-    write_table(Path(folder) / FILE, table)
-    return [Path(folder) / FILE]
+    return saved.write(Path(folder) / FILE, table)
 
 
 def _typed(table: pd.DataFrame) -> pd.DataFrame:

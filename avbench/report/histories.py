@@ -13,8 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from avbench.results import write_table
-from avbench.validation import DataError
+from avbench.report import saved
 
 #: The file a report's ``data/`` folder keeps the histories in.
 FILE = "histories.csv"
@@ -35,19 +34,9 @@ def from_units(units: list[dict[str, Any]]) -> pd.DataFrame:
 
 def read(folder: Path) -> pd.DataFrame:
     """The histories a report saved in ``folder`` (its ``data/``); empty when it saved none."""
-    path = Path(folder) / FILE
-    if not path.exists():
-        return _typed(pd.DataFrame(columns=COLUMNS))
-    try:
-        table = pd.read_csv(path, dtype={c: str for c in KEY[:4]}, keep_default_na=False,
-                            na_values={v: [""] for v in VALUES})
-        missing = [c for c in KEY if c not in table.columns]
-        if missing:
-            raise ValueError(f"the columns {', '.join(missing)} are missing")
-        return _typed(table.reindex(columns=COLUMNS))
-    except (ValueError, TypeError, pd.errors.ParserError) as exc:  # ParserError is a ValueError; named for clarity
-        raise DataError(f"{path}: not an avbench histories table ({str(exc).splitlines()[0]}); expected the "
-                        f"columns {', '.join(COLUMNS)} with numbers for seed, epoch and the values.") from None
+    return saved.read(Path(folder) / FILE, COLUMNS, required=KEY, text=KEY[:4], typed=_typed,
+                      expected=f"the columns {', '.join(COLUMNS)} with numbers for seed, epoch and the values",
+                      na_values={v: [""] for v in VALUES})
 
 
 def load(units: list[dict[str, Any]], folder: Path) -> pd.DataFrame:
@@ -57,10 +46,7 @@ def load(units: list[dict[str, Any]], folder: Path) -> pd.DataFrame:
 
 def write(folder: Path, table: pd.DataFrame) -> list[Path]:
     """Saves ``table`` to ``folder/histories.csv``; returns the path written (none for an empty table)."""
-    if table.empty:
-        return []
-    write_table(Path(folder) / FILE, table)
-    return [Path(folder) / FILE]
+    return saved.write(Path(folder) / FILE, table)
 
 
 def _typed(table: pd.DataFrame) -> pd.DataFrame:
