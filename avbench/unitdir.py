@@ -227,15 +227,15 @@ class UnitDir:
     def read_eval(self, key: str) -> EvalRecord:
         return EvalRecord.from_json(read_json(self.eval_file(key)))
 
-    def write_eval(self, key: str, record: EvalRecord, clip_ids: np.ndarray | None = None,
-                   probs: np.ndarray | None = None) -> None:
-        """Writes an evaluation: its record, then (for an ``ok`` one) its per-clip probabilities.  Older
-        probabilities go first, so a kill after the record never leaves it beside another record's."""
+    def write_eval(self, key: str, record: EvalRecord, probs: np.ndarray | None = None) -> None:
+        """Writes an evaluation: its record, then (for an ``ok`` one) its per-clip probabilities, in the order
+        of the record's clips.  Older probabilities go first, so a kill after the record never leaves it
+        beside another record's."""
         self.probability_file(key).unlink(missing_ok=True)
         write_json(self.eval_file(key), record.to_json())
         crash_point("evaluation-record")
         if probs is not None:
-            write_npz(self.probability_file(key), clip_id=np.asarray(clip_ids).astype(str),
+            write_npz(self.probability_file(key), clip_id=np.asarray(record.predictions["clip_id"]).astype(str),
                       probs=np.asarray(probs, dtype=np.float32))
 
     def read_probabilities(self, key: str) -> tuple[np.ndarray, np.ndarray]:

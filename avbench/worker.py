@@ -222,7 +222,7 @@ class Worker:
             record, probs = self.evaluate_condition(model, c, rows, norm)
             if self.dir.eval_file(c.key).exists():
                 record = self._rescored(c, record)
-            self.dir.write_eval(c.key, record, self.store.manifest["clip_id"].to_numpy()[rows], probs)
+            self.dir.write_eval(c.key, record, probs)
             crash_point("evaluation")
             records.append(record)
         return records
@@ -243,15 +243,16 @@ class Worker:
         start = time.perf_counter()
         scored = predict(model, self.store, rows, profile=self.profile, device=self.device,
                          condition=condition, trial_seed=self.unit.seed, norm=norm)
+        clip_ids = self.store.manifest["clip_id"].to_numpy()[rows]
         bad = ~np.isfinite(scored.probs).all(axis=1)
         if bad.any():  # an arg-max of NaN logits is class 0: a score of a model that computed nothing
-            ids = self.store.manifest["clip_id"].to_numpy()[rows][bad]
+            ids = clip_ids[bad]
             raise DataError(f"{self.unit.title} under {condition.key}: the model's outputs are not finite (NaN or "
                             f"inf) for {int(bad.sum())} of {len(rows)} test clips (e.g. {ids[0]}), so no score is "
                             f"recorded. A model that overflows in --precision fp16 may need bf16 or fp32.")
         metrics = f1_scores(scored.label, scored.pred) | calibration_metrics(scored.probs, scored.label, scored.pred)
         return replace(record, status="ok", reason="", metrics=metrics, seconds=time.perf_counter() - start,
-                       predictions={"clip_id": self.store.manifest["clip_id"].to_numpy()[rows].tolist(),
+                       predictions={"clip_id": clip_ids.tolist(),
                                     "label": scored.label.tolist(), "pred": scored.pred.tolist()}), scored.probs
 
     def _rescored(self, c: Condition, new: EvalRecord) -> EvalRecord:

@@ -148,7 +148,7 @@ def test_a_record_written_after_a_kill_never_sits_beside_older_probabilities(tin
 
     d = UnitDir(tmp_path, UnitKey("c", "smoke", "mult", "default", {}, "optimized", 0))
     record = EvalRecord("full", None, {}, "ok", {"micro_f1": 0.5}, predictions={"clip_id": ["a"], "pred": [0]})
-    d.write_eval("full", record, np.array(["a"]), np.array([[0.6, 0.4]]))
+    d.write_eval("full", record, np.array([[0.6, 0.4]]))
     assert d.scored("full")
 
     def killed(*args, **kwargs):
@@ -156,7 +156,7 @@ def test_a_record_written_after_a_kill_never_sits_beside_older_probabilities(tin
 
     monkeypatch.setattr(avbench.unitdir, "write_npz", killed)
     with pytest.raises(KeyboardInterrupt):
-        d.write_eval("full", record, np.array(["a"]), np.array([[0.3, 0.7]]))
+        d.write_eval("full", record, np.array([[0.3, 0.7]]))
     assert d.eval_file("full").exists() and not d.scored("full")
 
 

@@ -28,26 +28,16 @@ _HOME = {
     **dict.fromkeys(["MissingExtra"], "extra"),
     **dict.fromkeys(["ALTERNATIVES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "COLUMNS", "CORRECTIONS",
                      "CORRECTION_NAMES", "INTERVALS", "MIN_BOOTSTRAP_TRIALS", "MIN_TRIALS", "PairedTest", "TESTS",
-                     "TooFewTrialsWarning",
-                     "bootstrap_interval", "check_interval", "compare", "compare_all", "correct", "paired_arrays",
-                     "paired_scores", "paired_test", "significance_mark", "summarize"], "paired"),
+                     "TooFewTrialsWarning", "bootstrap_interval", "check_interval", "compare", "compare_all",
+                     "correct", "paired_arrays", "paired_scores", "paired_test", "significance_mark", "summarize"],
+                    "paired"),
     **dict.fromkeys(["DEFAULT_EFFECT", "POWER_COLUMNS", "add_power", "check_effect", "minimum_detectable_difference",
                      "power_summary", "trials_needed", "underpowered_message"], "power"),
     **dict.fromkeys(["MIN_BLOCKS", "MIN_MODELS", "Ranking", "critical_difference", "iman_davenport",
                      "rank_models"], "ranking"),
 }
 
-__all__ = [
-    "ALTERNATIVES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "COLUMNS", "CORRECTION_NAMES", "CORRECTIONS",
-    "DEFAULT_EFFECT", "DEFAULT_ROPE", "ECE_BINS", "INTERVALS", "MIN_BLOCKS", "MIN_BOOTSTRAP_TRIALS", "MIN_MODELS",
-    "MIN_TRIALS", "POWER_COLUMNS", "TESTS", "BayesComparison", "MissingExtra", "PairedTest", "Ranking",
-    "TooFewTrialsWarning", "add_power", "bootstrap_interval", "brier_score", "calibration_gap",
-    "calibration_metrics", "check_effect", "check_interval", "check_rope", "compare", "compare_all", "correct",
-    "correlated_t", "critical_difference", "equal_mass_bins", "expected_calibration_error", "iman_davenport",
-    "minimum_detectable_difference", "negative_log_likelihood", "paired_arrays", "paired_scores", "paired_test",
-    "power_summary", "rank_models", "reliability", "signed_rank", "significance_mark", "summarize", "t_posterior",
-    "trials_needed", "underpowered_message"
-]
+__all__ = sorted(_HOME)
 
 
 def __getattr__(name: str) -> Any:
