@@ -41,6 +41,15 @@ def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
 
 
+def family_levels(table: pd.DataFrame) -> pd.Series:
+    """The level set of each (protocol, condition family) of ``table``: the sorted levels its rows were scored
+    at, over every unit (the set a family's AUC is a mean over, and the set the report names beside it).
+    Conditions without levels have no entry."""
+    finite = table[np.isfinite(table["level"].astype(float))]
+    return (finite.groupby(["protocol", "condition"], observed=True)["level"]
+            .agg(lambda x: tuple(sorted(set(x.astype(float))))))
+
+
 def robustness_summary(table: pd.DataFrame, metric: str = "micro_f1") -> pd.DataFrame:
     """Area under the score-vs-level curve and relative robustness, as tidy rows.
 
@@ -73,8 +82,7 @@ def robustness_summary(table: pd.DataFrame, metric: str = "micro_f1") -> pd.Data
 
     rows: list[dict] = []
     scored = t[t["condition"] != "full"]
-    # the level set of each (protocol, family), as the report names it (avbench.report.rundata.level_sets)
-    level_set = scored.dropna(subset=["level"]).groupby(["protocol", "condition"])["level"].agg(frozenset)
+    level_set = family_levels(scored)
     for key, g in scored.groupby(unit_key + ["protocol", "condition"], sort=True, dropna=False):
         base = dict(zip(unit_key + ["protocol", "condition"], key))
         ref = clean(tuple(key[:len(unit_key) + 1]))
@@ -83,7 +91,7 @@ def robustness_summary(table: pd.DataFrame, metric: str = "micro_f1") -> pd.Data
             for level, value in zip(g["level"], g["value"]):
                 rows.append({**base, "level": level, "metric": f"relative_{metric}", "value": value / ref})
         curve = g.dropna(subset=["level"]).groupby("level")["value"].mean().sort_index()
-        if len(curve) >= 2 and frozenset(curve.index) == level_set.get((base["protocol"], base["condition"])):
+        if len(curve) >= 2 and tuple(curve.index) == level_set.get((base["protocol"], base["condition"])):
             x, y = curve.index.to_numpy(float), curve.to_numpy(float)
             auc = _trapezoid(x, y) / (x[-1] - x[0])
             rows.append({**base, "level": np.nan, "metric": f"auc_{metric}", "value": auc})

@@ -21,6 +21,7 @@ import pandas as pd
 from avbench.provenance import describe_machine
 from avbench.report.confidences import load as load_confidences
 from avbench.report.histories import load as load_histories
+from avbench.robustness import family_levels
 from avbench.results import (COLUMNS, PRETRAINED, WEIGHTS_VARIANT_PREFIX, corpus_id, load_results, parse_corpus_id,
                              read_json)
 
@@ -181,10 +182,7 @@ def level_sets(raw: pd.DataFrame) -> pd.Series:
     An AUC is a mean over a family's levels, so AUCs over different level sets are different
     quantities: rows keep their level set, protocols with identical sets share them, and aggregates
     group by it (:func:`_dedupe`, Table R1, the curve figures)."""
-    levels = raw["level"].astype(float)
-    finite = raw[np.isfinite(levels)]
-    sets = (finite.groupby(["protocol", "condition"], observed=True)["level"]
-            .agg(lambda x: ",".join(f"{v:.10g}" for v in sorted(set(x.astype(float))))))
+    sets = family_levels(raw).map(lambda levels: ",".join(f"{v:.10g}" for v in levels))
     key = pd.MultiIndex.from_frame(raw[["protocol", "condition"]].astype(str))
     sets.index = pd.MultiIndex.from_tuples([tuple(map(str, k)) for k in sets.index], names=["protocol", "condition"])
     found = sets.reindex(key).to_numpy(dtype=object)
